@@ -1,0 +1,64 @@
+"""One typed configuration surface: defaults here, deployment values from the environment.
+
+Reading the environment happens when ``Settings.from_env()`` is called, never at import,
+so importing this module (as the DAG file does at parse time) has no side effects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = Path(__file__).resolve().parent
+NLTK_DATA_DIR = PACKAGE_DIR / "nltk_data"
+
+DEFAULT_REVIEWS_PATH = PROJECT_ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv.gz"
+LOCAL_STATE_DIR = PROJECT_ROOT / ".local"
+
+REGISTERED_MODEL_NAME = "customer-sentiment-analysis"
+EXPERIMENT_NAME = "sentiment-retrain"
+CHAMPION_ALIAS = "champion"
+CHALLENGER_ALIAS = "challenger"
+
+DEFAULT_SCHEDULE = "0 3 * * 1"  # Mondays 03:00 UTC
+DEFAULT_PROMOTION_FLOOR = 0.85
+DEFAULT_MAX_TOKENS = 3000
+DEFAULT_SEQUENCE_LENGTH = 120
+SPLIT_SEED = 42
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings, each overridable by the environment variable named beside it."""
+
+    reviews_path: Path  # REVIEWS_PATH
+    artifact_root: Path  # SENTIMENT_ARTIFACT_ROOT
+    tracking_uri: str  # MLFLOW_TRACKING_URI
+    experiment_name: str  # SENTIMENT_EXPERIMENT
+    model_name: str  # SENTIMENT_MODEL_NAME
+    mlflow_ui_url: str  # MLFLOW_UI_URL (links shown in the Airflow UI)
+    schedule: str  # SENTIMENT_SCHEDULE
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: ``os.environ``)."""
+        env = dict(os.environ if env is None else env)
+        return cls(
+            reviews_path=Path(env.get("REVIEWS_PATH", str(DEFAULT_REVIEWS_PATH))),
+            artifact_root=Path(
+                env.get("SENTIMENT_ARTIFACT_ROOT", str(LOCAL_STATE_DIR / "artifacts"))
+            ),
+            tracking_uri=env.get("MLFLOW_TRACKING_URI") or default_tracking_uri(),
+            experiment_name=env.get("SENTIMENT_EXPERIMENT", EXPERIMENT_NAME),
+            model_name=env.get("SENTIMENT_MODEL_NAME", REGISTERED_MODEL_NAME),
+            mlflow_ui_url=env.get("MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
+            schedule=env.get("SENTIMENT_SCHEDULE", DEFAULT_SCHEDULE),
+        )
+
+
+def default_tracking_uri() -> str:
+    """The embedded MLflow store used when ``MLFLOW_TRACKING_URI`` is unset: SQLite under .local/."""
+    return f"sqlite:///{LOCAL_STATE_DIR / 'mlflow' / 'mlflow.db'}"
+

@@ -1,0 +1,246 @@
+"""Ingest: read reviews from a file or a PostgreSQL table, validate, write a Parquet snapshot."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from review_sentiment import schema
+from review_sentiment.artifacts import atomic_file, write_json
+from review_sentiment.errors import DataContractError
+from review_sentiment.validate import DEFAULT_MIN_ROWS, validate_reviews
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_NAME = "reviews.parquet"
+REPORT_NAME = "ingest.json"
+DEFAULT_TABLE = "reviews"
+_PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
+
+
+def is_postgres_source(source: str) -> bool:
+    """True when ``source`` is a PostgreSQL URL rather than a file path."""
+    return urlsplit(str(source)).scheme in _PG_SCHEMES
+
+
+def split_postgres_source(source: str) -> tuple[str, str]:
+    """Split ``postgresql://…/db?table=name`` into a libpq URL and a table name."""
+    parts = urlsplit(source)
+    query = parse_qs(parts.query)
+    table = query.pop("table", [DEFAULT_TABLE])[-1]
+    scheme = "postgresql" if parts.scheme == "postgresql+psycopg2" else parts.scheme
+    dsn = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
+    return dsn, table
+
+
+def read_file(path: str | Path) -> pd.DataFrame:
+    """Read a CSV (optionally gzip) or Parquet file in the original schema, cells as text.
+
+    Raises:
+        DataContractError: the file is missing, empty, not UTF-8 or not parseable.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataContractError([f"file not found: {path}"], str(path))
+    try:
+        if path.suffix == ".parquet":
+            raw = pd.read_parquet(path)
+        else:
+            # Everything as text: the contract check owns type conversion and its messages.
+            raw = pd.read_csv(
+                path,
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8-sig",
+                on_bad_lines="error",
+            )
+    except pd.errors.EmptyDataError:
+        raise DataContractError(["the file is empty"], str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise DataContractError([f"not valid UTF-8 at byte {exc.start}"], str(path)) from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataContractError([f"cannot parse: {first_line}"], str(path)) from None
+    return raw.rename(columns=schema.ORIGINAL_TO_CANONICAL)
+
+
+def read_table(
+    source: str, start: datetime | None = None, end: datetime | None = None
+) -> pd.DataFrame:
+    """Read reviews from a PostgreSQL table, optionally only ``start <= ingested_at < end``.
+
+    Args:
+        source: ``postgresql://user@host:port/db?table=name`` (table defaults to ``reviews``).
+        start: Inclusive lower bound on ``ingested_at``.
+        end: Exclusive upper bound on ``ingested_at``.
+
+    Raises:
+        DataContractError: the table does not exist or cannot be read.
+    """
+    import pandas as pd
+    import psycopg2
+    from psycopg2 import sql
+
+    dsn, table = split_postgres_source(source)
+    conditions, params = [], []
+    if start is not None:
+        conditions.append(sql.SQL("ingested_at >= %s"))
+        params.append(start)
+    if end is not None:
+        conditions.append(sql.SQL("ingested_at < %s"))
+        params.append(end)
+    query = sql.SQL("SELECT {cols} FROM {table}{where} ORDER BY review_id").format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in schema.COLUMNS),
+        table=sql.Identifier(*table.split(".")),
+        where=sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL(""),
+    )
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        try:
+            cur.execute(query, params)
+        except (psycopg2.errors.UndefinedTable, psycopg2.errors.InsufficientPrivilege) as exc:
+            reason = exc.pgerror.strip().splitlines()[0] if exc.pgerror else str(exc)
+            raise DataContractError([reason], f"table {table}") from None
+        rows = cur.fetchall()
+    frame = pd.DataFrame(rows, columns=list(schema.COLUMNS))
+    if frame.empty:
+        raise DataContractError(["no rows in the requested interval"], f"table {table}")
+    return frame
+
+
+def ingest(
+    source: str | Path,
+    output_dir: str | Path,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    sample_fraction: float = 1.0,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    seed: int = 42,
+) -> Path:
+    """Read, validate and snapshot the reviews; return the snapshot's path.
+
+    Args:
+        source: A CSV/Parquet path or a ``postgresql://`` URL with ``?table=``.
+        output_dir: Folder for ``reviews.parquet`` and ``ingest.json``.
+        start: Inclusive lower bound on ``ingested_at`` (table sources only).
+        end: Exclusive upper bound on ``ingested_at`` (table sources only).
+        sample_fraction: Keep this share of each class, for quick runs.
+        min_rows: Fewest usable rows (checked after sampling).
+        seed: Seed for the sample.
+
+    Returns:
+        Path of the Parquet snapshot.
+
+    Raises:
+        DataContractError: the input breaks the contract; nothing is written.
+    """
+    source_name = str(source)
+    if is_postgres_source(source_name):
+        raw = read_table(source_name, start, end)
+        source_name = _redact(source_name)
+    else:
+        if start is not None or end is not None:
+            raise DataContractError(["an ingested_at interval needs a table source"], source_name)
+        raw = read_file(source)
+    if not 0.0 < sample_fraction <= 1.0:
+        raise DataContractError([f"sample_fraction must be in (0, 1], got {sample_fraction}"])
+    reviews, report = validate_reviews(raw, source=source_name, min_rows=0 if sample_fraction < 1 else min_rows)
+    if sample_fraction < 1.0:
+        reviews = (
+            reviews.groupby(schema.LABEL, group_keys=False)
+            .sample(frac=sample_fraction, random_state=seed)
+            .sort_values(schema.ID)
+            .reset_index(drop=True)
+        )
+        reviews, report = validate_reviews(reviews, source=f"{source_name} (sampled)", min_rows=min_rows)
+    output_dir = Path(output_dir)
+    snapshot = output_dir / SNAPSHOT_NAME
+    with atomic_file(snapshot) as tmp:
+        reviews.to_parquet(tmp, index=False)
+    write_json(output_dir / REPORT_NAME, {"source": source_name, **asdict(report)})
+    log.info(
+        "ingested %d reviews from %s (%d without text dropped)",
+        report.rows_out,
+        source_name,
+        report.dropped_no_text,
+    )
+    return snapshot
+
+
+def load_table(path: str | Path, source: str, ingested_at: datetime | None = None) -> int:
+    """Create the table if needed and upsert the file's reviews into it, keyed on review id.
+
+    Re-running with the same file changes nothing; a changed row gets the new values and a new
+    ``ingested_at``. Rows without text are loaded too: ingest drops and counts them.
+
+    Args:
+        path: A CSV/Parquet file in the original schema.
+        source: ``postgresql://user@host:port/db?table=name``.
+        ingested_at: Timestamp for new or changed rows (default: now).
+
+    Returns:
+        The number of rows inserted or changed.
+    """
+    import psycopg2
+    from psycopg2 import sql
+    from psycopg2.extras import execute_values
+
+    reviews, _ = validate_reviews(read_file(path), source=str(path), min_rows=0, keep_empty_text=True)
+    dsn, table = split_postgres_source(source)
+    ident = sql.Identifier(*table.split("."))
+    int_cols = set(schema.INTEGER_COLUMNS)
+    col_defs = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(
+            sql.Identifier(c),
+            sql.SQL("bigint PRIMARY KEY" if c == schema.ID else ("integer" if c in int_cols else "text")),
+        )
+        for c in schema.COLUMNS
+    )
+    create = sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {t} ({cols}, ingested_at timestamptz NOT NULL DEFAULT now())"
+    ).format(t=ident, cols=col_defs)
+    others = [c for c in schema.COLUMNS if c != schema.ID]
+    upsert = sql.SQL(
+        "INSERT INTO {t} ({cols}, ingested_at) VALUES %s ON CONFLICT ({key}) DO UPDATE SET "
+        "{sets}, ingested_at = EXCLUDED.ingested_at WHERE ({old}) IS DISTINCT FROM ({new}) RETURNING 1"
+    ).format(
+        t=ident,
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in schema.COLUMNS),
+        key=sql.Identifier(schema.ID),
+        sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others),
+        old=sql.SQL(", ").join(sql.SQL("{t}.{c}").format(t=ident, c=sql.Identifier(c)) for c in others),
+        new=sql.SQL(", ").join(sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others),
+    )
+    stamp = ingested_at or datetime.now().astimezone()
+    records = [
+        tuple(None if _is_na(v) else (int(v) if c in int_cols else v) for c, v in zip(schema.COLUMNS, row))
+        + (stamp,)
+        for row in reviews.loc[:, list(schema.COLUMNS)].itertuples(index=False, name=None)
+    ]
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(create)
+        changed = execute_values(cur, upsert, records, page_size=1000, fetch=True)
+    return len(changed)
+
+
+def _is_na(value: object) -> bool:
+    import pandas as pd
+
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

@@ -1,0 +1,35 @@
+"""Evaluation metrics shared by training, registration and reports."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+# The not-recommended class is the rare one (about 18%), and the one the business acts on.
+MINORITY_LABEL = 0
+
+
+def binary_metrics(
+    y_true: Sequence[int] | np.ndarray, probability: Sequence[float] | np.ndarray, threshold: float = 0.5
+) -> dict[str, float]:
+    """ROC AUC, accuracy and F1 of the not-recommended class.
+
+    A non-finite probability (a diverged model) gives NaN for every metric, which the
+    promotion gate treats as a failure.
+    """
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(probability, dtype=float).reshape(-1)
+    if len(p) != len(y):
+        raise ValueError(f"{len(p)} probabilities for {len(y)} labels")
+    if len(y) == 0 or not np.all(np.isfinite(p)) or len(np.unique(y)) < 2:
+        return {"roc_auc": math.nan, "accuracy": math.nan, "f1_not_recommended": math.nan}
+    predicted = (p >= threshold).astype(int)
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "accuracy": float(accuracy_score(y, predicted)),
+        "f1_not_recommended": float(f1_score(y, predicted, pos_label=MINORITY_LABEL, zero_division=0)),
+    }

@@ -1,0 +1,204 @@
+"""Tokenize: de-duplicate, split (stratified, seeded), fit TextVectorization on train only."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from review_sentiment import schema
+from review_sentiment.artifacts import atomic_file, read_json, write_json
+from review_sentiment.config import DEFAULT_MAX_TOKENS, DEFAULT_SEQUENCE_LENGTH, SPLIT_SEED
+from review_sentiment.errors import DataContractError
+from review_sentiment.preprocess import CLEAN, SETTINGS_NAME
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+VOCABULARY_NAME = "vocabulary.json"
+SPLITS = ("train", "validation", "test")
+# Columns kept beside each split: raw text for end-to-end evaluation, slices for reports.
+SPLIT_COLUMNS = (
+    schema.ID, schema.TITLE, schema.TEXT, "rating", "department_name", CLEAN, schema.LABEL,
+)  # fmt: skip
+
+
+def text_hash(texts: pd.Series) -> pd.Series:
+    """Stable SHA-1 of each text, to prove that no text sits in two splits."""
+    return texts.map(lambda t: hashlib.sha1(t.encode("utf-8")).hexdigest())
+
+
+def split_frame(
+    frame: pd.DataFrame, fractions: tuple[float, float] = (0.1, 0.1), seed: int = SPLIT_SEED
+) -> dict[str, pd.DataFrame]:
+    """Drop duplicate and empty texts, then split train/validation/test, stratified by label.
+
+    Args:
+        frame: Preprocessed reviews with ``clean_text`` and the label.
+        fractions: Shares of validation and test.
+        seed: Seed of the split; the same input and seed give the same split.
+
+    Raises:
+        DataContractError: too few rows of a class to stratify.
+    """
+    from sklearn.model_selection import train_test_split
+
+    # Duplicates are decided on the model's input, so two raw texts that clean to the same
+    # tokens cannot land in different splits.
+    frame = frame.sort_values(schema.ID, kind="stable")
+    usable = frame[frame[CLEAN].str.len() > 0].drop_duplicates(subset=CLEAN, keep="first")
+    val_frac, test_frac = fractions
+    try:
+        train, rest = train_test_split(
+            usable, test_size=val_frac + test_frac, stratify=usable[schema.LABEL], random_state=seed
+        )
+        validation, test = train_test_split(
+            rest,
+            test_size=test_frac / (val_frac + test_frac),
+            stratify=rest[schema.LABEL],
+            random_state=seed,
+        )
+    except ValueError as exc:
+        raise DataContractError([f"cannot make a stratified split: {exc}"]) from None
+    return {
+        name: part.loc[:, list(SPLIT_COLUMNS)].reset_index(drop=True)
+        for name, part in zip(SPLITS, (train, validation, test), strict=True)
+    }
+
+
+def make_vectorizer(vocabulary: list[str], sequence_length: int) -> Any:
+    """A Keras ``TextVectorization`` layer fixed to ``vocabulary`` (pad and OOV first)."""
+    from keras.layers import TextVectorization
+
+    return TextVectorization(
+        max_tokens=len(vocabulary),
+        standardize=None,  # the text is already cleaned
+        split="whitespace",
+        output_sequence_length=sequence_length,
+        vocabulary=vocabulary,
+    )
+
+
+def fit_vocabulary(texts: list[str], max_tokens: int) -> list[str]:
+    """Fit ``TextVectorization`` on ``texts``; return its vocabulary (pad, OOV, then tokens)."""
+    import numpy as np
+    from keras.layers import TextVectorization
+
+    layer = TextVectorization(max_tokens=max_tokens, standardize=None, split="whitespace")
+    layer.adapt(np.asarray(texts, dtype=object))
+    return [str(token) for token in layer.get_vocabulary()]
+
+
+def encode(texts: list[str], vocabulary: list[str], sequence_length: int) -> np.ndarray:
+    """Integer sequences of ``texts``, padded or cut to ``sequence_length``."""
+    import numpy as np
+
+    if not texts:
+        return np.zeros((0, sequence_length), dtype=np.int32)
+    layer = make_vectorizer(vocabulary, sequence_length)
+    return np.asarray(layer(np.asarray(texts, dtype=object)), dtype=np.int32)
+
+
+def tokenize(
+    input_path: str | Path,
+    output_dir: str | Path,
+    *,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    sequence_length: int = DEFAULT_SEQUENCE_LENGTH,
+    seed: int = SPLIT_SEED,
+) -> Path:
+    """Split the cleaned reviews and write vocabulary, sequences and labels of each split.
+
+    Every file is written atomically and the manifest last, so a manifest on disk means
+    a complete output.
+
+    Returns:
+        Path of ``manifest.json``, which names every file written (relative to itself).
+    """
+    import numpy as np
+    import pandas as pd
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    input_path = Path(input_path)
+    output_dir = Path(output_dir)
+    frame = pd.read_parquet(input_path)
+    splits = split_frame(frame, seed=seed)
+    vocabulary = fit_vocabulary(splits["train"][CLEAN].tolist(), max_tokens)
+    # Copied beside the vocabulary so this folder alone describes the model's input.
+    write_json(output_dir / SETTINGS_NAME, read_json(input_path.parent / SETTINGS_NAME))
+    write_json(
+        output_dir / VOCABULARY_NAME,
+        {"tokens": vocabulary, "max_tokens": max_tokens, "sequence_length": sequence_length},
+    )
+    files: dict[str, dict[str, str]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for name, part in splits.items():
+        x = encode(part[CLEAN].tolist(), vocabulary, sequence_length)
+        y = part[schema.LABEL].to_numpy(dtype=np.int8)
+        paths = {
+            "frame": output_dir / f"{name}.parquet",
+            "x": output_dir / f"{name}_x.npy",
+            "y": output_dir / f"{name}_y.npy",
+        }
+        with atomic_file(paths["frame"]) as tmp:
+            part.to_parquet(tmp, index=False)
+        for key, array in (("x", x), ("y", y)):
+            with atomic_file(paths[key]) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, array, allow_pickle=False)
+        files[name] = {k: v.name for k, v in paths.items()}
+        counts[name] = {str(k): int(v) for k, v in part[schema.LABEL].value_counts().items()}
+    manifest = {
+        "vocabulary": VOCABULARY_NAME,
+        "preprocess_settings": SETTINGS_NAME,
+        "splits": files,
+        "label_counts": counts,
+        "rows_in": len(frame),
+        "duplicates_or_empty_dropped": len(frame) - sum(len(p) for p in splits.values()),
+        "vocabulary_size": len(vocabulary),
+        "sequence_length": sequence_length,
+        "seed": seed,
+    }
+    log.info("tokenized %s", {k: len(v) for k, v in splits.items()})
+    return write_json(output_dir / MANIFEST_NAME, manifest)
+
+
+class Tokenized:
+    """Read access to a tokenize output folder through its manifest."""
+
+    def __init__(self, manifest_path: str | Path) -> None:
+        self.manifest_path = Path(manifest_path)
+        self.root = self.manifest_path.parent
+        self.manifest: dict[str, Any] = read_json(self.manifest_path)
+
+    def path(self, name: str) -> Path:
+        """Absolute path of a file named in the manifest."""
+        return self.root / name
+
+    @property
+    def vocabulary_path(self) -> Path:
+        return self.path(self.manifest["vocabulary"])
+
+    @property
+    def settings_path(self) -> Path:
+        return self.path(self.manifest["preprocess_settings"])
+
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sequences and labels of ``split``."""
+        import numpy as np
+
+        files = self.manifest["splits"][split]
+        x = np.load(self.path(files["x"]), allow_pickle=False)
+        y = np.load(self.path(files["y"]), allow_pickle=False)
+        return x, y
+
+    def frame(self, split: str) -> pd.DataFrame:
+        """The rows of ``split`` with raw and cleaned text."""
+        import pandas as pd
+
+        return pd.read_parquet(self.path(self.manifest["splits"][split]["frame"]))

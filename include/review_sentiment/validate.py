@@ -1,0 +1,121 @@
+"""The data contract, checked on a raw frame before anything is written downstream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from review_sentiment import schema
+from review_sentiment.errors import DataContractError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_MIN_ROWS = 200
+DEFAULT_MIN_MINORITY_FRACTION = 0.02
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What validation kept and dropped."""
+
+    rows_in: int
+    rows_out: int
+    dropped_no_text: int
+    label_counts: dict[int, int]
+
+
+def validate_reviews(
+    raw: pd.DataFrame,
+    *,
+    source: str = "input",
+    min_rows: int = DEFAULT_MIN_ROWS,
+    min_minority_fraction: float = DEFAULT_MIN_MINORITY_FRACTION,
+    keep_empty_text: bool = False,
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Check ``raw`` (canonical column names, string cells) and return a typed frame.
+
+    Rows without review text are dropped and counted; every other violation is collected
+    and raised together.
+
+    Args:
+        raw: Frame with canonical column names and string (or missing) cells.
+        source: Name of the input, used in the error message.
+        min_rows: Fewest rows with text that make a usable training set.
+        min_minority_fraction: Smallest share the rarer label may have.
+        keep_empty_text: Keep rows without review text (for loading a raw table).
+
+    Returns:
+        The typed frame (integer columns as ``Int64``, text as ``str``) and a report.
+
+    Raises:
+        DataContractError: listing every violation found.
+    """
+    import pandas as pd
+
+    violations: list[str] = []
+    present = list(raw.columns)
+    missing = [c for c in schema.COLUMNS if c not in present]
+    extra = [c for c in present if c not in schema.COLUMNS]
+    if missing:
+        violations.append("missing columns: " + ", ".join(_show(c) for c in missing))
+    if extra:
+        violations.append("unexpected columns: " + ", ".join(_show(c) for c in extra))
+    if missing:
+        raise DataContractError(violations, source)
+
+    df = raw.loc[:, list(schema.COLUMNS)].copy()
+    for col in schema.STRING_COLUMNS:
+        df[col] = df[col].fillna("").astype(str)
+    for col in schema.INTEGER_COLUMNS:
+        text = df[col].astype("string").str.strip()
+        blank = text.isna() | (text == "")
+        numbers = pd.to_numeric(text, errors="coerce")
+        bad = (~blank & numbers.isna()) | (numbers.notna() & (numbers % 1 != 0))
+        if bad.any():
+            sample = ", ".join(repr(v) for v in text[bad].head(3))
+            violations.append(f"column {_show(col)}: {int(bad.sum())} non-integer values (e.g. {sample})")
+        df[col] = numbers.where(~bad).round().astype("Int64")
+
+    label = df[schema.LABEL]
+    if label.isna().any():
+        violations.append(f"label {_show(schema.LABEL)}: {int(label.isna().sum())} missing values")
+    outside = label.notna() & ~label.isin([0, 1])
+    if outside.any():
+        values = sorted({int(v) for v in label[outside].unique()})[:5]
+        violations.append(f"label {_show(schema.LABEL)}: {int(outside.sum())} values outside {{0, 1}}: {values}")
+    ids = df[schema.ID]
+    if ids.isna().any():
+        violations.append(f"column {_show(schema.ID)}: {int(ids.isna().sum())} missing ids")
+    if ids.duplicated().any():
+        violations.append(f"column {_show(schema.ID)}: {int(ids.duplicated().sum())} duplicate ids")
+
+    has_text = (df[schema.TEXT].str.strip() != "") | keep_empty_text
+    kept = df[has_text]
+    dropped = int((~has_text).sum())
+    counts = {int(k): int(v) for k, v in kept[schema.LABEL].value_counts(dropna=True).items()}
+    if len(kept) < min_rows:
+        violations.append(f"only {len(kept)} rows with review text, need at least {min_rows}")
+    valid_counts = {k: v for k, v in counts.items() if k in (0, 1)}
+    if len(kept) and len(valid_counts) < 2:
+        violations.append(f"both classes must be present, found only {sorted(valid_counts) or 'none'}")
+    elif len(kept):
+        minority = min(valid_counts.values()) / sum(valid_counts.values())
+        if minority < min_minority_fraction:
+            violations.append(
+                f"minority class share {minority:.4f} is below the bound {min_minority_fraction}"
+            )
+    if violations:
+        raise DataContractError(violations, source)
+
+    kept = kept.reset_index(drop=True)
+    kept[schema.LABEL] = kept[schema.LABEL].astype("int8")
+    report = ValidationReport(
+        rows_in=len(df), rows_out=len(kept), dropped_no_text=dropped, label_counts=counts
+    )
+    return kept, report
+
+
+def _show(column: str) -> str:
+    original = schema.CANONICAL_TO_ORIGINAL.get(column)
+    return f"'{column}'" if original is None else f"'{original}'"
