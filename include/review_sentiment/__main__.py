@@ -15,7 +15,12 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from review_sentiment.config import DEFAULT_MAX_TOKENS, DEFAULT_PROMOTION_FLOOR, DEFAULT_SEQUENCE_LENGTH, Settings
+from review_sentiment.config import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_PROMOTION_FLOOR,
+    DEFAULT_SEQUENCE_LENGTH,
+    Settings,
+)
 from review_sentiment.errors import GateRefused, PipelineError
 
 EXIT_BAD_INPUT = 2
@@ -42,8 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="stage", required=True)
 
     p = sub.add_parser("ingest", help="read, validate and snapshot reviews")
-    p.add_argument("--source", default=str(settings.reviews_path),
-                   help="CSV/Parquet path or postgresql://user@host:port/db?table=name (default: $REVIEWS_PATH)")
+    p.add_argument(
+        "--source",
+        default=str(settings.reviews_path),
+        help="CSV/Parquet path or postgresql://user@host:port/db?table=name (default: $REVIEWS_PATH)",
+    )
     p.add_argument("--start", type=_timestamp, help="inclusive lower bound on ingested_at (ISO 8601)")
     p.add_argument("--end", type=_timestamp, help="exclusive upper bound on ingested_at (ISO 8601)")
     p.add_argument("--sample-fraction", type=float, default=1.0)
@@ -92,8 +100,16 @@ def _run(args: argparse.Namespace) -> str:
     if args.stage == "ingest":
         from review_sentiment.ingest import ingest
 
-        return str(ingest(args.source, args.output, start=args.start, end=args.end,
-                          sample_fraction=args.sample_fraction, min_rows=args.min_rows))
+        return str(
+            ingest(
+                args.source,
+                args.output,
+                start=args.start,
+                end=args.end,
+                sample_fraction=args.sample_fraction,
+                min_rows=args.min_rows,
+            )
+        )
     if args.stage == "load-table":
         from review_sentiment.ingest import load_table
 
@@ -110,8 +126,11 @@ def _run(args: argparse.Namespace) -> str:
     if args.stage == "tokenize":
         from review_sentiment.tokenize import tokenize
 
-        return str(tokenize(args.input, args.output, max_tokens=args.max_tokens,
-                            sequence_length=args.sequence_length))
+        return str(
+            tokenize(
+                args.input, args.output, max_tokens=args.max_tokens, sequence_length=args.sequence_length
+            )
+        )
     if args.stage == "train":
         from review_sentiment.artifacts import write_json
         from review_sentiment.model import resolve_grid
@@ -122,17 +141,25 @@ def _run(args: argparse.Namespace) -> str:
         if args.point is not None:
             points = [points[args.point]]
         experiment_id = ensure_experiment(settings.experiment_name, settings.tracking_uri)
-        run_ids = [train(args.input, p, experiment_id=experiment_id, tracking_uri=settings.tracking_uri)
-                   for p in points]
+        run_ids = [
+            train(args.input, p, experiment_id=experiment_id, tracking_uri=settings.tracking_uri)
+            for p in points
+        ]
         write_json(args.output / "runs.json", {"run_ids": run_ids})
         return ",".join(run_ids)
     if args.stage == "register":
         from review_sentiment.artifacts import write_json
         from review_sentiment.register import register
 
-        result = register(args.runs.split(","), args.input, tracking_uri=settings.tracking_uri,
-                          model_name=settings.model_name, floor=args.floor,
-                          pipeline_run_id=args.pipeline_run_id, force=args.force)
+        result = register(
+            args.runs.split(","),
+            args.input,
+            tracking_uri=settings.tracking_uri,
+            model_name=settings.model_name,
+            floor=args.floor,
+            pipeline_run_id=args.pipeline_run_id,
+            force=args.force,
+        )
         write_json(args.output / "register.json", result.to_dict())
         if not result.promoted:
             raise GateRefused(f"version {result.version} registered but not promoted: {result.reason}")

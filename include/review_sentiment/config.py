@@ -47,9 +47,7 @@ class Settings:
         env = dict(os.environ if env is None else env)
         return cls(
             reviews_path=Path(env.get("REVIEWS_PATH", str(DEFAULT_REVIEWS_PATH))),
-            artifact_root=Path(
-                env.get("SENTIMENT_ARTIFACT_ROOT", str(LOCAL_STATE_DIR / "artifacts"))
-            ),
+            artifact_root=Path(env.get("SENTIMENT_ARTIFACT_ROOT", str(LOCAL_STATE_DIR / "artifacts"))),
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or default_tracking_uri(),
             experiment_name=env.get("SENTIMENT_EXPERIMENT", EXPERIMENT_NAME),
             model_name=env.get("SENTIMENT_MODEL_NAME", REGISTERED_MODEL_NAME),
@@ -61,4 +59,3 @@ class Settings:
 def default_tracking_uri() -> str:
     """The embedded MLflow store used when ``MLFLOW_TRACKING_URI`` is unset: SQLite under .local/."""
     return f"sqlite:///{LOCAL_STATE_DIR / 'mlflow' / 'mlflow.db'}"
-

@@ -73,9 +73,7 @@ def read_file(path: str | Path) -> pd.DataFrame:
     return raw.rename(columns=schema.ORIGINAL_TO_CANONICAL)
 
 
-def read_table(
-    source: str, start: datetime | None = None, end: datetime | None = None
-) -> pd.DataFrame:
+def read_table(source: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
     """Read reviews from a PostgreSQL table, optionally only ``start <= ingested_at < end``.
 
     Args:
@@ -153,7 +151,9 @@ def ingest(
         raw = read_file(source)
     if not 0.0 < sample_fraction <= 1.0:
         raise DataContractError([f"sample_fraction must be in (0, 1], got {sample_fraction}"])
-    reviews, report = validate_reviews(raw, source=source_name, min_rows=0 if sample_fraction < 1 else min_rows)
+    reviews, report = validate_reviews(
+        raw, source=source_name, min_rows=0 if sample_fraction < 1 else min_rows
+    )
     if sample_fraction < 1.0:
         reviews = (
             reviews.groupby(schema.LABEL, group_keys=False)
@@ -221,9 +221,14 @@ def load_table(path: str | Path, source: str, ingested_at: datetime | None = Non
         new=sql.SQL(", ").join(sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others),
     )
     stamp = ingested_at or datetime.now().astimezone()
+
+    def _cell(column: str, value: object) -> object:
+        if _is_na(value):
+            return None
+        return int(value) if column in int_cols else value
+
     records = [
-        tuple(None if _is_na(v) else (int(v) if c in int_cols else v) for c, v in zip(schema.COLUMNS, row))
-        + (stamp,)
+        (*(_cell(c, v) for c, v in zip(schema.COLUMNS, row, strict=True)), stamp)
         for row in reviews.loc[:, list(schema.COLUMNS)].itertuples(index=False, name=None)
     ]
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:

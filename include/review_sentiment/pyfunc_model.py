@@ -35,7 +35,7 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
         self._vectorizer = make_vectorizer(vocabulary["tokens"], vocabulary["sequence_length"])
         self._cleaner = cleaner_from_payload(read_json(context.artifacts[ARTIFACT_PREPROCESS]))
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001 - MLflow reads hints as a signature
+    def predict(self, context, model_input, params=None):
         import numpy as np
         import pandas as pd
 

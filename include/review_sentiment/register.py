@@ -63,12 +63,12 @@ def select_best_run(run_ids: list[str], tracking_uri: str | None = None) -> str:
     return max(scored)[1]
 
 
-def evaluate_model(model_uri: str, test: Any) -> dict[str, float]:
-    """Score the pyfunc at ``model_uri`` on the raw test texts, end to end."""
+def evaluate_model(uri: str, test: Any) -> dict[str, float]:
+    """Score the pyfunc at ``uri`` on the raw test texts, end to end."""
     import mlflow.pyfunc
     import pandas as pd
 
-    model = mlflow.pyfunc.load_model(model_uri)
+    model = mlflow.pyfunc.load_model(uri)
     request = pd.DataFrame(
         {
             schema.MODEL_TEXT_COLUMN: test[schema.TEXT].astype(str),
@@ -98,7 +98,10 @@ def gate(
         )
     if champion_auc is None:
         return True, f"no champion yet; candidate test ROC AUC {candidate_auc:.4f} >= floor {floor:.4f}"
-    return True, f"candidate test ROC AUC {candidate_auc:.4f} >= champion's {champion_auc:.4f} and floor {floor:.4f}"
+    return (
+        True,
+        f"candidate test ROC AUC {candidate_auc:.4f} >= champion's {champion_auc:.4f} and floor {floor:.4f}",
+    )
 
 
 def _find_version(mlflow_client: Any, model_name: str, run_id: str, pipeline_run_id: str | None) -> Any:
@@ -175,9 +178,7 @@ def register(
 
     if existing is None:
         tags = {TAG_PIPELINE_RUN: pipeline_run_id} if pipeline_run_id else {}
-        existing = mlflow.register_model(
-            candidate_uri, model_name, tags=tags, await_registration_for=300
-        )
+        existing = mlflow.register_model(candidate_uri, model_name, tags=tags, await_registration_for=300)
     version = str(existing.version)
     for key, value in candidate.items():
         mlflow_client.log_metric(best, f"test_{key}", value)
@@ -194,7 +195,9 @@ def register(
     mlflow_client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version)
     if promote:
         mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
-    mlflow_client.set_model_version_tag(model_name, version, TAG_DECISION, "promoted" if promote else "refused")
+    mlflow_client.set_model_version_tag(
+        model_name, version, TAG_DECISION, "promoted" if promote else "refused"
+    )
     log.info("version %s of %s: %s (%s)", version, model_name, "promoted" if promote else "refused", reason)
     return RegisterResult(
         model_name=model_name,
@@ -210,8 +213,14 @@ def register(
 
 def _result_from_tags(model_name: str, version: Any, reused: bool) -> RegisterResult:
     tags = version.tags
-    candidate = {k.removeprefix("candidate.test_"): float(v) for k, v in tags.items() if k.startswith("candidate.test_")}
-    champion = {k.removeprefix("champion.test_"): float(v) for k, v in tags.items() if k.startswith("champion.test_")}
+    candidate = {
+        k.removeprefix("candidate.test_"): float(v)
+        for k, v in tags.items()
+        if k.startswith("candidate.test_")
+    }
+    champion = {
+        k.removeprefix("champion.test_"): float(v) for k, v in tags.items() if k.startswith("champion.test_")
+    }
     champion_version = tags.get("champion.version")
     return RegisterResult(
         model_name=model_name,

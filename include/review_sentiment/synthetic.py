@@ -71,7 +71,7 @@ def write_synthetic_csv(path: str | Path, n: int = 2000, seed: int = 0) -> Path:
     header = list(ORIGINAL_TO_CANONICAL)
     with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow([""] + header[1:])
+        writer.writerow(["", *header[1:]])
         for row in synthetic_rows(n, seed):
             writer.writerow([row[h] for h in header])
     return path

@@ -83,7 +83,9 @@ def validate_reviews(
     outside = label.notna() & ~label.isin([0, 1])
     if outside.any():
         values = sorted({int(v) for v in label[outside].unique()})[:5]
-        violations.append(f"label {_show(schema.LABEL)}: {int(outside.sum())} values outside {{0, 1}}: {values}")
+        violations.append(
+            f"label {_show(schema.LABEL)}: {int(outside.sum())} values outside {{0, 1}}: {values}"
+        )
     ids = df[schema.ID]
     if ids.isna().any():
         violations.append(f"column {_show(schema.ID)}: {int(ids.isna().sum())} missing ids")
