@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline-run-id", help="makes a repeated call for the same run a no-op")
     p.add_argument("--force", action="store_true", help="promote even if the gate refuses")
     p.add_argument("--output", type=Path, required=True)
+
+    sub.add_parser("champion", help="print the champion version, its test metrics and the MLflow UI command")
     return parser
 
 
@@ -164,6 +166,10 @@ def _run(args: argparse.Namespace) -> str:
         if not result.promoted:
             raise GateRefused(f"version {result.version} registered but not promoted: {result.reason}")
         return f"{result.model_name} version {result.version} is {'champion'}"
+    if args.stage == "champion":
+        from review_sentiment.register import describe_champion
+
+        return describe_champion(settings.tracking_uri, settings.model_name)
     raise AssertionError(args.stage)
 
 

@@ -63,6 +63,27 @@ class GridPoint:
         return f"dim={self.embedding_dim} batch={self.batch_size}"
 
 
+def grid_point_json_schema() -> dict[str, Any]:
+    """JSON schema of one grid point, for the DAG's trigger-form validation."""
+    integer = {"type": "integer", "minimum": 1}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_.=-]+$"},
+            "embedding_dim": {**integer, "maximum": 1024},
+            "batch_size": {**integer, "maximum": 8192},
+            "max_epochs": {**integer, "maximum": 500},
+            "patience": {"type": "integer", "minimum": 0, "maximum": 50},
+            "architecture": {"type": "string", "enum": list(ARCHITECTURES)},
+            "dense_units": {**integer, "maximum": 1024},
+            "learning_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+            "seed": {"type": "integer"},
+        },
+    }
+
+
 # The seed notebook's grid: embedding dim paired with batch size.
 SEED_GRID: tuple[dict[str, Any], ...] = tuple(
     {"name": f"seed-dim{d}", "embedding_dim": d, "batch_size": d} for d in (32, 64, 128)

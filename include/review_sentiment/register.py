@@ -240,3 +240,34 @@ def require_promoted(result: RegisterResult) -> RegisterResult:
     if not result.promoted:
         raise GateRefused(f"version {result.version} not promoted: {result.reason}")
     return result
+
+
+def describe_champion(tracking_uri: str | None, model_name: str = REGISTERED_MODEL_NAME) -> str:
+    """A few lines on the current champion and how to browse it in the MLflow UI.
+
+    Raises:
+        GateRefused: there is no champion.
+    """
+    mlflow_client = client(tracking_uri)
+    version = _champion(mlflow_client, model_name)
+    if version is None:
+        raise GateRefused(f"{model_name} has no {CHAMPION_ALIAS} yet")
+    tags = version.tags
+    scores = ", ".join(
+        f"{k.removeprefix('candidate.test_')}={float(v):.4f}"
+        for k, v in sorted(tags.items())
+        if k.startswith("candidate.test_")
+    )
+    uri = tracking_uri or ""
+    browse = (
+        f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else f"open {uri} in a browser"
+    )
+    return "\n".join(
+        [
+            f"champion: {model_name} version {version.version} (run {version.run_id})",
+            f"test metrics: {scores}",
+            f"decision: {tags.get(TAG_REASON, '')}",
+            f"browse: {browse}",
+            f"load: mlflow.pyfunc.load_model('models:/{model_name}@{CHAMPION_ALIAS}')",
+        ]
+    )

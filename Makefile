@@ -1,0 +1,51 @@
+# Weekly review-sentiment retraining: Airflow DAG bundle + MLflow registry.
+# `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@command -v uv >/dev/null || $(PYTHON) -m pip install --quiet uv
+	uv venv --allow-existing -q -p $(PYTHON) $(VENV)
+	uv pip install -q -p $(PY) -r requirements.txt -r requirements-dev.txt
+	uv pip install -q -p $(PY) --no-deps -e .
+	@touch $@
+
+install: $(STAMP) ## Create .venv with the pinned set (uv)
+
+run: $(STAMP) ## The main job: the whole DAG once via `airflow dags test`, embedded stores, full data
+	scripts/run_local.sh
+
+smoke: $(STAMP) ## A quick run: 20% sample, two small grid points, few epochs
+	scripts/run_local.sh -c '$(shell cat scripts/smoke_conf.json)'
+
+test: $(STAMP) ## The whole suite (starts its own PostgreSQL and MLflow server)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## Fast tests only (no training, no servers)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## ruff format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+lock: ## Re-resolve requirements*.txt from requirements*.in (uv)
+	uv pip compile --universal --python-version 3.11 requirements.in -o requirements.txt
+	uv pip compile --universal --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+
+clean: ## Remove local state (.local: embedded Airflow DB, MLflow store, artifacts)
+	rm -rf .local
+
+.PHONY: help install run smoke test test-fast lint format lock clean

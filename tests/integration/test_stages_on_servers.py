@@ -1,0 +1,237 @@
+"""The stages end to end against a real PostgreSQL source and a real MLflow server.
+
+Runs on a sample of the real review file: load it into a table, ingest from the table,
+preprocess, tokenize, train a small grid, register, then check the gate, idempotency and
+that the champion scores raw text in a fresh process and behind ``mlflow models serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from review_sentiment.config import CHAMPION_ALIAS, Settings
+from review_sentiment.ingest import ingest, load_table
+from review_sentiment.preprocess import PreprocessSettings, preprocess
+from review_sentiment.register import register
+from review_sentiment.tokenize import tokenize
+from review_sentiment.tracking import ensure_experiment
+from review_sentiment.train import train
+from tests.support.servers import MlflowServer, PostgresServer, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MODEL = "customer-sentiment-analysis-stages"
+GOOD = {"name": "good", "embedding_dim": 32, "batch_size": 64, "max_epochs": 8, "learning_rate": 0.01}
+BAD = {"name": "bad", "embedding_dim": 2, "batch_size": 512, "max_epochs": 1, "learning_rate": 1e-5}
+
+
+def real_reviews() -> Path:
+    path = Settings.from_env().reviews_path
+    if not path.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the real review file is missing at {path} (CI needs ../shared/data)")
+        pytest.skip(f"real review file not at {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer, mlflow_server: MlflowServer):
+    """Run every stage once; yield what the tests need."""
+    out = tmp_path_factory.mktemp("stages")
+    source = postgres.create_database("reviews") + "?table=public.reviews"
+    first_load = datetime(2026, 11, 2, tzinfo=UTC)
+    loaded = load_table(real_reviews(), source, ingested_at=first_load)
+    reloaded = load_table(real_reviews(), source, ingested_at=first_load + timedelta(days=7))
+
+    snapshot = ingest(
+        source, out / "ingest", sample_fraction=0.3, start=first_load, end=first_load + timedelta(days=1)
+    )
+    cleaned = preprocess(snapshot, out / "preprocess", PreprocessSettings(keep_negations=True))
+    manifest = tokenize(cleaned, out / "tokenize")
+    experiment = ensure_experiment("stages-integration", mlflow_server.url)
+    good_run = train(manifest, GOOD, experiment_id=experiment, tracking_uri=mlflow_server.url)
+    bad_run = train(manifest, BAD, experiment_id=experiment, tracking_uri=mlflow_server.url)
+    first = register(
+        [good_run, bad_run],
+        manifest,
+        tracking_uri=mlflow_server.url,
+        model_name=MODEL,
+        floor=0.8,
+        pipeline_run_id="week-1",
+    )
+    return {
+        "source": source,
+        "loaded": loaded,
+        "reloaded": reloaded,
+        "snapshot": snapshot,
+        "manifest": manifest,
+        "good_run": good_run,
+        "bad_run": bad_run,
+        "first": first,
+        "url": mlflow_server.url,
+    }
+
+
+def _versions(url: str) -> list:
+    from mlflow import MlflowClient
+
+    return MlflowClient(url, url).search_model_versions(f"name = '{MODEL}'")
+
+
+def test_table_load_is_an_idempotent_upsert(pipeline) -> None:
+    assert pipeline["loaded"] == 21186
+    assert pipeline["reloaded"] == 0  # same rows again: nothing changes, ingested_at untouched
+
+
+def test_ingest_reads_only_the_requested_interval(pipeline, tmp_path: Path) -> None:
+    from review_sentiment.errors import DataContractError
+
+    with pytest.raises(DataContractError, match="no rows in the requested interval"):
+        ingest(pipeline["source"], tmp_path, start=datetime(2026, 11, 3, tzinfo=UTC))
+    assert not list(tmp_path.iterdir())
+
+
+def test_best_run_becomes_champion(pipeline) -> None:
+    from mlflow import MlflowClient
+
+    first = pipeline["first"]
+    assert first.promoted, first.reason
+    assert first.run_id == pipeline["good_run"]
+    assert first.candidate["roc_auc"] > 0.85
+    client = MlflowClient(pipeline["url"], pipeline["url"])
+    champion = client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS)
+    assert champion.version == first.version
+    assert champion.tags["gate.decision"] == "promoted"
+    assert float(champion.tags["candidate.test_roc_auc"]) == pytest.approx(
+        first.candidate["roc_auc"], abs=1e-5
+    )
+
+
+def test_second_register_for_same_run_is_a_no_op(pipeline) -> None:
+    before = _versions(pipeline["url"])
+    again = register(
+        [pipeline["good_run"], pipeline["bad_run"]],
+        pipeline["manifest"],
+        tracking_uri=pipeline["url"],
+        model_name=MODEL,
+        floor=0.8,
+        pipeline_run_id="week-1",
+    )
+    assert again.reused
+    assert again.version == pipeline["first"].version
+    assert len(_versions(pipeline["url"])) == len(before)
+
+
+def test_gate_refuses_a_worse_candidate(pipeline) -> None:
+    from mlflow import MlflowClient
+
+    refused = register(
+        [pipeline["bad_run"]],
+        pipeline["manifest"],
+        tracking_uri=pipeline["url"],
+        model_name=MODEL,
+        floor=0.8,
+        pipeline_run_id="week-2-bad",
+    )
+    assert not refused.promoted
+    assert refused.champion is not None
+    assert refused.candidate["roc_auc"] < refused.champion["roc_auc"]
+    client = MlflowClient(pipeline["url"], pipeline["url"])
+    assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == pipeline["first"].version
+    refused_version = client.get_model_version(MODEL, refused.version)
+    assert refused_version.tags["gate.decision"] == "refused"
+    assert client.get_model_version_by_alias(MODEL, "challenger").version == refused.version
+
+
+REQUEST = {
+    "Review Text": [
+        "I love this dress, it fits perfectly and the fabric is soft",
+        "I do not love this dress, it does not fit and the fabric is cheap",
+        "Returned it, cheap fabric and terrible fit",
+    ],
+    "Title": ["Perfect", "", None],
+}
+
+
+def test_champion_scores_raw_text_in_a_fresh_process(pipeline) -> None:
+    code = (
+        "import json, sys, pandas as pd, mlflow\n"
+        f"m = mlflow.pyfunc.load_model('models:/{MODEL}@champion')\n"
+        "print(json.dumps([float(p) for p in m.predict(pd.DataFrame(json.loads(sys.argv[1])))]))\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": pipeline["url"]}
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(REQUEST)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    probabilities = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(probabilities) == 3
+    assert all(0.0 <= p <= 1.0 for p in probabilities)
+    assert probabilities[0] > probabilities[1]  # the negation lowers the score
+    assert probabilities[0] > probabilities[2]
+
+
+def test_mlflow_models_serve_answers_raw_text(pipeline, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": pipeline["url"]}
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "models",
+            "serve",
+            "-m",
+            f"models:/{MODEL}@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        body = json.dumps(
+            {"dataframe_split": {"columns": ["Review Text"], "data": [[REQUEST["Review Text"][0]]]}}
+        )
+        deadline, answer = time.monotonic() + 180, None
+        while answer is None and time.monotonic() < deadline:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/invocations",
+                    body.encode(),
+                    {"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    answer = json.loads(response.read())
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, "mlflow models serve never answered"
+        predictions = answer["predictions"]
+        assert len(predictions) == 1
+        assert 0.5 < float(predictions[0]) <= 1.0
+    finally:
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
