@@ -187,7 +187,9 @@ def test_champion_scores_raw_text_in_a_fresh_process(pipeline) -> None:
 
 def test_mlflow_models_serve_answers_raw_text(pipeline, tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": pipeline["url"]}
+    # The scoring server execs `uvicorn`, which lives beside this interpreter.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": pipeline["url"], "PATH": path}
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
     server = subprocess.Popen(
         [
@@ -232,6 +234,7 @@ def test_mlflow_models_serve_answers_raw_text(pipeline, tmp_path: Path) -> None:
     finally:
         import signal
 
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
         log.close()

@@ -1,0 +1,88 @@
+"""Extra links from the retraining DAG to MLflow: ``train`` -> its run, ``register`` -> the version.
+
+The MLflow UI's base URL comes from ``MLFLOW_UI_URL``. Links are resolved by the API server from
+the task's XCom (its return value carries the run id or the version); the MLflow runs carry the
+Airflow dag/run/task ids and map index as tags, so the way back is a search in MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from airflow.plugins_manager import AirflowPlugin
+from airflow.sdk import BaseOperatorLink
+
+DAG_ID = "sentiment_retrain"
+
+
+def mlflow_ui_url() -> str:
+    """Base URL of the MLflow UI as users' browsers reach it."""
+    return os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+
+
+def run_url(base: str, experiment_id: str, run_id: str) -> str:
+    """The MLflow UI page of one run."""
+    return f"{base}/#/experiments/{quote(str(experiment_id))}/runs/{quote(str(run_id))}"
+
+
+def model_version_url(base: str, model_name: str, version: str) -> str:
+    """The MLflow UI page of one registered model version."""
+    return f"{base}/#/models/{quote(model_name)}/versions/{quote(str(version))}"
+
+
+def _return_value(ti_key: Any) -> Any:
+    """The task instance's return value, read from the metadata DB (the API server has access)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    query = XComModel.get_many(
+        run_id=ti_key.run_id,
+        key="return_value",
+        dag_ids=ti_key.dag_id,
+        task_ids=ti_key.task_id,
+        map_indexes=ti_key.map_index,
+        limit=1,
+    )
+    with create_session() as session:
+        row = session.scalars(query).first()
+        return XComModel.deserialize_value(row) if row is not None else None
+
+
+class MLflowRunLink(BaseOperatorLink):
+    """From a mapped ``train`` task instance to the MLflow run it logged."""
+
+    name = "MLflow run"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        if ti_key.dag_id != DAG_ID or ti_key.task_id != "train":
+            return ""
+        value = _return_value(ti_key)
+        if not isinstance(value, dict) or "run_id" not in value:
+            return ""
+        return run_url(mlflow_ui_url(), value.get("experiment_id", "0"), value["run_id"])
+
+
+class MLflowModelVersionLink(BaseOperatorLink):
+    """From ``register`` to the model version it registered."""
+
+    name = "MLflow model version"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        if ti_key.dag_id != DAG_ID or ti_key.task_id != "register":
+            return ""
+        value = _return_value(ti_key)
+        if not isinstance(value, dict) or "version" not in value:
+            return ""
+        return model_version_url(mlflow_ui_url(), value["model_name"], value["version"])
+
+
+class SentimentMlflowLinksPlugin(AirflowPlugin):
+    """Registers the MLflow links; they resolve only on this DAG's train and register tasks."""
+
+    name = "sentiment_mlflow_links"
+    global_operator_extra_links: ClassVar[list[BaseOperatorLink]] = [
+        MLflowRunLink(),
+        MLflowModelVersionLink(),
+    ]

@@ -1,0 +1,147 @@
+"""DAG integrity: it imports cleanly and cheaply, and declares what the scheduler and UI need."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+
+from review_sentiment.config import PROJECT_ROOT
+
+DAGS = PROJECT_ROOT / "dags"
+DAG_ID = "sentiment_retrain"
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    return bag.dags[DAG_ID]
+
+
+def test_only_the_retraining_dag(dag) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    assert list(DagBag(dag_folder=str(DAGS)).dags) == [DAG_ID]
+    assert dag.doc_md
+    assert "ingest" in dag.doc_md
+
+
+def test_weekly_cron_no_catchup_one_run_at_a_time(dag) -> None:
+    from airflow.sdk import CronTriggerTimetable
+
+    assert isinstance(dag.timetable, CronTriggerTimetable)
+    assert dag.timetable.expression == "0 3 * * 1"
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert dag.dagrun_timeout is not None
+    assert {"ml", "mlflow"} <= set(dag.tags)
+
+
+def test_schedule_comes_from_the_environment() -> None:
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import sentiment_retrain as m; print(m.dag.timetable.expression)\n"
+    )
+    env = {**os.environ, "SENTIMENT_SCHEDULE": "30 4 * * 2"}
+    done = subprocess.run([sys.executable, "-c", code, str(DAGS)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "30 4 * * 2"
+
+
+def test_task_graph(dag) -> None:
+    edges = {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+    assert edges == {
+        ("ingest", "preprocess"),
+        ("preprocess", "tokenize"),
+        ("tokenize", "train"),
+        ("tokenize", "register"),
+        ("prepare_grid", "train"),
+        ("train", "register"),
+    }
+
+
+def test_train_is_mapped_and_named(dag) -> None:
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    train = dag.get_task("train")
+    assert isinstance(train, MappedOperator)
+    assert "grid_point_label" in train.map_index_template
+    assert not isinstance(dag.get_task("register"), MappedOperator)
+
+
+def test_retries_and_timeouts(dag) -> None:
+    for task in dag.tasks:
+        assert task.retries == 3, task.task_id
+        assert task.retry_delay == timedelta(seconds=60), task.task_id
+        assert task.execution_timeout is not None, task.task_id
+        assert task.execution_timeout <= timedelta(hours=1), task.task_id
+        assert task.on_failure_callback, task.task_id
+
+
+def test_params_have_descriptions_and_sections(dag) -> None:
+    params = dag.params
+    expected = {
+        "grid", "max_epochs", "patience", "keep_negations", "use_title", "source",
+        "source_conn_id", "sample_fraction", "promotion_floor", "force_promote",
+    }  # fmt: skip
+    assert set(params.keys()) == expected
+    for key in expected:
+        param = params.get_param(key)
+        assert param.description, key
+        assert param.schema.get("section"), key
+    assert params["force_promote"] is False
+    assert len(params["grid"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("max_epochs", 0),
+        ("max_epochs", "ten"),
+        ("sample_fraction", 0),
+        ("sample_fraction", 1.5),
+        ("promotion_floor", 2),
+        ("grid", []),
+        ("grid", [{"embedding_dim": 0}]),
+        ("grid", [{"embedding_dim": 8, "optimizer": "sgd"}]),
+        ("force_promote", "yes"),
+    ],
+)
+def test_bad_param_values_are_refused(dag, key: str, value: object) -> None:
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        dag.params.get_param(key).resolve(value)
+
+
+def test_good_param_values_are_accepted(dag) -> None:
+    grid = [{"name": "tiny", "embedding_dim": 8, "batch_size": 32}]
+    assert dag.params.get_param("grid").resolve(grid) == grid
+    assert dag.params.get_param("sample_fraction").resolve(0.1) == 0.1
+    assert dag.params.get_param("source").resolve("postgres:public.reviews") == "postgres:public.reviews"
+
+
+def test_parse_is_fast_and_light() -> None:
+    """Parse time after `airflow.sdk` is loaded, and no heavy library imported by the DAG file."""
+    code = (
+        "import json, sys, time\n"
+        "import airflow.sdk\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "start = time.perf_counter()\n"
+        "import sentiment_retrain\n"
+        "elapsed = time.perf_counter() - start\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'pandas', 'mlflow', 'sklearn') if m in sys.modules]\n"
+        "print(json.dumps({'seconds': elapsed, 'heavy': heavy}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(DAGS)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == []
+    assert result["seconds"] < 1.0

@@ -1,0 +1,199 @@
+"""``airflow dags test sentiment_retrain`` with Airflow's metadata on a real PostgreSQL and a
+real MLflow server (PostgreSQL backend), on a sample of the real data with a two-point grid."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from review_sentiment.config import PROJECT_ROOT
+from tests.integration.test_stages_on_servers import real_reviews
+from tests.support.servers import MlflowServer, PostgresServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DAG_ID = "sentiment_retrain"
+MODEL = "customer-sentiment-analysis-dag"
+CONF = {
+    "sample_fraction": 0.3,
+    "max_epochs": 8,
+    "keep_negations": True,
+    "grid": [
+        {"name": "small", "embedding_dim": 16, "batch_size": 64, "learning_rate": 0.01},
+        {"name": "wide", "embedding_dim": 32, "batch_size": 128, "learning_rate": 0.01},
+    ],
+}
+
+
+def _airflow(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def airflow_env(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer, mlflow_server: MlflowServer
+) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    postgres.create_database("airflow")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url("airflow", "postgresql+psycopg2"),
+        "PYTHONPATH": str(PROJECT_ROOT / "include"),
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "MLFLOW_UI_URL": "http://mlflow.example:5000",
+        "SENTIMENT_MODEL_NAME": MODEL,
+        "SENTIMENT_ARTIFACT_ROOT": str(home / "artifacts"),
+        "REVIEWS_PATH": str(real_reviews()),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    migrate = _airflow(env, "db", "migrate")
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    return env
+
+
+@pytest.fixture(scope="module")
+def dag_run(airflow_env: dict[str, str], postgres: PostgresServer) -> dict[str, object]:
+    done = _airflow(airflow_env, "dags", "test", DAG_ID, "-c", json.dumps(CONF))
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-5000:]
+    import psycopg2
+
+    with psycopg2.connect(postgres.url("airflow")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT run_id, state FROM dag_run WHERE dag_id = %s", (DAG_ID,))
+        runs = cur.fetchall()
+        assert len(runs) == 1
+        run_id, state = runs[0]
+        cur.execute(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = %s AND run_id = %s",
+            (DAG_ID, run_id),
+        )
+        tasks = cur.fetchall()
+    return {"run_id": run_id, "state": state, "tasks": tasks, "log": log}
+
+
+def _versions(url: str, run_id: str) -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(url, url)
+    return client.search_model_versions(f"name = '{MODEL}' and tags.`pipeline_run_id` = '{DAG_ID}/{run_id}'")
+
+
+def test_every_task_succeeded(dag_run) -> None:
+    assert dag_run["state"] == "success"
+    states = {(task, index): state for task, index, state in dag_run["tasks"]}
+    assert set(states.values()) == {"success"}, states
+    assert {task for task, _ in states} == {
+        "ingest",
+        "preprocess",
+        "tokenize",
+        "prepare_grid",
+        "train",
+        "register",
+    }
+    assert sorted(index for task, index in states if task == "train") == [0, 1]
+
+
+def test_one_version_and_the_champion_alias(dag_run, mlflow_server: MlflowServer) -> None:
+    from mlflow import MlflowClient
+
+    versions = _versions(mlflow_server.url, dag_run["run_id"])
+    assert len(versions) == 1
+    client = MlflowClient(mlflow_server.url, mlflow_server.url)
+    assert client.get_model_version_by_alias(MODEL, "champion").version == versions[0].version
+
+
+def test_train_runs_are_tagged_with_their_task_instance(dag_run, mlflow_server: MlflowServer) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server.url, mlflow_server.url)
+    experiment = client.get_experiment_by_name("sentiment-retrain")
+    runs = client.search_runs([experiment.experiment_id], f"tags.`airflow.run_id` = '{dag_run['run_id']}'")
+    assert sorted(r.data.tags["airflow.map_index"] for r in runs) == ["0", "1"]
+    assert {r.data.tags["airflow.task_id"] for r in runs} == {"train"}
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_extra_links_point_to_mlflow(
+    dag_run, airflow_env: dict[str, str], mlflow_server: MlflowServer
+) -> None:
+    from mlflow import MlflowClient
+
+    code = (
+        "import json, sys\n"
+        "from airflow.models.taskinstancekey import TaskInstanceKey\n"
+        "sys.path.insert(0, 'plugins')\n"
+        "from sentiment_mlflow_links import MLflowRunLink, MLflowModelVersionLink\n"
+        "run_id = sys.argv[1]\n"
+        "train = TaskInstanceKey('sentiment_retrain', 'train', run_id, 1, 0)\n"
+        "register = TaskInstanceKey('sentiment_retrain', 'register', run_id, 1, -1)\n"
+        "ingest = TaskInstanceKey('sentiment_retrain', 'ingest', run_id, 1, -1)\n"
+        "links = [MLflowRunLink().get_link(None, ti_key=train),\n"
+        "         MLflowModelVersionLink().get_link(None, ti_key=register),\n"
+        "         MLflowRunLink().get_link(None, ti_key=ingest)]\n"
+        "print(json.dumps(links))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, dag_run["run_id"]],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    train_link, version_link, ingest_link = json.loads(done.stdout.strip().splitlines()[-1])
+    client = MlflowClient(mlflow_server.url, mlflow_server.url)
+    run_id = train_link.rsplit("/", 1)[-1]
+    run = client.get_run(run_id)
+    assert train_link.startswith("http://mlflow.example:5000/#/experiments/")
+    assert run.data.tags["airflow.map_index"] == "0"
+    version = _versions(mlflow_server.url, dag_run["run_id"])[0].version
+    assert version_link == f"http://mlflow.example:5000/#/models/{MODEL}/versions/{version}"
+    assert ingest_link == ""
+
+
+def test_xcom_carries_only_small_references(dag_run, postgres: PostgresServer) -> None:
+    import psycopg2
+
+    with psycopg2.connect(postgres.url("airflow")) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_id, key, length(value::text) FROM xcom WHERE dag_id = %s AND run_id = %s",
+            (DAG_ID, dag_run["run_id"]),
+        )
+        sizes = cur.fetchall()
+    assert sizes, "no XCom recorded"
+    assert max(size for _, _, size in sizes) < 4096, sizes
+
+
+def test_clearing_register_creates_no_second_version(
+    dag_run, airflow_env: dict[str, str], mlflow_server: MlflowServer
+) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server.url, mlflow_server.url)
+    before = [v.version for v in client.search_model_versions(f"name = '{MODEL}'")]
+    champion_before = client.get_model_version_by_alias(MODEL, "champion").version
+    cleared = _airflow(airflow_env, "tasks", "clear", DAG_ID, "-t", "^register$", "-y")
+    assert cleared.returncode == 0, cleared.stderr[-3000:]
+    again = _airflow(airflow_env, "tasks", "test", DAG_ID, "register", dag_run["run_id"])
+    assert again.returncode == 0, (again.stdout + again.stderr)[-5000:]
+    assert "already registered for this run" in again.stdout + again.stderr
+    after = [v.version for v in client.search_model_versions(f"name = '{MODEL}'")]
+    assert sorted(after) == sorted(before)
+    assert client.get_model_version_by_alias(MODEL, "champion").version == champion_before
