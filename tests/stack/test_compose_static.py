@@ -1,0 +1,564 @@
+"""Static checks of the compose stack: docker-compose.yaml, deploy/, Dockerfile, .env.example.
+
+No Docker engine is needed: the files are parsed (PyYAML, line parsing) and deploy/gen-secrets.sh
+is run into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shlex
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+AIRFLOW_ENV = ROOT / "deploy" / "airflow.env"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILE = ROOT / "Dockerfile"
+MLFLOW_DOCKERFILE = ROOT / "deploy" / "mlflow" / "Dockerfile"
+POSTGRES_INIT = ROOT / "deploy" / "postgres" / "init-databases.sh"
+AIRFLOW_INIT = ROOT / "deploy" / "airflow" / "airflow-init.sh"
+GEN_SECRETS = ROOT / "deploy" / "gen-secrets.sh"
+
+CORE_SERVICES = {
+    "postgres",
+    "mlflow",
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+}
+CELERY_SERVICES = {"redis", "airflow-worker", "flower"}
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "flower",
+}
+ONE_SHOT = {"airflow-init"}
+PUBLISHED = {"airflow-apiserver": 8080, "mlflow": 5000, "flower": 5555}
+REQUIRED_SECRETS = {
+    "POSTGRES_PASSWORD",
+    "AIRFLOW_DB_PASSWORD",
+    "MLFLOW_DB_PASSWORD",
+    "AIRFLOW_ADMIN_PASSWORD",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+}
+PIPELINE_VARIABLES = {
+    "REVIEWS_PATH",
+    "SENTIMENT_ARTIFACT_ROOT",
+    "MLFLOW_TRACKING_URI",
+    "SENTIMENT_EXPERIMENT",
+    "SENTIMENT_MODEL_NAME",
+    "MLFLOW_UI_URL",
+    "SENTIMENT_SCHEDULE",
+}
+# Literal (non-interpolated) environment values allowed in the compose file: process plumbing of
+# one container, not configuration.
+LITERAL_ENV_ALLOWED = {"DUMB_INIT_SETSID"}
+
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|FERNET|TOKEN|BASIC_AUTH|PRIVATE_KEY")
+# Settings that name where a secret is kept, not the secret itself.
+SECRET_LOCATION_SUFFIXES = ("_FILE", "_PATH")
+# ${NAME}, ${NAME:-default}, ${NAME:?message}...; $${NAME} is compose's escape for a literal $.
+INTERPOLATION = re.compile(r"(?<!\$)\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}")
+CREDENTIAL_SETTING = re.compile(
+    r"(?i)(?P<key>\w*(?:password|secret|fernet_key)\w*)\s*[=:][ \t]*(?P<value>\S*)"
+)
+URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^\s/@:'\"]+:(?P<password>[^\s/@'\"]+)@")
+ENV_LINE = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+def _read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of an env file; blank and comment lines skipped."""
+    entries: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = ENV_LINE.match(line)
+        assert match, f"{path.name}:{number} is not a KEY=VALUE line: {line!r}"
+        assert match["key"] not in entries, f"{path.name}:{number} repeats {match['key']}"
+        entries[match["key"]] = match["value"]
+    return entries
+
+
+def _strings(node: object) -> list[str]:
+    """Every string value (not key) in a parsed YAML tree."""
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+def _environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def _env_files(service: dict) -> list[str]:
+    files = service.get("env_file") or []
+    files = [files] if isinstance(files, str) else files
+    return [f["path"] if isinstance(f, dict) else f for f in files]
+
+
+def _args(command: str | list[str]) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+
+
+def _option(args: list[str], name: str) -> str | None:
+    """Value of ``--name=value`` or ``--name value`` in a command line."""
+    for i, arg in enumerate(args):
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def _port_bindings(service: dict) -> list[tuple[str | None, int]]:
+    """(host_ip, container_port) of each published port, short or long syntax."""
+    bindings = []
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            bindings.append((port.get("host_ip"), int(port["target"])))
+            continue
+        parts = str(port).split("/")[0].split(":")
+        host_ip = ":".join(parts[:-2]) if len(parts) >= 3 else None
+        bindings.append((host_ip, int(parts[-1])))
+    return bindings
+
+
+def _strip_references(value: str) -> str:
+    return INTERPOLATION.sub("", value)
+
+
+def _is_secret(name: str) -> bool:
+    return bool(SECRET_NAME.search(name)) and not name.endswith(SECRET_LOCATION_SUFFIXES)
+
+
+def _run_gen_secrets(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHON": sys.executable}
+    env.pop("AIRFLOW_ADMIN_USERNAME", None)
+    return subprocess.run(
+        ["bash", str(GEN_SECRETS), *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict[str, dict]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def compose_variables(compose: dict) -> dict[str, set[str]]:
+    """Every variable the compose file interpolates, with the operators it is used with."""
+    found: dict[str, set[str]] = {}
+    for text in _strings(compose):
+        for match in INTERPOLATION.finditer(text):
+            found.setdefault(match["name"], set()).add(match["op"] or "")
+    return found
+
+
+@pytest.fixture(scope="module")
+def airflow_env() -> dict[str, str]:
+    return _read_env_file(AIRFLOW_ENV)
+
+
+@pytest.fixture(scope="module")
+def env_example() -> dict[str, str]:
+    return _read_env_file(ENV_EXAMPLE)
+
+
+# --- services, health, dependencies -------------------------------------------------------------------
+def test_expected_services_exist_and_celery_ones_are_profiled(services: dict[str, dict]) -> None:
+    missing = (CORE_SERVICES | CELERY_SERVICES) - services.keys()
+    assert not missing, f"services missing from docker-compose.yaml: {sorted(missing)}"
+    for name in CORE_SERVICES:
+        assert not services[name].get("profiles"), f"{name} must start without a profile"
+    for name in CELERY_SERVICES:
+        assert services[name].get("profiles") == ["celery"], f"{name} must carry profiles: [celery]"
+
+
+@pytest.mark.parametrize("name", sorted((CORE_SERVICES | CELERY_SERVICES) - ONE_SHOT))
+def test_long_running_service_has_a_healthcheck(services: dict[str, dict], name: str) -> None:
+    check = services[name].get("healthcheck") or {}
+    assert not check.get("disable"), f"{name}: healthcheck disabled"
+    test = check.get("test")
+    assert isinstance(test, list), f"{name}: healthcheck.test missing or not a list"
+    assert test[0] in {"CMD", "CMD-SHELL"}, f"{name}: healthcheck.test must start with CMD or CMD-SHELL"
+    assert len(test) > 1, f"{name}: healthcheck.test has no command"
+
+
+def test_init_job_is_one_shot(services: dict[str, dict]) -> None:
+    init = services["airflow-init"]
+    assert str(init.get("restart")) == "no", "airflow-init must not be restarted after it completes"
+    assert "healthcheck" not in init
+
+
+@pytest.mark.parametrize("name", sorted(CORE_SERVICES | CELERY_SERVICES))
+def test_depends_on_waits_on_conditions(services: dict[str, dict], name: str) -> None:
+    depends_on = services[name].get("depends_on") or {}
+    assert isinstance(depends_on, dict), f"{name}: depends_on must be a mapping with conditions"
+    for dep, spec in depends_on.items():
+        assert dep in services, f"{name} depends on unknown service {dep}"
+        expected = "service_completed_successfully" if dep in ONE_SHOT else "service_healthy"
+        assert (spec or {}).get("condition") == expected, f"{name} -> {dep}: condition must be {expected}"
+
+
+@pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES - ONE_SHOT))
+def test_airflow_services_wait_for_init_and_postgres(services: dict[str, dict], name: str) -> None:
+    depends_on = services[name]["depends_on"]
+    assert "airflow-init" in depends_on
+    assert "postgres" in depends_on
+
+
+def test_redis_dependency_is_optional_outside_the_celery_profile(services: dict[str, dict]) -> None:
+    for name in AIRFLOW_SERVICES - ONE_SHOT:
+        redis = services[name]["depends_on"].get("redis")
+        if name in CELERY_SERVICES:
+            assert redis is not None, f"{name} must wait for redis"
+        if redis is not None and name not in CELERY_SERVICES:
+            assert redis.get("required") is False, f"{name}: redis exists only with the celery profile"
+
+
+@pytest.mark.parametrize("name", ["airflow-scheduler", "airflow-worker"])
+def test_task_runners_wait_for_mlflow_and_the_api_server(services: dict[str, dict], name: str) -> None:
+    depends_on = services[name]["depends_on"]
+    assert depends_on["mlflow"]["condition"] == "service_healthy"
+    assert depends_on["airflow-apiserver"]["condition"] == "service_healthy"
+
+
+# --- secrets ---------------------------------------------------------------------------------------
+def test_secrets_are_required_variables_without_defaults(compose_variables: dict[str, set[str]]) -> None:
+    missing = REQUIRED_SECRETS - compose_variables.keys()
+    assert not missing, f"secrets not taken from .env: {sorted(missing)}"
+    for name, ops in compose_variables.items():
+        if _is_secret(name):
+            assert ops == {":?"}, f"${{{name}}} must be written ${{{name}:?message}} (no default, no empty)"
+
+
+def test_secret_environment_values_are_only_references(services: dict[str, dict]) -> None:
+    checked = 0
+    for name, service in services.items():
+        for key, value in _environment(service).items():
+            if _is_secret(key):
+                checked += 1
+                leftover = _strip_references(value)
+                assert not re.search(r"[A-Za-z0-9]", leftover), f"{name}: {key} holds a literal: {value!r}"
+    assert checked >= 5, "expected the secrets to be passed through the services' environment"
+
+
+@pytest.mark.parametrize("path", [COMPOSE_FILE, AIRFLOW_ENV, ENV_EXAMPLE], ids=lambda p: p.name)
+def test_no_literal_default_credentials(path: Path) -> None:
+    # ${NAME:?message} references are fine; what is left must hold no credential.
+    text = INTERPOLATION.sub("${}", path.read_text())
+    for pair in ("airflow:airflow", "mlflow:mlflow", "postgres:postgres", "admin:admin"):
+        assert pair not in text.lower(), f"{path.name} contains the default credential {pair!r}"
+    for match in URL_WITH_PASSWORD.finditer(text):
+        assert match["password"].startswith("${"), f"{path.name}: password in URL {match.group(0)!r}"
+    for match in CREDENTIAL_SETTING.finditer(text):
+        value = match["value"].strip("'\"")
+        if match["key"].upper().endswith(SECRET_LOCATION_SUFFIXES):
+            continue
+        assert value == "" or value.startswith(("${", "$${")), f"{path.name}: literal {match.group(0)!r}"
+
+
+def test_env_example_holds_placeholders_only(env_example: dict[str, str]) -> None:
+    secrets = {key: value for key, value in env_example.items() if _is_secret(key)}
+    assert secrets.keys() >= REQUIRED_SECRETS
+    filled = sorted(key for key, value in secrets.items() if value)
+    assert not filled, f".env.example must leave secrets empty (compose then refuses to start): {filled}"
+
+
+def test_env_example_documents_every_compose_variable(
+    env_example: dict[str, str], compose_variables: dict[str, set[str]]
+) -> None:
+    missing = compose_variables.keys() - env_example.keys()
+    assert not missing, f".env.example lacks {sorted(missing)}"
+
+
+# --- network exposure ---------------------------------------------------------------------------------
+def test_published_ports_bind_loopback_only(services: dict[str, dict]) -> None:
+    for name, service in services.items():
+        assert service.get("network_mode") != "host", f"{name} must not use the host network"
+        for host_ip, target in _port_bindings(service):
+            assert host_ip == "127.0.0.1", f"{name}: port {target} must be published on 127.0.0.1 only"
+
+
+@pytest.mark.parametrize(("name", "port"), sorted(PUBLISHED.items()))
+def test_ui_ports_are_published(services: dict[str, dict], name: str, port: int) -> None:
+    assert ("127.0.0.1", port) in _port_bindings(services[name])
+
+
+@pytest.mark.parametrize("name", ["postgres", "redis"])
+def test_datastores_publish_nothing(services: dict[str, dict], name: str) -> None:
+    assert not services[name].get("ports"), f"{name} must not publish a port"
+
+
+# --- images ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "path",
+    [COMPOSE_FILE, DOCKERFILE, MLFLOW_DOCKERFILE, AIRFLOW_ENV, ENV_EXAMPLE],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_no_pip_additional_requirements(path: Path) -> None:
+    assert "_PIP_ADDITIONAL_REQUIREMENTS" not in path.read_text()
+
+
+def test_airflow_dockerfile_matches_the_lock() -> None:
+    instructions = [
+        line.strip() for line in DOCKERFILE.read_text().splitlines() if line.strip() and line[0] != "#"
+    ]
+    assert instructions[0].startswith("FROM apache/airflow:3.3.2"), instructions[0]
+    pin = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements.txt").read_text(), re.M)
+    assert pin, "requirements.txt must pin apache-airflow"
+    assert instructions[0].split()[1].split(":")[1].startswith(f"{pin[1]}-"), "image tag != lock pin"
+    text = "\n".join(instructions)
+    assert re.search(r"pip install .*-r \S*requirements\.txt", text), "the image must install the lock"
+    pythonpath = re.search(r"^ENV PYTHONPATH=(\S+)", text, re.M)
+    assert pythonpath, "the image must set PYTHONPATH"
+    assert "/opt/airflow/include" in pythonpath[1].split(":")
+    for folder in ("dags", "plugins", "include"):
+        assert re.search(rf"^COPY .*\b{folder}/? /opt/airflow/{folder}/?$", text, re.M), (
+            f"{folder}/ not copied"
+        )
+
+
+def test_airflow_services_share_one_image(services: dict[str, dict]) -> None:
+    images = {services[name].get("image") for name in AIRFLOW_SERVICES}
+    assert len(images) == 1, f"Airflow services use several images: {images}"
+    assert None not in images
+    for name in AIRFLOW_SERVICES:
+        build = services[name].get("build") or {}
+        assert build.get("context") == ".", name
+        assert build.get("dockerfile", "Dockerfile") == "Dockerfile", name
+
+
+def test_mlflow_image_installs_locked_mlflow_and_psycopg2(services: dict[str, dict]) -> None:
+    build = services["mlflow"]["build"]
+    assert (ROOT / build["context"] / build["dockerfile"]).resolve() == MLFLOW_DOCKERFILE
+    text = MLFLOW_DOCKERFILE.read_text()
+    assert text.lstrip().startswith("#") or text.startswith("FROM")
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
+    install = re.search(r"pip install ([^\n\\]+)", text)
+    assert install, "no pip install in deploy/mlflow/Dockerfile"
+    args = install[1].split()
+    assert "mlflow" in args
+    assert "psycopg2-binary" in args
+    assert "requirements.txt" in " ".join(args), "versions must come from requirements.txt (-c)"
+
+
+# --- MLflow server ---------------------------------------------------------------------------------
+def test_mlflow_server_command(services: dict[str, dict]) -> None:
+    mlflow = services["mlflow"]
+    args = _args(mlflow["command"])
+    assert args[:2] == ["mlflow", "server"]
+    assert "--serve-artifacts" in args
+    assert _option(args, "--host") == "0.0.0.0"
+    destination = _option(args, "--artifacts-destination")
+    assert destination == "/mlartifacts"
+    assert any(v.endswith(f":{destination}") and not v.startswith((".", "/")) for v in mlflow["volumes"]), (
+        "the artifact destination must be a named volume"
+    )
+    hosts = (_option(args, "--allowed-hosts") or "").split(",")
+    for host in ("mlflow", "localhost", "127.0.0.1"):
+        assert host in hosts, f"--allowed-hosts lacks {host}: {hosts}"
+    # The Host header carries the port: "mlflow:5000" must match too.
+    assert {"mlflow:*", "mlflow:5000"} & set(hosts), hosts
+    backend = urlsplit(_option(args, "--backend-store-uri") or "")
+    assert backend.scheme.startswith("postgresql")
+    assert backend.hostname == "postgres"
+    assert backend.password is None, "the backend URI must not carry a password (PGPASSWORD does)"
+    assert _environment(mlflow)["PGPASSWORD"].startswith("${MLFLOW_DB_PASSWORD:?")
+
+
+# --- one source of non-secret configuration --------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
+def test_airflow_services_read_the_shared_env_file(services: dict[str, dict], name: str) -> None:
+    assert _env_files(services[name]) == ["deploy/airflow.env"]
+    assert AIRFLOW_ENV.is_file()
+
+
+def test_airflow_env_is_plain_key_value(airflow_env: dict[str, str]) -> None:
+    for key, value in airflow_env.items():
+        assert value, f"{key}: empty value"
+        assert value == value.strip(), f"{key}: blanks around the value"
+        assert not re.search(r"[\"'$]", value), f"{key}: quotes and $ are read differently by env parsers"
+        assert " #" not in value, f"{key}: inline comments are not portable"
+
+
+def test_airflow_env_holds_no_secrets(airflow_env: dict[str, str]) -> None:
+    secret_keys = sorted(key for key in airflow_env if _is_secret(key))
+    assert not secret_keys, f"secrets belong in .env: {secret_keys}"
+    for key, value in airflow_env.items():
+        if "://" in value:
+            assert urlsplit(value).password is None, f"{key} carries a password"
+
+
+def test_compose_does_not_repeat_shared_settings(
+    services: dict[str, dict], airflow_env: dict[str, str]
+) -> None:
+    for name, service in services.items():
+        for key, value in _environment(service).items():
+            assert key not in airflow_env, f"{name}: {key} is also in deploy/airflow.env"
+            if key not in LITERAL_ENV_ALLOWED:
+                assert INTERPOLATION.search(value), f"{name}: {key}={value!r} belongs in deploy/airflow.env"
+
+
+def test_airflow_env_addresses_compose_services(
+    services: dict[str, dict], airflow_env: dict[str, str]
+) -> None:
+    urls = {key: urlsplit(value) for key, value in airflow_env.items() if "://" in value}
+    assert {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "MLFLOW_TRACKING_URI", "AIRFLOW__CELERY__BROKER_URL"} <= (
+        urls.keys()
+    )
+    for key, url in urls.items():
+        if key == "MLFLOW_UI_URL":  # opened by the browser on the host
+            assert url.hostname == "127.0.0.1"
+            assert url.port == PUBLISHED["mlflow"]
+        else:
+            assert url.hostname in services, f"{key}: {url.hostname} is not a compose service"
+    assert urls["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].hostname == "postgres"
+    assert urls["MLFLOW_TRACKING_URI"].hostname == "mlflow"
+    assert urls["AIRFLOW__CELERY__BROKER_URL"].hostname == "redis"
+
+
+def test_airflow_env_settings(airflow_env: dict[str, str]) -> None:
+    assert airflow_env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
+    assert "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION" in airflow_env
+    assert airflow_env["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".SimpleAuthManager")
+    assert airflow_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"].startswith("/opt/airflow/auth/")
+    assert airflow_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
+    assert airflow_env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"].lower() == "true"
+    assert "AIRFLOW__CORE__EXECUTOR" not in airflow_env, "the executor is switched by compose from .env"
+    missing = PIPELINE_VARIABLES - airflow_env.keys()
+    assert not missing, f"pipeline settings missing from deploy/airflow.env: {sorted(missing)}"
+
+
+def test_pipeline_names_match_the_package_defaults(airflow_env: dict[str, str]) -> None:
+    from review_sentiment import config
+
+    assert airflow_env["SENTIMENT_MODEL_NAME"] == config.REGISTERED_MODEL_NAME
+    assert airflow_env["SENTIMENT_EXPERIMENT"] == config.EXPERIMENT_NAME
+    assert airflow_env["SENTIMENT_SCHEDULE"] == config.DEFAULT_SCHEDULE
+
+
+def test_executor_defaults_to_local_and_is_switched_from_dot_env(
+    compose: dict, env_example: dict[str, str]
+) -> None:
+    common = _environment(compose["x-airflow-common"])
+    assert common["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
+    assert env_example["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    text = ENV_EXAMPLE.read_text()
+    assert "COMPOSE_PROFILES=celery" in text
+    assert "AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in text
+
+
+# --- volumes and the database init script ---------------------------------------------------------------
+def test_volumes_are_strings_and_named_volumes_are_declared(compose: dict, services: dict[str, dict]) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name, service in services.items():
+        for volume in service.get("volumes") or []:
+            assert isinstance(volume, str), f"{name}: volume entry parsed as {type(volume).__name__}"
+            source = volume.split(":", 1)[0]
+            if not source.startswith((".", "/", "$", '"')):
+                assert source in declared, f"{name}: named volume {source} is not declared"
+
+
+def test_airflow_services_mount_the_review_data_read_only(services: dict[str, dict]) -> None:
+    for name in ("airflow-scheduler", "airflow-worker", "airflow-init"):
+        mounts = [v for v in services[name]["volumes"] if v.endswith(":/opt/airflow/data:ro")]
+        assert len(mounts) == 1, name
+        assert mounts[0].startswith("${SENTIMENT_DATA_DIR:?"), name
+
+
+def test_postgres_creates_both_databases_on_first_start(services: dict[str, dict]) -> None:
+    postgres = services["postgres"]
+    assert postgres["image"] == "postgres:16"
+    assert "./deploy/postgres:/docker-entrypoint-initdb.d:ro" in postgres["volumes"]
+    env = _environment(postgres)
+    for key in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD"):
+        assert env[key] == f"${{{key}:?run deploy/gen-secrets.sh}}", key
+    script = POSTGRES_INIT.read_text()
+    assert POSTGRES_INIT.stat().st_mode & stat.S_IXUSR, "the entrypoint runs it only if executable"
+    for role in ("airflow", "mlflow"):
+        assert re.search(rf"CREATE ROLE {role} LOGIN PASSWORD :'{role}_password'", script)
+        assert f"CREATE DATABASE {role} OWNER {role}" in script
+
+
+def test_database_names_agree_across_files(services: dict[str, dict], airflow_env: dict[str, str]) -> None:
+    airflow = urlsplit(airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    mlflow = urlsplit(_option(_args(services["mlflow"]["command"]), "--backend-store-uri") or "")
+    script = POSTGRES_INIT.read_text()
+    for url in (airflow, mlflow):
+        assert f"CREATE DATABASE {url.path.lstrip('/')} OWNER {url.username}" in script, url.geturl()
+
+
+@pytest.mark.parametrize("script", [POSTGRES_INIT, AIRFLOW_INIT, GEN_SECRETS], ids=lambda p: p.name)
+def test_shell_scripts_parse(script: Path) -> None:
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+# --- deploy/gen-secrets.sh --------------------------------------------------------------------------
+def test_gen_secrets_defines_every_compose_variable_and_differs_between_runs(
+    tmp_path: Path, compose_variables: dict[str, set[str]]
+) -> None:
+    runs = []
+    for run in ("first", "second"):
+        out = tmp_path / run / ".env"
+        out.parent.mkdir()
+        result = _run_gen_secrets("--output", str(out))
+        assert result.returncode == 0, result.stderr
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600, "the .env must be readable by its owner only"
+        assert sorted(p.name for p in out.parent.iterdir()) == [".env"], "temporary files left behind"
+        runs.append(_read_env_file(out))
+    first, second = runs
+    for env in runs:
+        empty = sorted(name for name in compose_variables if not env.get(name))
+        assert not empty, f"generated .env leaves compose variables unset or empty: {empty}"
+    for name in REQUIRED_SECRETS:
+        assert first[name] != second[name], f"{name} is the same on two runs"
+    for name in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "AIRFLOW_ADMIN_PASSWORD"):
+        assert re.fullmatch(r"[0-9a-f]{32,}", first[name]), f"{name} must be long and URL-safe"
+    assert len(base64.urlsafe_b64decode(first["AIRFLOW__CORE__FERNET_KEY"])) == 32
+    assert first["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+
+
+def test_gen_secrets_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
+    out = tmp_path / ".env"
+    out.write_text("KEEP=me\n")
+    refused = _run_gen_secrets("--output", str(out))
+    assert refused.returncode != 0
+    assert "--force" in refused.stderr
+    assert out.read_text() == "KEEP=me\n"
+
+    forced = _run_gen_secrets("--force", "--output", str(out))
+    assert forced.returncode == 0, forced.stderr
+    assert "KEEP" not in _read_env_file(out)
+    assert _read_env_file(out)["AIRFLOW__CORE__FERNET_KEY"]
