@@ -45,7 +45,10 @@ lock: ## Re-resolve requirements*.txt from requirements*.in (uv)
 	uv pip compile --universal --python-version 3.11 requirements.in -o requirements.txt
 	uv pip compile --universal --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 
+secrets: ## Write .env with fresh random secrets for docker compose / make stack (never overwrites)
+	deploy/gen-secrets.sh
+
 clean: ## Remove local state (.local: embedded Airflow DB, MLflow store, artifacts)
 	rm -rf .local
 
-.PHONY: help install run smoke test test-fast lint format lock clean
+.PHONY: help install run smoke test test-fast lint format lock secrets clean
