@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -67,7 +68,9 @@ def read_file(path: str | Path) -> pd.DataFrame:
         raise DataContractError(["the file is empty"], str(path)) from None
     except UnicodeDecodeError as exc:
         raise DataContractError([f"not valid UTF-8 at byte {exc.start}"], str(path)) from None
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
+    except (pd.errors.ParserError, ValueError, OSError, EOFError, zlib.error) as exc:
+        # EOFError and zlib.error: a truncated or corrupt .gz (an interrupted copy), which no
+        # retry can fix.
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataContractError([f"cannot parse: {first_line}"], str(path)) from None
     return raw.rename(columns=schema.ORIGINAL_TO_CANONICAL)

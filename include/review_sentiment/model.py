@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -29,16 +30,31 @@ class GridPoint:
 
     def __post_init__(self) -> None:
         problems = []
+        if not isinstance(self.name, str) or not self.name:
+            problems.append(f"name must be a non-empty string, got {self.name!r}")
         if self.architecture not in ARCHITECTURES:
             problems.append(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        # Grids arrive as JSON (CLI, DAG params): a "64" or 64.5 must be a ValueError naming the
+        # field, not a TypeError from a comparison below or a crash deep inside Keras.
+        mistyped = set()
+        for name in ("embedding_dim", "batch_size", "max_epochs", "patience", "dense_units", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                mistyped.add(name)
+                problems.append(f"{name} must be an integer, got {value!r}")
+        for name in ("learning_rate", "dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                mistyped.add(name)
+                problems.append(f"{name} must be a number, got {value!r}")
         for name in ("embedding_dim", "batch_size", "max_epochs", "dense_units"):
-            if getattr(self, name) < 1:
+            if name not in mistyped and getattr(self, name) < 1:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        if self.patience < 0:
+        if "patience" not in mistyped and self.patience < 0:
             problems.append(f"patience must be >= 0, got {self.patience}")
-        if not 0.0 <= self.dropout < 1.0:
+        if "dropout" not in mistyped and not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
-        if not self.learning_rate > 0:
+        if "learning_rate" not in mistyped and not self.learning_rate > 0:
             problems.append(f"learning_rate must be positive, got {self.learning_rate}")
         if problems:
             raise ValueError(f"grid point {self.name!r}: " + "; ".join(problems))

@@ -1,0 +1,154 @@
+"""Unit tests of the grid (hyperparameters as data) and the Keras model factory."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from review_sentiment.model import (
+    GRIDS,
+    SEED_GRID,
+    GridPoint,
+    build_model,
+    grid_point_json_schema,
+    resolve_grid,
+)
+
+
+def test_seed_grid_is_the_notebooks_three_points() -> None:
+    points = resolve_grid("seed")
+    assert [(p.embedding_dim, p.batch_size) for p in points] == [(32, 32), (64, 64), (128, 128)]
+    for point in points:
+        assert point.max_epochs == 50
+        assert point.patience == 2
+        assert point.architecture == "average_pooling"
+        assert point.dense_units == 6
+        assert point.dropout == 0.0
+    assert len({p.name for p in points}) == 3
+
+
+def test_default_grid_is_the_seed_grid() -> None:
+    assert resolve_grid("default") == resolve_grid("seed") == [GridPoint.from_dict(p) for p in SEED_GRID]
+
+
+def test_explicit_grid_and_generated_names() -> None:
+    points = resolve_grid([{"embedding_dim": 16, "batch_size": 8}, {"name": "wide", "embedding_dim": 256}])
+    assert [p.name for p in points] == ["dim16-batch8", "wide"]
+    assert points[1].batch_size == 64  # unspecified keys take the seed's defaults
+
+
+def test_to_dict_round_trips() -> None:
+    point = GridPoint(name="x", embedding_dim=8, dropout=0.25, learning_rate=0.01)
+    assert GridPoint.from_dict(point.to_dict()) == point
+
+
+def test_unknown_keys_are_refused_and_named() -> None:
+    with pytest.raises(ValueError, match=r"unknown grid keys \['epochs', 'lr'\]; known: .*max_epochs"):
+        resolve_grid([{"embedding_dim": 32, "epochs": 5, "lr": 0.1}])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"embedding_dim": 0}, "embedding_dim must be positive, got 0"),
+        ({"batch_size": -32}, "batch_size must be positive, got -32"),
+        ({"max_epochs": 0}, "max_epochs must be positive, got 0"),
+        ({"dense_units": 0}, "dense_units must be positive, got 0"),
+        ({"patience": -1}, "patience must be >= 0, got -1"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+        ({"dropout": -0.1}, r"dropout must be in \[0, 1\), got -0.1"),
+        ({"learning_rate": 0}, "learning_rate must be positive, got 0"),
+        ({"learning_rate": float("nan")}, "learning_rate must be positive, got nan"),
+        ({"architecture": "lstm"}, "architecture must be one of .*got 'lstm'"),
+        ({"embedding_dim": "64"}, "embedding_dim must be an integer, got '64'"),
+        ({"batch_size": 64.5}, "batch_size must be an integer, got 64.5"),
+        ({"max_epochs": True}, "max_epochs must be an integer, got True"),
+        ({"learning_rate": "0.01"}, "learning_rate must be a number, got '0.01'"),
+        ({"dropout": None}, "dropout must be a number, got None"),
+        ({"name": ""}, "name must be a non-empty string, got ''"),
+    ],
+)
+def test_bad_values_are_a_value_error_naming_the_field(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_grid([{"name": "p", **change}])
+
+
+def test_every_bad_value_is_reported_at_once() -> None:
+    with pytest.raises(ValueError, match="grid point 'p'") as caught:
+        GridPoint(name="p", embedding_dim=0, patience=-1, dropout="high")
+    for fragment in ("embedding_dim must be positive", "patience must be >= 0", "dropout must be a number"):
+        assert fragment in str(caught.value)
+
+
+def test_numpy_numbers_are_accepted() -> None:
+    point = GridPoint(name="np", embedding_dim=np.int64(16), learning_rate=np.float32(0.01))
+    assert point.embedding_dim == 16
+
+
+def test_duplicate_names_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"names must be unique, got \['a', 'b', 'a'\]"):
+        resolve_grid([{"name": "a"}, {"name": "b", "embedding_dim": 8}, {"name": "a", "embedding_dim": 16}])
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [("nope", r"unknown grid 'nope'; named grids: \['default', 'seed'\]"), ([], "the grid is empty")],
+)
+def test_unknown_or_empty_grid_is_refused(grid, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_grid(grid)
+
+
+def test_named_grids_are_valid() -> None:
+    for name in GRIDS:
+        assert resolve_grid(name)
+
+
+def test_trigger_form_schema_covers_exactly_the_grid_fields() -> None:
+    schema = grid_point_json_schema()
+    assert set(schema["properties"]) == {f.name for f in dataclasses.fields(GridPoint)}
+    assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(("embedding_dim", "batch_size"), [(32, 32), (64, 64), (128, 128)])
+def test_build_model_is_the_seed_architecture(embedding_dim: int, batch_size: int) -> None:
+    from keras import layers
+
+    point = GridPoint(name=f"seed-dim{embedding_dim}", embedding_dim=embedding_dim, batch_size=batch_size)
+    model = build_model(point, vocab_size=300, sequence_length=20)
+
+    kinds = [type(layer) for layer in model.layers]
+    assert kinds == [
+        layers.InputLayer,
+        layers.Embedding,
+        layers.GlobalAveragePooling1D,
+        layers.Dense,
+        layers.Dense,
+    ]
+    embedding, hidden, output = model.layers[1], model.layers[3], model.layers[4]
+    assert (embedding.input_dim, embedding.output_dim) == (300, embedding_dim)
+    assert (hidden.units, hidden.activation.__name__) == (6, "relu")
+    assert (output.units, output.activation.__name__) == (1, "sigmoid")
+    assert model.input_shape == (None, 20)
+    assert model.output_shape == (None, 1)
+    assert model.optimizer is not None
+    assert model.loss == "binary_crossentropy"
+
+
+def test_build_model_predicts_one_probability_per_row() -> None:
+    model = build_model(GridPoint(name="tiny", embedding_dim=4), vocab_size=10, sequence_length=6)
+    x = np.array([[2, 3, 0, 0, 0, 0], [9, 9, 9, 9, 9, 9], [1, 0, 0, 0, 0, 0]], dtype=np.int32)
+    probability = model.predict(x, verbose=0)
+    assert probability.shape == (3, 1)
+    assert ((probability > 0) & (probability < 1)).all()
+
+
+def test_dropout_adds_a_layer_only_when_asked() -> None:
+    from keras import layers
+
+    plain = build_model(GridPoint(name="plain"), vocab_size=10, sequence_length=4)
+    dropped = build_model(GridPoint(name="drop", dropout=0.3), vocab_size=10, sequence_length=4)
+    assert not any(isinstance(layer, layers.Dropout) for layer in plain.layers)
+    assert [layer.rate for layer in dropped.layers if isinstance(layer, layers.Dropout)] == [0.3]

@@ -1,0 +1,68 @@
+"""Unit tests of the promotion gate: the floor, the champion, a diverged candidate, force."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from review_sentiment.errors import GateRefused
+from review_sentiment.register import RegisterResult, gate, require_promoted
+
+NAN = math.nan
+
+
+@pytest.mark.parametrize(
+    ("candidate", "champion", "floor", "promoted", "reason"),
+    [
+        (0.90, None, 0.85, True, "no champion yet; candidate test ROC AUC 0.9000 >= floor 0.8500"),
+        (0.85, None, 0.85, True, "no champion yet"),  # the floor itself passes
+        (0.84, None, 0.85, False, "candidate test ROC AUC 0.8400 is below the floor 0.8500"),
+        (0.84, 0.80, 0.85, False, "below the floor"),  # beating a weak champion is not enough
+        (0.90, 0.92, 0.85, False, "candidate test ROC AUC 0.9000 is worse than the champion's 0.9200"),
+        (0.92, 0.92, 0.85, True, ">= champion's 0.9200 and floor 0.8500"),  # no worse: a tie promotes
+        (0.95, 0.92, 0.85, True, ">= champion's 0.9200"),
+        (0.90, NAN, 0.85, True, ""),  # a champion that cannot be scored does not block
+        (NAN, None, 0.85, False, "candidate test ROC AUC is not finite"),
+        (NAN, 0.92, 0.85, False, "not finite"),
+        (math.inf, None, 0.85, False, "not finite"),
+    ],
+)
+def test_gate(candidate: float, champion: float | None, floor: float, promoted: bool, reason: str) -> None:
+    decision, why = gate(candidate, champion, floor)
+    assert decision is promoted
+    assert reason in why
+
+
+@pytest.mark.parametrize(("candidate", "champion"), [(0.5, 0.95), (NAN, 0.9), (0.1, None)])
+def test_force_promotes_whatever_the_scores(candidate: float, champion: float | None) -> None:
+    assert gate(candidate, champion, floor=0.85, force=True) == (
+        True,
+        "force-promoted by request, gate skipped",
+    )
+
+
+def _result(promoted: bool) -> RegisterResult:
+    return RegisterResult(
+        model_name="m", version="3", run_id="r", promoted=promoted, reason="below the floor"
+    )
+
+
+def test_require_promoted_raises_on_a_refusal() -> None:
+    with pytest.raises(GateRefused, match="version 3 not promoted: below the floor"):
+        require_promoted(_result(False))
+    assert require_promoted(_result(True)).promoted
+
+
+def test_register_result_is_xcom_sized_plain_data() -> None:
+    assert _result(True).to_dict() == {
+        "model_name": "m",
+        "version": "3",
+        "run_id": "r",
+        "promoted": True,
+        "reason": "below the floor",
+        "candidate": {},
+        "champion": None,
+        "champion_version": None,
+        "reused": False,
+    }

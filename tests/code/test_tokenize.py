@@ -1,0 +1,171 @@
+"""Unit tests of the tokenize stage: the split, the vocabulary and the encoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from review_sentiment import schema
+from review_sentiment.artifacts import read_json
+from review_sentiment.errors import DataContractError
+from review_sentiment.preprocess import CLEAN, PreprocessSettings, clean_frame, preprocess
+from review_sentiment.synthetic import synthetic_rows
+from review_sentiment.tokenize import (
+    SPLIT_COLUMNS,
+    SPLITS,
+    Tokenized,
+    encode,
+    fit_vocabulary,
+    split_frame,
+    text_hash,
+    tokenize,
+)
+from review_sentiment.validate import validate_reviews
+
+
+def _reviews(n: int, seed: int = 0) -> pd.DataFrame:
+    """Synthetic reviews in the canonical schema, validated and cleaned as the stages do it."""
+    raw = pd.DataFrame(synthetic_rows(n, seed)).rename(columns=schema.ORIGINAL_TO_CANONICAL)
+    frame, _ = validate_reviews(raw, min_rows=0)
+    frame[CLEAN] = clean_frame(frame, PreprocessSettings())
+    return frame
+
+
+@pytest.fixture(scope="module")
+def reviews() -> pd.DataFrame:
+    return _reviews(2000)
+
+
+def test_split_is_deterministic_for_a_seed(reviews: pd.DataFrame) -> None:
+    first, again = split_frame(reviews, seed=7), split_frame(reviews.sample(frac=1.0, random_state=3), seed=7)
+    for name in SPLITS:
+        pd.testing.assert_frame_equal(first[name], again[name])
+    other = split_frame(reviews, seed=8)
+    assert set(other["test"][schema.ID]) != set(first["test"][schema.ID])
+
+
+@pytest.mark.parametrize("fractions", [(0.1, 0.1), (0.2, 0.1), (0.15, 0.25)])
+def test_split_sizes_follow_the_fractions(reviews: pd.DataFrame, fractions: tuple[float, float]) -> None:
+    splits = split_frame(reviews, fractions=fractions)
+    total = sum(len(part) for part in splits.values())
+    assert len(splits["validation"]) / total == pytest.approx(fractions[0], abs=0.01)
+    assert len(splits["test"]) / total == pytest.approx(fractions[1], abs=0.01)
+
+
+def test_split_is_stratified_by_label(reviews: pd.DataFrame) -> None:
+    splits = split_frame(reviews)
+    overall = pd.concat(splits.values())[schema.LABEL].mean()
+    assert 0.7 < overall < 0.95  # the synthetic data is imbalanced, as the real data is
+    for name, part in splits.items():
+        assert part[schema.LABEL].mean() == pytest.approx(overall, abs=0.01), name
+        assert set(part[schema.LABEL]) == {0, 1}, name
+
+
+def test_no_clean_text_in_two_splits(reviews: pd.DataFrame) -> None:
+    # Duplicates that differ only in case and punctuation clean to the same text.
+    echoes = reviews.head(300).copy()
+    echoes[schema.ID] += 100_000
+    echoes[schema.TEXT] = echoes[schema.TEXT].str.upper() + "!!"
+    echoes[CLEAN] = clean_frame(echoes, PreprocessSettings())
+    splits = split_frame(pd.concat([reviews, echoes], ignore_index=True))
+    hashes = {name: set(text_hash(part[CLEAN])) for name, part in splits.items()}
+    assert not hashes["train"] & hashes["validation"]
+    assert not hashes["train"] & hashes["test"]
+    assert not hashes["validation"] & hashes["test"]
+    train, validation, test = (set(part[schema.ID]) for part in splits.values())
+    assert not train & validation
+    assert not train & test
+    assert not validation & test
+
+
+def test_duplicates_and_empty_texts_are_dropped(reviews: pd.DataFrame) -> None:
+    extra = reviews.head(50).copy()
+    extra[schema.ID] += 100_000
+    empty = reviews.tail(20).copy()
+    empty[schema.ID] += 200_000
+    empty[CLEAN] = ""
+    frame = pd.concat([reviews, extra, empty], ignore_index=True)
+    splits = split_frame(frame)
+    kept = pd.concat(splits.values())
+    assert kept[CLEAN].is_unique
+    assert (kept[CLEAN].str.len() > 0).all()
+    assert len(kept) == reviews.loc[reviews[CLEAN] != "", CLEAN].nunique()
+    # Of two rows with the same clean text the earlier id stays, whatever the input order.
+    assert not (set(kept[schema.ID]) & set(extra[schema.ID]))
+
+
+def test_split_keeps_the_documented_columns(reviews: pd.DataFrame) -> None:
+    for part in split_frame(reviews).values():
+        assert tuple(part.columns) == SPLIT_COLUMNS
+        assert list(part.index) == list(range(len(part)))
+
+
+def test_split_refuses_a_class_too_small_to_stratify(reviews: pd.DataFrame) -> None:
+    one_negative = pd.concat(
+        [reviews[reviews[schema.LABEL] == 1], reviews[reviews[schema.LABEL] == 0].head(1)]
+    )
+    with pytest.raises(DataContractError, match="cannot make a stratified split"):
+        split_frame(one_negative)
+
+
+@pytest.mark.parametrize("max_tokens", [3, 10, 40])
+def test_vocabulary_starts_with_padding_and_oov_and_respects_max_tokens(
+    reviews: pd.DataFrame, max_tokens: int
+) -> None:
+    vocabulary = fit_vocabulary(reviews[CLEAN].tolist(), max_tokens)
+    assert vocabulary[:2] == ["", "[UNK]"]
+    assert len(vocabulary) == max_tokens  # the data has more distinct tokens than any max_tokens here
+    assert len(set(vocabulary)) == len(vocabulary)
+
+
+def test_vocabulary_orders_tokens_by_frequency() -> None:
+    vocabulary = fit_vocabulary(["fit fit fit love love dress", "fit love"], max_tokens=100)
+    assert vocabulary == ["", "[UNK]", "fit", "love", "dress"]
+
+
+@pytest.mark.parametrize("sequence_length", [1, 4, 12])
+def test_encode_round_trips_through_the_vocabulary(sequence_length: int) -> None:
+    texts = ["love dress fit perfectli", "fabric cheap", "dress"]
+    vocabulary = fit_vocabulary(texts, max_tokens=100)
+    x = encode(texts, vocabulary, sequence_length)
+    assert x.shape == (3, sequence_length)
+    assert x.dtype == np.int32
+    for row, text in zip(x, texts, strict=True):
+        tokens = text.split()[:sequence_length]
+        assert [vocabulary[i] for i in row[: len(tokens)]] == tokens
+        assert (row[len(tokens) :] == 0).all()  # padded at the end with the pad id
+
+
+def test_encode_maps_unknown_tokens_to_the_oov_id() -> None:
+    vocabulary = ["", "[UNK]", "love", "dress"]
+    assert encode(["love zigzag dress"], vocabulary, 5).tolist() == [[2, 1, 3, 0, 0]]
+
+
+def test_encode_of_nothing_has_the_fixed_width() -> None:
+    assert encode([], ["", "[UNK]", "a"], 7).shape == (0, 7)
+
+
+def test_tokenize_stage_writes_a_complete_manifest(tmp_path, reviews: pd.DataFrame) -> None:
+    snapshot = tmp_path / "ingest" / "reviews.parquet"
+    snapshot.parent.mkdir()
+    reviews.drop(columns=[CLEAN]).to_parquet(snapshot, index=False)
+    cleaned = preprocess(snapshot, tmp_path / "preprocess")
+
+    manifest_path = tokenize(cleaned, tmp_path / "tokenize", max_tokens=50, sequence_length=16, seed=1)
+
+    data = Tokenized(manifest_path)
+    assert data.manifest["vocabulary_size"] == 50
+    assert data.manifest["sequence_length"] == 16
+    assert read_json(data.vocabulary_path)["tokens"][:2] == ["", "[UNK]"]
+    assert read_json(data.settings_path) == read_json(cleaned.parent / "preprocess.json")
+    rows = 0
+    for name in SPLITS:
+        x, y = data.arrays(name)
+        frame = data.frame(name)
+        assert x.shape == (len(frame), 16)
+        assert x.max() < 50
+        assert y.tolist() == frame[schema.LABEL].tolist()
+        rows += len(frame)
+    assert rows + data.manifest["duplicates_or_empty_dropped"] == data.manifest["rows_in"] == len(reviews)
+    assert not list((tmp_path / "tokenize").glob(".*.tmp"))
