@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ CLEAN = "clean_text"
 
 # The seed wrote [^a-zA-z], whose A-z range also keeps [ \ ] ^ _ and the backtick. This table
 # keeps a-z, lowercases A-Z and turns every other byte into a space: [^a-zA-Z] -> " ", lower().
+# "can't" splits into "can" "t", both stopwords (the other n't forms leave a negated
+# auxiliary such as "didn"): with negations kept, it becomes "not".
+_CANT = re.compile(r"\bcan['\u2019]t\b", re.IGNORECASE)
 _LOWER_LETTERS = bytes(b + 32 if 65 <= b <= 90 else b if 97 <= b <= 122 else 32 for b in range(256))
 NEGATIONS = frozenset({"no", "nor", "not"})
 # What NLTK's n't stopwords become once the apostrophe is gone ("didn't" -> "didn" "t").
@@ -96,6 +100,8 @@ class TextCleaner:
         """The lowercase letter-only words of ``text``, before stopwords and stemming."""
         if self.settings.unescape_html and "&" in text:
             text = html.unescape(text)
+        if self.settings.keep_negations:
+            text = _CANT.sub("not", text)
         return text.encode("ascii", "replace").translate(_LOWER_LETTERS).split()
 
     def clean(self, text: str, title: str = "") -> str:

@@ -96,8 +96,8 @@ def gate(
         return False, (
             f"candidate test ROC AUC {candidate_auc:.4f} is worse than the champion's {champion_auc:.4f}"
         )
-    if champion_auc is None:
-        return True, f"no champion yet; candidate test ROC AUC {candidate_auc:.4f} >= floor {floor:.4f}"
+    if champion_auc is None or not math.isfinite(champion_auc):
+        return True, f"no champion score to beat; candidate test ROC AUC {candidate_auc:.4f} >= floor {floor:.4f}"  # noqa: E501
     return (
         True,
         f"candidate test ROC AUC {candidate_auc:.4f} >= champion's {champion_auc:.4f} and floor {floor:.4f}",

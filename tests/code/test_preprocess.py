@@ -195,3 +195,8 @@ def test_preprocess_stage_writes_clean_text_and_its_settings(tmp_path) -> None:
     assert len(payload["stopwords"]) == 198
     assert snapshot.read_bytes() == before  # the input is never modified
     assert not [p.name for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("text", ["I can't wear it", "I CAN’T wear it"])
+def test_keep_negations_keeps_cant(negating_cleaner: TextCleaner, text: str) -> None:
+    assert negating_cleaner.clean(text) == "not wear"

@@ -15,8 +15,8 @@ NAN = math.nan
 @pytest.mark.parametrize(
     ("candidate", "champion", "floor", "promoted", "reason"),
     [
-        (0.90, None, 0.85, True, "no champion yet; candidate test ROC AUC 0.9000 >= floor 0.8500"),
-        (0.85, None, 0.85, True, "no champion yet"),  # the floor itself passes
+        (0.90, None, 0.85, True, "no champion score to beat; candidate test ROC AUC 0.9000 >= floor 0.8500"),
+        (0.85, None, 0.85, True, "no champion score to beat"),  # the floor itself passes
         (0.84, None, 0.85, False, "candidate test ROC AUC 0.8400 is below the floor 0.8500"),
         (0.84, 0.80, 0.85, False, "below the floor"),  # beating a weak champion is not enough
         (0.90, 0.92, 0.85, False, "candidate test ROC AUC 0.9000 is worse than the champion's 0.9200"),
