@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 import zlib
 from dataclasses import asdict
 from datetime import datetime
@@ -52,27 +53,33 @@ def read_file(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataContractError([f"file not found: {path}"], str(path))
-    try:
-        if path.suffix == ".parquet":
-            raw = pd.read_parquet(path)
-        else:
-            # Everything as text: the contract check owns type conversion and its messages.
-            raw = pd.read_csv(
-                path,
-                dtype=str,
-                keep_default_na=False,
-                encoding="utf-8-sig",
-                on_bad_lines="error",
-            )
-    except pd.errors.EmptyDataError:
-        raise DataContractError(["the file is empty"], str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise DataContractError([f"not valid UTF-8 at byte {exc.start}"], str(path)) from None
-    except (pd.errors.ParserError, ValueError, OSError, EOFError, zlib.error) as exc:
-        # EOFError and zlib.error: a truncated or corrupt .gz (an interrupted copy), which no
-        # retry can fix.
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataContractError([f"cannot parse: {first_line}"], str(path)) from None
+    with warnings.catch_warnings():
+        try:
+            if path.suffix == ".parquet":
+                raw = pd.read_parquet(path)
+            else:
+                # Everything as text: the contract check owns type conversion and its messages.
+                # pandas only warns when a row has more fields than the header: make it an error.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                raw = pd.read_csv(
+                    path,
+                    dtype=str,
+                    keep_default_na=False,
+                    encoding="utf-8-sig",
+                    index_col=False,  # a row with an extra field is an error, not a shifted index
+                    on_bad_lines="error",
+                )
+        except pd.errors.ParserWarning:
+            raise DataContractError(["a row has more fields than the header"], str(path)) from None
+        except pd.errors.EmptyDataError:
+            raise DataContractError(["the file is empty"], str(path)) from None
+        except UnicodeDecodeError as exc:
+            raise DataContractError([f"not valid UTF-8 at byte {exc.start}"], str(path)) from None
+        except (pd.errors.ParserError, ValueError, OSError, EOFError, zlib.error) as exc:
+            # EOFError and zlib.error: a truncated or corrupt .gz (an interrupted copy), which no
+            # retry can fix.
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataContractError([f"cannot parse: {first_line}"], str(path)) from None
     return raw.rename(columns=schema.ORIGINAL_TO_CANONICAL)
 
 

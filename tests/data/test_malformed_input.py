@@ -63,6 +63,12 @@ def quote_open_at_end() -> str:
     return csv_text(rows()) + '9999,1,30,,"the last review never ends,5,1,0,General,Tops,Knits\n'
 
 
+def extra_field_in_first_row() -> str:
+    lines = csv_text(rows()).splitlines(keepends=True)
+    lines[1] = lines[1].rstrip("\n") + ",surplus\n"
+    return "".join(lines)
+
+
 def truncated_gzip() -> bytes:
     packed = gzip.compress(csv_text(rows(2000)).encode())
     return packed[: len(packed) // 2]
@@ -154,6 +160,7 @@ MALFORMED: dict[str, tuple[Callable[[], str | bytes], str, list[str]]] = {
         ".csv",
         ["not valid UTF-8 at byte"],
     ),
+    "extra-field-in-first-row": (extra_field_in_first_row, ".csv", ["a row has more fields than the header"]),
     "truncated-gzip": (truncated_gzip, ".csv.gz", ["cannot parse: Compressed file ended"]),
 }
 
