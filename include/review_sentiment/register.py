@@ -97,7 +97,10 @@ def gate(
             f"candidate test ROC AUC {candidate_auc:.4f} is worse than the champion's {champion_auc:.4f}"
         )
     if champion_auc is None or not math.isfinite(champion_auc):
-        return True, f"no champion score to beat; candidate test ROC AUC {candidate_auc:.4f} >= floor {floor:.4f}"  # noqa: E501
+        return (
+            True,
+            f"no champion score to beat; candidate test ROC AUC {candidate_auc:.4f} >= floor {floor:.4f}",
+        )
     return (
         True,
         f"candidate test ROC AUC {candidate_auc:.4f} >= champion's {champion_auc:.4f} and floor {floor:.4f}",
