@@ -48,7 +48,17 @@ lock: ## Re-resolve requirements*.txt from requirements*.in (uv)
 secrets: ## Write .env with fresh random secrets for docker compose / make stack (never overwrites)
 	deploy/gen-secrets.sh
 
+stack: $(STAMP) ## The compose topology as local processes (PostgreSQL, MLflow, Airflow on 127.0.0.1)
+	$(PY) scripts/stack.py up
+
+stack-down: ## Stop the processes `make stack` started (by their recorded pids)
+	$(PY) scripts/stack.py down
+
+.PHONY: bench
+bench: $(STAMP) ## Speed-and-scale benchmark (issue 5, ~15 min): one line per figure, bench/results.json
+	$(PY) -m bench.run_bench
+
 clean: ## Remove local state (.local: embedded Airflow DB, MLflow store, artifacts)
 	rm -rf .local
 
-.PHONY: help install run smoke test test-fast lint format lock secrets clean
+.PHONY: help install run smoke test test-fast lint format lock secrets stack stack-down clean

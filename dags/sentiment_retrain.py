@@ -28,8 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pendulum
-from airflow.sdk import DAG, Param, get_current_context, task
+from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from review_sentiment.config import DEFAULT_PROMOTION_FLOOR, Settings
@@ -70,8 +69,9 @@ with DAG(
     dag_id=DAG_ID,
     description="Weekly retraining of the review-sentiment model, gated into the MLflow registry",
     doc_md=__doc__,
-    schedule=SETTINGS.schedule,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # No start_date: a new deployment waits for the next slot instead of starting a full retrain
+    # for the latest past one (run_immediately=0 turns off Airflow's "within 10%" catch-up).
+    schedule=CronTriggerTimetable(SETTINGS.schedule, timezone="UTC", run_immediately=timedelta(0)),
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=3),

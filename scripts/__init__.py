@@ -1,0 +1,1 @@
+"""Developer scripts (`make run`, `make stack`); a package so that the tests can import scripts.stack."""

@@ -1,0 +1,163 @@
+"""The Airflow UI of the local stack in headless Chromium (Debian's package, driven by Playwright):
+log in, open the DAG's trigger form, check that the Params render with their titles,
+descriptions and sections, change values, submit, and follow the run to its end.
+
+Screenshots go to docs/screenshots/ (committed, shown in the README) and test-artifacts/stack/.
+Chromium is never downloaded: Playwright starts /usr/bin/chromium (``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.stack.airflow_api import DAG_ID, FinishedRun
+from tests.stack.conftest import ARTIFACTS, ROOT, RunningStack, report
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+SECTIONS = ("Model grid", "Preprocessing", "Data source", "Promotion")
+# What the test types into the form; everything else keeps the DAG's defaults.
+CHANGES: dict[str, Any] = {"max_epochs": 2, "sample_fraction": 0.2, "promotion_floor": 0.5}
+# Force promote: the run's candidate may be worse than the champion of the REST test's run.
+SWITCHES = {"force_promote": True}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.is_file():
+        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; on CI the browser test must run", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, running_stack: RunningStack, rest_run: FinishedRun) -> Iterator[Any]:
+    """A logged-in page (the REST test's run has finished first: see ``rest_run``)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{running_stack.stack.airflow_url}/dags/{DAG_ID}")
+    page.get_by_label("Username").fill(running_stack.secrets["AIRFLOW_ADMIN_USERNAME"])
+    page.get_by_label("Password").fill(running_stack.secrets["AIRFLOW_ADMIN_PASSWORD"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(rf".*/dags/{DAG_ID}$"))
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def ui_state() -> dict[str, Any]:
+    """What the form test hands to the run test (the id of the run it triggered)."""
+    return {}
+
+
+def _screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+    shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)
+
+
+def test_trigger_form_renders_the_params_and_submits_changed_values(
+    page: Any, running_stack: RunningStack, ui_state: dict[str, Any]
+) -> None:
+    from playwright.sync_api import expect
+
+    api = running_stack.api
+    params = api.get(f"/dags/{DAG_ID}/details")["params"]
+    before = {run["dag_run_id"] for run in api.runs()}
+
+    page.get_by_role("button", name="Trigger Dag").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text(f"Trigger Dag - {DAG_ID}")).to_be_visible()
+    for section in SECTIONS:
+        expect(dialog.get_by_role("button", name=section, exact=True)).to_be_visible()
+    assert {p["schema"].get("section") for p in params.values()} == set(SECTIONS)
+
+    # Each section (one open at a time): every param's title and description, as the API serves them.
+    for section in (*[s for s in SECTIONS if s != "Model grid"], "Model grid"):
+        dialog.get_by_role("button", name=section, exact=True).click()
+        for name, param in params.items():
+            if param["schema"].get("section") != section:
+                continue
+            # A field's label is its title with the required-field mark; .last: "Model grid" is
+            # both a section and the title of its first field.
+            label = re.compile(rf"^{re.escape(param['schema']['title'])}\s*\*?$")
+            expect(dialog.get_by_text(label).last).to_be_visible()
+            expect(dialog.get_by_text(param["description"], exact=True)).to_be_visible()
+            if name in CHANGES:
+                field = dialog.get_by_label(label)
+                assert float(field.input_value()) == float(param["value"])
+                field.fill(str(CHANGES[name]))
+                field.press("Tab")
+                expect(field).to_have_value(str(CHANGES[name]))
+            if name in SWITCHES:
+                switch = dialog.get_by_label(label)
+                assert switch.is_checked() is bool(param["value"])
+                switch.locator("xpath=..").click()  # the visible switch around the hidden input
+                assert switch.is_checked() is SWITCHES[name]
+    expect(dialog.get_by_label(re.compile(r"^Max epochs\s*\*?$"))).to_have_value(str(CHANGES["max_epochs"]))
+    dialog.get_by_role("heading", name=f"Trigger Dag - {DAG_ID}").click()  # no focus ring in the picture
+    _screenshot(page, "trigger-form.png")
+
+    dialog.get_by_role("button", name="Trigger", exact=True).click()
+    page.wait_for_url(re.compile(rf".*/dags/{DAG_ID}/runs/.+"))
+
+    new = [run for run in api.runs() if run["dag_run_id"] not in before]
+    assert len(new) == 1, new
+    run = new[0]
+    ui_state["run_id"] = run["dag_run_id"]
+    assert run["run_type"] == "manual"
+    conf = run["conf"]
+    assert conf["max_epochs"] == CHANGES["max_epochs"] != params["max_epochs"]["value"]
+    for name, value in {**CHANGES, **SWITCHES}.items():
+        assert conf[name] == value, (name, conf)
+    for name, param in params.items():
+        if name not in CHANGES and name not in SWITCHES:
+            assert conf[name] == param["value"], (name, conf[name], param["value"])
+
+
+def test_ui_triggered_run_succeeds_and_shows_in_the_grid(
+    page: Any, running_stack: RunningStack, ui_state: dict[str, Any], pytestconfig: pytest.Config
+) -> None:
+    from playwright.sync_api import expect
+
+    if "run_id" not in ui_state:
+        pytest.fail("the trigger-form test started no run", pytrace=False)
+    run_id = ui_state["run_id"]
+    finished = running_stack.api.wait_for_run(run_id)
+    report(
+        pytestconfig,
+        f"stack: UI-triggered run (default grid, {CHANGES['max_epochs']} epochs): {finished.timings()}",
+    )
+    assert finished.state == "success", finished.states()
+    assert sorted(i for t, i in finished.states() if t == "train") == [0, 1, 2]
+
+    page.goto(f"{running_stack.stack.airflow_url}/dags/{DAG_ID}/runs/{run_id}")
+    expect(page.get_by_text(run_id, exact=True).first).to_be_visible()
+    expect(page.get_by_text("Success", exact=True).first).to_be_visible()
+    for task in ("ingest", "prepare_grid", "preprocess", "tokenize", "register"):
+        expect(page.get_by_text(task, exact=True).first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    _screenshot(page, "run-grid.png")
