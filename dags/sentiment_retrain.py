@@ -205,8 +205,10 @@ with DAG(
         context = get_current_context()
         params = context["params"]
         settings = PreprocessSettings(keep_negations=params["keep_negations"], use_title=params["use_title"])
+        # Kept across runs: only reviews not cleaned before (with these settings) are cleaned.
+        cache_dir = Settings.from_env().artifact_root / "cache" / "preprocess"
         try:
-            return str(run_preprocess(_artifact(snapshot), _task_dir(context), settings))
+            return str(run_preprocess(_artifact(snapshot), _task_dir(context), settings, cache_dir=cache_dir))
         except PipelineError as exc:
             raise _fail_fast(exc) from exc
 

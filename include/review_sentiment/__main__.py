@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, required=True, help="ingest's reviews.parquet")
     p.add_argument("--keep-negations", action="store_true")
     p.add_argument("--use-title", action="store_true")
+    p.add_argument("--cache-dir", type=Path, help="clean only reviews not in this cache (kept between runs)")
     p.add_argument("--output", type=Path, required=True)
 
     p = sub.add_parser("tokenize", help="split and vectorise")
@@ -124,7 +125,7 @@ def _run(args: argparse.Namespace) -> str:
         from review_sentiment.preprocess import PreprocessSettings, preprocess
 
         prep = PreprocessSettings(keep_negations=args.keep_negations, use_title=args.use_title)
-        return str(preprocess(args.input, args.output, prep))
+        return str(preprocess(args.input, args.output, prep, cache_dir=args.cache_dir))
     if args.stage == "tokenize":
         from review_sentiment.tokenize import tokenize
 

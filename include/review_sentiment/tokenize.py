@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.json"
 VOCABULARY_NAME = "vocabulary.json"
 SPLITS = ("train", "validation", "test")
+ENCODE_BATCH = 8192
 # Columns kept beside each split: raw text for end-to-end evaluation, slices for reports.
 SPLIT_COLUMNS = (
     schema.ID, schema.TITLE, schema.TEXT, "rating", "department_name", CLEAN, schema.LABEL,
@@ -99,10 +100,17 @@ def encode(texts: list[str], vocabulary: list[str], sequence_length: int) -> np.
     """Integer sequences of ``texts``, padded or cut to ``sequence_length``."""
     import numpy as np
 
+    out = np.zeros((len(texts), sequence_length), dtype=np.int32)
     if not texts:
-        return np.zeros((0, sequence_length), dtype=np.int32)
+        return out
     layer = make_vectorizer(vocabulary, sequence_length)
-    return np.asarray(layer(np.asarray(texts, dtype=object)), dtype=np.int32)
+    # In batches: one call on every text holds a string tensor of all of them plus an int64
+    # copy of the result (hundreds of MiB at 10x data). Each row is encoded on its own, so
+    # the result is the same.
+    for start in range(0, len(texts), ENCODE_BATCH):
+        batch = np.asarray(texts[start : start + ENCODE_BATCH], dtype=object)
+        out[start : start + len(batch)] = np.asarray(layer(batch))
+    return out
 
 
 def tokenize(
@@ -127,7 +135,7 @@ def tokenize(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     input_path = Path(input_path)
     output_dir = Path(output_dir)
-    frame = pd.read_parquet(input_path)
+    frame = pd.read_parquet(input_path, columns=list(SPLIT_COLUMNS))  # only what the splits keep
     splits = split_frame(frame, seed=seed)
     vocabulary = fit_vocabulary(splits["train"][CLEAN].tolist(), max_tokens)
     # Copied beside the vocabulary so this folder alone describes the model's input.
