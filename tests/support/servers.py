@@ -7,9 +7,7 @@ PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`
 
 from __future__ import annotations
 
-import glob
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -21,34 +19,15 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# One copy of "which initdb, and as which user": the same as `make stack` uses.
+from scripts.stack import _pg_bin, _run_as_postgres
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _pg_bin(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
-    if not candidates:
-        raise RuntimeError(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
-    return candidates[-1]
-
-
-def _run_as() -> list[str]:
-    if os.geteuid() != 0:
-        return []
-    for user in ("postgres", "nobody"):
-        try:
-            pwd.getpwnam(user)
-            return ["runuser", "-u", user, "--"]
-        except KeyError:
-            continue
-    raise RuntimeError("running as root and no 'postgres' or 'nobody' user to run PostgreSQL")
 
 
 def _wait_for(check, timeout: float, what: str, log: Path | None = None) -> None:
@@ -81,7 +60,7 @@ class PostgresServer:
         return f"{driver}://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def _chown(self) -> None:
-        prefix = _run_as()
+        prefix = _run_as_postgres()
         if prefix:
             user = prefix[2]
             os.chmod(self.root, 0o755)
@@ -92,7 +71,7 @@ class PostgresServer:
     def init(self) -> PostgresServer:
         self._chown()
         subprocess.run(
-            [*_run_as(), _pg_bin("initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust",
+            [*_run_as_postgres(), _pg_bin("initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust",
              "-E", "UTF8", "--no-instructions"],
             check=True, capture_output=True,
         )  # fmt: skip
@@ -104,7 +83,7 @@ class PostgresServer:
             "-c fsync=off -c max_connections=200"
         )
         subprocess.run(
-            [*_run_as(), _pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
+            [*_run_as_postgres(), _pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
              "-w", "-t", "60", "start"],
             check=True, capture_output=True,
         )  # fmt: skip
