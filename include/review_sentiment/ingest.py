@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
 import warnings
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -12,9 +16,15 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from review_sentiment import schema
-from review_sentiment.artifacts import atomic_file, write_json
-from review_sentiment.errors import DataContractError
-from review_sentiment.validate import DEFAULT_MIN_ROWS, validate_reviews
+from review_sentiment.artifacts import atomic_file, safe_path, write_json
+from review_sentiment.drift import LABEL_STATS_NAME, label_stats
+from review_sentiment.errors import DataContractError, UnsafePathError
+from review_sentiment.validate import (
+    DEFAULT_MIN_ROWS,
+    quarantine_rows,
+    quarantine_violation,
+    validate_reviews,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,8 +33,64 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_NAME = "reviews.parquet"
 REPORT_NAME = "ingest.json"
+QUARANTINE_NAME = "quarantine.jsonl"
 DEFAULT_TABLE = "reviews"
+DATA_ROOTS_ENV = "SENTIMENT_DATA_ROOTS"
+TABLE_PREFIX = "postgres:"
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
+# [schema.]table, plain identifiers only: the name also travels inside a URL query (?table=).
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+
+
+def allowed_data_roots(env: dict[str, str] | None = None) -> list[Path]:
+    """Folders a run's ``source`` file may come from.
+
+    ``SENTIMENT_DATA_ROOTS`` (``os.pathsep``-separated), else the folder of ``REVIEWS_PATH``.
+    """
+    from review_sentiment.config import Settings
+
+    env = dict(os.environ if env is None else env)
+    listed = [Path(p) for p in env.get(DATA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    return listed or [Settings.from_env(env).reviews_path.parent]
+
+
+def check_source(source: str, data_roots: Sequence[Path]) -> tuple[str, str]:
+    """Validate a user-given source (a DAG param) before anything is opened or connected to.
+
+    Args:
+        source: ``postgres:<table>`` or ``postgres:<schema>.<table>``, or a file path. A relative
+            path is taken inside the first data root.
+        data_roots: Folders files may come from (symlinks resolved).
+
+    Returns:
+        ``("table", name)`` or ``("file", resolved path)``.
+
+    Raises:
+        UnsafePathError: a NUL byte, a path outside every data root, a bad table name, or a URL
+            (connection details come from an Airflow connection, never from run parameters).
+    """
+    if "\x00" in source:
+        raise UnsafePathError(f"source contains a NUL byte: {source!r}")
+    if source.startswith(TABLE_PREFIX):
+        table = source.removeprefix(TABLE_PREFIX)
+        if not _TABLE_NAME.match(table):
+            raise UnsafePathError(f"source table {table!r} is not a plain [schema.]table identifier")
+        return "table", table
+    if "://" in source:
+        raise UnsafePathError(
+            f"source {_redact(source)!r} is a URL: use {TABLE_PREFIX}<table> and an Airflow connection"
+        )
+    if not data_roots:
+        raise UnsafePathError("no data roots are allowed (set SENTIMENT_DATA_ROOTS)")
+    for root in data_roots:
+        try:
+            return "file", str(safe_path(source, root))
+        except UnsafePathError:
+            continue
+    roots = ", ".join(str(Path(r).resolve()) for r in data_roots)
+    raise UnsafePathError(
+        f"source path {source!r} is outside the allowed data roots ({DATA_ROOTS_ENV}): {roots}"
+    )
 
 
 def is_postgres_source(source: str) -> bool:
@@ -120,7 +186,8 @@ def read_table(source: str, start: datetime | None = None, end: datetime | None 
         rows = cur.fetchall()
     frame = pd.DataFrame(rows, columns=list(schema.COLUMNS))
     if frame.empty:
-        raise DataContractError(["no rows in the requested interval"], f"table {table}")
+        what = "no rows in the requested interval" if conditions else "the table is empty"
+        raise DataContractError([what], f"table {table}")
     return frame
 
 
@@ -145,11 +212,15 @@ def ingest(
         min_rows: Fewest usable rows (checked after sampling).
         seed: Seed for the sample.
 
+    Beside the snapshot: ``ingest.json`` (counts), ``label_stats.json`` (for the drift check)
+    and, when rows held a NUL byte, ``quarantine.jsonl`` (those rows, one JSON object a line).
+
     Returns:
         Path of the Parquet snapshot.
 
     Raises:
-        DataContractError: the input breaks the contract; nothing is written.
+        DataContractError: the input breaks the contract, or more than 1% of the rows were
+            quarantined; nothing is written.
     """
     source_name = str(source)
     if is_postgres_source(source_name):
@@ -161,9 +232,17 @@ def ingest(
         raw = read_file(source)
     if not 0.0 < sample_fraction <= 1.0:
         raise DataContractError([f"sample_fraction must be in (0, 1], got {sample_fraction}"])
-    reviews, report = validate_reviews(
-        raw, source=source_name, min_rows=0 if sample_fraction < 1 else min_rows
-    )
+    raw, quarantined = quarantine_rows(raw)
+    too_many = quarantine_violation(len(quarantined), len(raw) + len(quarantined))
+    try:
+        reviews, report = validate_reviews(
+            raw, source=source_name, min_rows=0 if sample_fraction < 1 else min_rows
+        )
+    except DataContractError as exc:
+        # Every violation at once, the quarantine share first.
+        raise DataContractError([*([too_many] if too_many else []), *exc.violations], source_name) from None
+    if too_many:
+        raise DataContractError([too_many], source_name)
     if sample_fraction < 1.0:
         reviews = (
             reviews.groupby(schema.LABEL, group_keys=False)
@@ -173,17 +252,36 @@ def ingest(
         )
         reviews, report = validate_reviews(reviews, source=f"{source_name} (sampled)", min_rows=min_rows)
     output_dir = Path(output_dir)
+    _write_quarantine(output_dir / QUARANTINE_NAME, quarantined)
+    write_json(output_dir / LABEL_STATS_NAME, label_stats(reviews))
+    write_json(
+        output_dir / REPORT_NAME, {"source": source_name, "quarantined": len(quarantined), **asdict(report)}
+    )
+    # The snapshot last: whoever sees it (the XCom) sees its side files complete.
     snapshot = output_dir / SNAPSHOT_NAME
     with atomic_file(snapshot) as tmp:
         reviews.to_parquet(tmp, index=False)
-    write_json(output_dir / REPORT_NAME, {"source": source_name, **asdict(report)})
     log.info(
-        "ingested %d reviews from %s (%d without text dropped)",
+        "ingested %d reviews from %s (%d without text dropped, %d quarantined)",
         report.rows_out,
         source_name,
         report.dropped_no_text,
+        len(quarantined),
     )
     return snapshot
+
+
+def _write_quarantine(path: Path, quarantined: pd.DataFrame) -> None:
+    """One JSON object per quarantined row (JSON escapes the NUL bytes); no file when none."""
+    if quarantined.empty:
+        path.unlink(missing_ok=True)  # a stale file from an earlier attempt would mislead
+        return
+    log.warning("quarantined %d rows to %s", len(quarantined), path)
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for record in quarantined.to_dict(orient="records"):
+            row, reason = record.pop("_row"), record.pop("_reason")
+            cells = {schema.CANONICAL_TO_ORIGINAL.get(k, k): v for k, v in record.items()}
+            out.write(json.dumps({"row": row, "reason": reason, "cells": cells}, default=str) + "\n")
 
 
 def load_table(path: str | Path, source: str, ingested_at: datetime | None = None) -> int:
@@ -204,7 +302,18 @@ def load_table(path: str | Path, source: str, ingested_at: datetime | None = Non
     from psycopg2 import sql
     from psycopg2.extras import execute_values
 
-    reviews, _ = validate_reviews(read_file(path), source=str(path), min_rows=0, keep_empty_text=True)
+    raw, quarantined = quarantine_rows(read_file(path))
+    # PostgreSQL text cannot hold a NUL byte: such rows are skipped here as ingest skips them.
+    too_many = quarantine_violation(len(quarantined), len(raw) + len(quarantined))
+    if too_many:
+        raise DataContractError([too_many], str(path))
+    if len(quarantined):
+        log.warning(
+            "not loading %d rows with a NUL byte (data rows %s)",
+            len(quarantined),
+            quarantined["_row"].tolist()[:10],
+        )
+    reviews, _ = validate_reviews(raw, source=str(path), min_rows=0, keep_empty_text=True)
     dsn, table = split_postgres_source(source)
     ident = sql.Identifier(*table.split("."))
     int_cols = set(schema.INTEGER_COLUMNS)

@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 
 DEFAULT_MIN_ROWS = 200
 DEFAULT_MIN_MINORITY_FRACTION = 0.02
+# Rows set aside (not failed) for a row-local defect; above this share of the input the whole
+# batch is suspect and ingest fails.
+QUARANTINE_MAX_FRACTION = 0.01
+QUARANTINE_REASON_NUL = "NUL byte"
+_OTHER_DELIMITERS = (";", "\t", "|")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ def validate_reviews(
     present = list(raw.columns)
     missing = [c for c in schema.COLUMNS if c not in present]
     extra = [c for c in present if c not in schema.COLUMNS]
+    if len(present) == 1 and (hint := next((d for d in _OTHER_DELIMITERS if d in str(present[0])), None)):
+        violations.append(f"the header is one column: the file looks delimited by {hint!r}, not ','")
     if missing:
         violations.append("missing columns: " + ", ".join(_show(c) for c in missing))
     if extra:
@@ -116,6 +123,42 @@ def validate_reviews(
         rows_in=len(df), rows_out=len(kept), dropped_no_text=dropped, label_counts=counts
     )
     return kept, report
+
+
+def quarantine_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Set aside rows that hold a NUL byte in any text cell.
+
+    A NUL byte is a row-local defect (a bad export or disk block, not a schema change) that
+    PostgreSQL text cannot even store, so the row is quarantined rather than the batch refused.
+
+    Args:
+        raw: Frame as read (any column names, string cells).
+
+    Returns:
+        The kept rows, and the quarantined ones with ``_row`` (1-based data row) and ``_reason``.
+    """
+    import pandas as pd
+
+    bad = pd.Series(False, index=raw.index)
+    for column in raw.columns:
+        cells = raw[column]
+        if cells.dtype == object or isinstance(cells.dtype, pd.StringDtype):
+            bad |= cells.astype("string").str.contains("\x00", regex=False).fillna(False).astype(bool)
+    quarantined = raw[bad].copy()
+    quarantined.insert(0, "_reason", QUARANTINE_REASON_NUL)
+    # Position, not index label: the data row a person finds in the file (after the header).
+    quarantined.insert(0, "_row", [i + 1 for i, flag in enumerate(bad.tolist()) if flag])
+    return raw[~bad], quarantined
+
+
+def quarantine_violation(quarantined: int, total: int, limit: float = QUARANTINE_MAX_FRACTION) -> str | None:
+    """The violation to report when too many rows were quarantined, else None."""
+    if total == 0 or quarantined / total <= limit:
+        return None
+    return (
+        f"{quarantined} of {total} rows ({quarantined / total:.2%}) quarantined "
+        f"for a {QUARANTINE_REASON_NUL}, above the {limit:.0%} limit"
+    )
 
 
 def _show(column: str) -> str:

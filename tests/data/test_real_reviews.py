@@ -10,6 +10,7 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.artifacts import read_json
+from review_sentiment.drift import LABEL_STATS_NAME
 from review_sentiment.ingest import REPORT_NAME, ingest
 from review_sentiment.validate import validate_reviews
 
@@ -99,7 +100,12 @@ def test_ingest_snapshots_the_real_file_without_touching_it(real_reviews_path: P
     report = read_json(snapshot.parent / REPORT_NAME)
     assert (report["rows_in"], report["dropped_no_text"]) == (ROWS, WITHOUT_TEXT)
     assert report["source"] == str(real_reviews_path)
-    assert sorted(p.name for p in snapshot.parent.iterdir()) == [REPORT_NAME, snapshot.name]
+    assert report["quarantined"] == 0  # the real file has no NUL byte
+    stats = read_json(snapshot.parent / LABEL_STATS_NAME)
+    assert stats["rows"] == len(snap)
+    assert stats["positive"] == int((snap[schema.LABEL] == 1).sum())
+    assert stats["positive_share"] == pytest.approx(0.82, abs=0.01)
+    assert sorted(p.name for p in snapshot.parent.iterdir()) == [REPORT_NAME, LABEL_STATS_NAME, snapshot.name]
     assert hashlib.sha256(real_reviews_path.read_bytes()).hexdigest() == digest
 
 
