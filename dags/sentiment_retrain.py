@@ -175,19 +175,21 @@ with DAG(
     @task(execution_timeout=timedelta(minutes=20))
     def ingest() -> str:
         """Snapshot the source as Parquet; the data contract is checked here."""
+        from review_sentiment.ingest import allowed_data_roots, check_source
         from review_sentiment.ingest import ingest as run_ingest
 
         context = get_current_context()
         params = context["params"]
-        source = str(params["source"])
-        if source.startswith("postgres:"):
-            from airflow.sdk import BaseHook
-
-            # The connection's URI carries the password: it never enters params, XCom or logs.
-            uri = BaseHook.get_connection(params["source_conn_id"]).get_uri()
-            uri = uri.replace("postgres://", "postgresql://", 1)
-            source = f"{uri}{'&' if '?' in uri else '?'}table={source.removeprefix('postgres:')}"
         try:
+            # A user-given value: checked before any file is opened or connection looked up.
+            kind, source = check_source(str(params["source"]), allowed_data_roots())
+            if kind == "table":
+                from airflow.sdk import BaseHook
+
+                # The connection's URI carries the password: it never enters params, XCom or logs.
+                uri = BaseHook.get_connection(params["source_conn_id"]).get_uri()
+                uri = uri.replace("postgres://", "postgresql://", 1)
+                source = f"{uri}{'&' if '?' in uri else '?'}table={source}"
             return str(
                 run_ingest(
                     source, _task_dir(get_current_context()), sample_fraction=float(params["sample_fraction"])
