@@ -71,15 +71,15 @@ def check_source(source: str, data_roots: Sequence[Path]) -> tuple[str, str]:
     """
     if "\x00" in source:
         raise UnsafePathError(f"source contains a NUL byte: {source!r}")
+    if "://" in source:
+        raise UnsafePathError(
+            f"source {_redact(source)!r} is a URL: use {TABLE_PREFIX}<table> and an Airflow connection"
+        )
     if source.startswith(TABLE_PREFIX):
         table = source.removeprefix(TABLE_PREFIX)
         if not _TABLE_NAME.match(table):
             raise UnsafePathError(f"source table {table!r} is not a plain [schema.]table identifier")
         return "table", table
-    if "://" in source:
-        raise UnsafePathError(
-            f"source {_redact(source)!r} is a URL: use {TABLE_PREFIX}<table> and an Airflow connection"
-        )
     if not data_roots:
         raise UnsafePathError("no data roots are allowed (set SENTIMENT_DATA_ROOTS)")
     for root in data_roots:
