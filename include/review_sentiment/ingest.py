@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ DEFAULT_TABLE = "reviews"
 DATA_ROOTS_ENV = "SENTIMENT_DATA_ROOTS"
 TABLE_PREFIX = "postgres:"
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
+_OTHER_DELIMITERS = (";", "\t", "|")
 # [schema.]table, plain identifiers only: the name also travels inside a URL query (?table=).
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 
@@ -119,6 +121,11 @@ def read_file(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataContractError([f"file not found: {path}"], str(path))
+    if path.suffix != ".parquet" and (delimiter := _foreign_delimiter(path)):
+        # Caught here: pandas would report a field-count error on some later line instead.
+        raise DataContractError(
+            [f"the header has no ',': the file looks delimited by {delimiter!r}"], str(path)
+        )
     with warnings.catch_warnings():
         try:
             if path.suffix == ".parquet":
@@ -147,6 +154,18 @@ def read_file(path: str | Path) -> pd.DataFrame:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataContractError([f"cannot parse: {first_line}"], str(path)) from None
     return raw.rename(columns=schema.ORIGINAL_TO_CANONICAL)
+
+
+def _foreign_delimiter(path: Path) -> str | None:
+    """The delimiter the header line uses when it is not a comma, else None."""
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
+            header = fh.readline(1 << 16).decode("utf-8", errors="replace")
+    except (OSError, EOFError, zlib.error):
+        return None  # unreadable: the parser reports it with its own message
+    if "," in header:
+        return None
+    return next((d for d in _OTHER_DELIMITERS if d in header), None)
 
 
 def read_table(source: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:

@@ -17,7 +17,6 @@ DEFAULT_MIN_MINORITY_FRACTION = 0.02
 # batch is suspect and ingest fails.
 QUARANTINE_MAX_FRACTION = 0.01
 QUARANTINE_REASON_NUL = "NUL byte"
-_OTHER_DELIMITERS = (";", "\t", "|")
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,6 @@ def validate_reviews(
     present = list(raw.columns)
     missing = [c for c in schema.COLUMNS if c not in present]
     extra = [c for c in present if c not in schema.COLUMNS]
-    if len(present) == 1 and (hint := next((d for d in _OTHER_DELIMITERS if d in str(present[0])), None)):
-        violations.append(f"the header is one column: the file looks delimited by {hint!r}, not ','")
     if missing:
         violations.append("missing columns: " + ", ".join(_show(c) for c in missing))
     if extra:

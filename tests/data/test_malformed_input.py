@@ -69,6 +69,31 @@ def extra_field_in_first_row() -> str:
     return "".join(lines)
 
 
+def delimited(delimiter: str) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(["" if h == "Unnamed: 0" else h for h in HEADER])
+    writer.writerows([[row.get(h, "") for h in HEADER] for row in rows()])
+    return buffer.getvalue()
+
+
+def minority_below_bound() -> str:
+    # 4 "not recommended" among 390 reviews with text: a 1% minority, under the 2% bound.
+    out = [{**r, "Recommended IND": "1"} for r in rows()]
+    for index in range(4):
+        out[index]["Recommended IND"] = "0"
+    return csv_text(out)
+
+
+def nul_rows(count: int) -> Rows:
+    """``rows()`` with a NUL byte inside the review text of ``count`` rows (data rows 11, 18, ...)."""
+    out = rows()
+    for index in range(count):
+        text = out[10 + 7 * index]["Review Text"] or "x"
+        out[10 + 7 * index]["Review Text"] = text[:5] + "\x00" + text[5:]
+    return out
+
+
 def truncated_gzip() -> bytes:
     packed = gzip.compress(csv_text(rows(2000)).encode())
     return packed[: len(packed) // 2]
@@ -162,6 +187,35 @@ MALFORMED: dict[str, tuple[Callable[[], str | bytes], str, list[str]]] = {
     ),
     "extra-field-in-first-row": (extra_field_in_first_row, ".csv", ["a row has more fields than the header"]),
     "truncated-gzip": (truncated_gzip, ".csv.gz", ["cannot parse: Compressed file ended"]),
+    "semicolon-delimited": (
+        lambda: delimited(";"),
+        ".csv",
+        ["the header has no ',': the file looks delimited by ';'"],
+    ),
+    "tab-delimited": (
+        lambda: delimited("\t"),
+        ".csv",
+        ["the header has no ',': the file looks delimited by '\\t'"],
+    ),
+    "class-ratio-below-bound": (
+        minority_below_bound,
+        ".csv",
+        ["minority class share 0.0103 is below the bound 0.02"],
+    ),
+    # 5 of 400 rows (1.25%) hold a NUL byte: above the 1% quarantine limit.
+    "nul-bytes-above-limit": (
+        lambda: csv_text(nul_rows(5)),
+        ".csv",
+        ["5 of 400 rows (1.25%) quarantined for a NUL byte, above the 1% limit"],
+    ),
+    "nul-bytes-above-limit-and-a-bad-label": (
+        lambda: csv_text(edit(nul_rows(5), 100, recommended="2")),
+        ".csv",
+        [
+            "5 of 400 rows (1.25%) quarantined for a NUL byte, above the 1% limit",
+            "label 'Recommended IND': 1 values outside {0, 1}: [2]",
+        ],
+    ),
 }
 
 
@@ -240,3 +294,64 @@ def test_gzip_is_read_like_plain_csv(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(
         pd.read_parquet(ingest(plain, tmp_path / "a")), pd.read_parquet(ingest(packed, tmp_path / "b"))
     )
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_refusal_is_deterministic(tmp_path: Path, case: str) -> None:
+    make, suffix, _ = MALFORMED[case]
+    content = make()
+    source = tmp_path / f"{case}{suffix}"
+    if isinstance(content, bytes):
+        source.write_bytes(content)
+    else:
+        source.write_text(content, encoding="utf-8", newline="")
+    messages = set()
+    for attempt in range(2):
+        with pytest.raises(DataContractError) as caught:
+            ingest(source, tmp_path / f"out{attempt}")
+        messages.add(str(caught.value))
+    assert len(messages) == 1, messages
+
+
+def test_nul_rows_below_the_limit_are_quarantined(tmp_path: Path) -> None:
+    """3 of 400 rows (0.75%) hold a NUL byte: they go to quarantine.jsonl, the rest is ingested."""
+    import json
+
+    from review_sentiment.artifacts import read_json
+    from review_sentiment.ingest import QUARANTINE_NAME, REPORT_NAME
+
+    bad = nul_rows(3)
+    source = tmp_path / "reviews.csv"
+    source.write_text(csv_text(bad), encoding="utf-8", newline="")
+    outputs = []
+    for attempt in range(2):  # a retry gives the same files
+        snapshot = ingest(source, tmp_path / f"out{attempt}")
+        outputs.append(((snapshot.parent / QUARANTINE_NAME).read_bytes(), snapshot.read_bytes()))
+    assert outputs[0] == outputs[1]
+
+    lines = outputs[0][0].decode("utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["row"] for r in records] == [11, 18, 25]  # data rows, 1-based, as in the file
+    assert {r["reason"] for r in records} == {"NUL byte"}
+    assert [r["cells"]["Unnamed: 0"] for r in records] == [bad[i]["Unnamed: 0"] for i in (10, 17, 24)]
+    assert all("\x00" in r["cells"]["Review Text"] for r in records)  # kept as is, JSON-escaped
+    assert all("\x00" not in line for line in lines)
+
+    snap = pd.read_parquet(snapshot)
+    quarantined_ids = {int(r["cells"]["Unnamed: 0"]) for r in records}
+    assert not quarantined_ids & set(snap[schema.ID])
+    assert not snap[schema.TEXT].str.contains("\x00", regex=False).any()
+    report = read_json(snapshot.parent / REPORT_NAME)
+    assert report["quarantined"] == 3
+    assert report["rows_in"] == 397
+    assert len(snap) == 397 - report["dropped_no_text"]
+
+
+def test_a_clean_retry_removes_a_stale_quarantine_file(tmp_path: Path) -> None:
+    from review_sentiment.ingest import QUARANTINE_NAME
+
+    source, out = tmp_path / "reviews.csv", tmp_path / "out"
+    source.write_text(csv_text(nul_rows(2)), encoding="utf-8", newline="")
+    assert (ingest(source, out).parent / QUARANTINE_NAME).is_file()
+    source.write_text(csv_text(rows()), encoding="utf-8", newline="")
+    assert not (ingest(source, out).parent / QUARANTINE_NAME).exists()
