@@ -28,7 +28,7 @@ SETTINGS_NAME = "preprocess.json"
 CLEAN = "clean_text"
 # Bump whenever TextCleaner can give a different output for the same input and settings: it is
 # part of the cache fingerprint, so old cache entries stop matching.
-CLEANER_VERSION = 1
+CLEANER_VERSION = 2  # 2: invisible format characters are deleted, not made separators
 CACHE_TEXTS_NAME = "texts.parquet"
 CACHE_STEMS_NAME = "stems.parquet"
 CACHE_SETTINGS_NAME = "settings.json"
@@ -42,6 +42,9 @@ _CACHE_PARQUET = {"compression": "none", "use_dictionary": False}
 # auxiliary such as "didn"): with negations kept, it becomes "not".
 _CANT = re.compile(r"\bcan['\u2019]t\b", re.IGNORECASE)
 _LOWER_LETTERS = bytes(b + 32 if 65 <= b <= 90 else b if 97 <= b <= 122 else 32 for b in range(256))
+# Zero-width space/joiners, word joiner, BOM and soft hyphen are invisible to a reader, so they
+# are deleted rather than turned into a space: "gr\u200beat" is the word "great", not "gr eat".
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 NEGATIONS = frozenset({"no", "nor", "not"})
 # What NLTK's n't stopwords become once the apostrophe is gone ("didn't" -> "didn" "t").
 NEGATED_AUXILIARIES = frozenset(
@@ -120,6 +123,8 @@ class TextCleaner:
             text = html.unescape(text)
         if self.settings.keep_negations:
             text = _CANT.sub("not", text)
+        if not text.isascii():
+            text = text.translate(_INVISIBLE)
         return text.encode("ascii", "replace").translate(_LOWER_LETTERS).split()
 
     def clean(self, text: str, title: str = "") -> str:
