@@ -1,0 +1,100 @@
+"""Two register steps at once on one registered model, 20 times: version numbers stay unique and
+``champion`` ends on the better candidate, not on the last writer.
+
+Two long-lived processes call ``review_sentiment.register.register`` on the stack's MLflow server
+(PostgreSQL store), each with one of the baseline run's two trained grid points, on the same cue;
+the promotion lock is the PostgreSQL advisory lock on the stack's database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.faults.fault_stack import FaultStack, report
+from tests.stack.airflow_api import DAG_ID
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.integration]
+
+ROUNDS = 20
+WORKER = Path(__file__).with_name("register_worker.py")
+
+
+def _line(process: subprocess.Popen, timeout: float) -> str:
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"worker {process.pid} said nothing within {timeout:.0f}s"
+    line = process.stdout.readline()
+    assert line, f"worker {process.pid} exited: {process.stderr.read()[-3000:]}"
+    return line.strip()
+
+
+def test_concurrent_registers_promote_the_better_model(fault_stack: FaultStack, baseline_run: str) -> None:
+    faults = fault_stack
+    runs = {r.data.tags["airflow.map_index"]: r.info.run_id for r in faults.train_runs(baseline_run)}
+    assert sorted(runs) == ["0", "1"], runs
+    manifest = faults.run_dir(baseline_run) / "tokenize" / "manifest.json"
+    assert manifest.is_file()
+    stack = faults.stack
+    env = {
+        **os.environ,
+        "SENTIMENT_LOCK_URI": f"postgresql://mlflow@127.0.0.1:{stack.ports['postgres']}/mlflow",
+        "PGPASSWORD": faults.secrets["MLFLOW_DB_PASSWORD"],
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), stack.mlflow_url, str(manifest), runs[index]],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in ("0", "1")
+    ]
+    client = faults.mlflow()
+    superseded = refused = 0
+    try:
+        for worker in workers:
+            assert _line(worker, 300) == "ready"
+        started = time.monotonic()
+        for round_ in range(ROUNDS):
+            model = f"race-{baseline_run[-15:]}-{round_:02d}"
+            # Alternate who gets the cue first, so either side may win the race to the lock.
+            for side, worker in sorted(enumerate(workers), key=lambda w: (w[0] + round_) % 2):
+                worker.stdin.write(f"{model} {DAG_ID}/race-{round_}-{side}\n")
+                worker.stdin.flush()
+            results = [json.loads(_line(worker, 300)) for worker in workers]
+            errors = [r["error"] for r in results if "error" in r]
+            assert not errors, errors
+
+            versions = client.search_model_versions(f"name = '{model}'")
+            numbers = [int(v.version) for v in versions]
+            assert sorted(numbers) == [1, 2], numbers  # unique, none lost
+            score = {v.version: float(v.tags["candidate.test_roc_auc"]) for v in versions}
+            champion = client.get_model_version_by_alias(model, "champion")
+            assert score[champion.version] == max(score.values()), (round_, score, champion.version, results)
+            promoted = [r for r in results if r["promoted"]]
+            superseded += len(promoted) == 2
+            refused += len(promoted) == 1
+        elapsed = time.monotonic() - started
+    finally:
+        for worker in workers:
+            worker.stdin.close()
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    report(
+        faults.config,
+        f"faults: register race x{ROUNDS} on one model per round ({elapsed:.0f} s): versions unique "
+        f"in every round, champion on the better candidate in {ROUNDS}/{ROUNDS}; the loser was refused "
+        f"in {refused} rounds, promoted first then superseded in {superseded}",
+    )

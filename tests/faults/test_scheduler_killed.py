@@ -1,0 +1,41 @@
+"""The scheduler SIGKILLed while ``train`` runs, then started again: the run completes with at
+most one version (exactly one, since it succeeds)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.faults.fault_stack import FaultStack, report
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.integration]
+
+CONF = {"max_epochs": 30, "patience": 30}
+
+
+def test_scheduler_sigkilled_during_train(fault_stack: FaultStack) -> None:
+    faults = fault_stack
+    faults.clear_champion()
+    run_id = faults.trigger("scheduler_sigkill", CONF)
+
+    def an_epoch_logged():
+        running = [r for r in faults.train_runs(run_id) if r.info.status == "RUNNING"]
+        return any(faults.epochs_logged(r.info.run_id) >= 1 for r in running)
+
+    faults.wait_in_run(run_id, an_epoch_logged, 420, "a train task to log its first epoch")
+    killed_pid = faults.kill_scheduler()
+    killed_at = time.monotonic()
+    time.sleep(3)
+    restart_s = faults.start_scheduler()
+    finished = faults.api.wait_for_run(run_id, timeout=900)
+    done_s = time.monotonic() - killed_at
+    assert finished.state == "success", finished.states()
+    assert not faults.alive(killed_pid)
+    tries = {f"{t}[{i}]" if i >= 0 else t: len(faults.tries(run_id, t, i)) for t, i in finished.states()}
+    outcome = faults.check_outcome(run_id)
+    report(
+        faults.config,
+        f"faults: scheduler SIGKILLed mid-train: new scheduler healthy in {restart_s:.0f} s, run done "
+        f"{done_s:.0f} s after the kill; tries {tries}; {outcome}",
+    )
