@@ -1,0 +1,186 @@
+"""Bad input end to end: ``airflow dags test sentiment_retrain`` on a real PostgreSQL metadata DB
+and a real MLflow server, with a header-only file and then a path out of the data roots as the
+``source`` param. Each run fails at ``ingest`` on its first try (no retries burnt), with one clear
+line; nothing downstream runs, no model version is created and the champion stays where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from review_sentiment.config import PROJECT_ROOT
+from tests.data.test_malformed_input import csv_text
+from tests.support.servers import MlflowServer, PostgresServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DAG_ID = "sentiment_retrain"
+MODEL = "customer-sentiment-analysis-bad-input"
+DOWNSTREAM = {"preprocess", "tokenize", "train", "register"}
+CASES = {
+    "header-only": (
+        "{data}/header_only.csv",
+        "AirflowFailException: DataContractError: data contract violated by {data}/header_only.csv (1): "
+        "only 0 rows with review text, need at least 200",
+    ),
+    "path-out-of-the-data-roots": (
+        "{data}/../../../../etc/passwd",
+        "AirflowFailException: UnsafePathError: source path '{data}/../../../../etc/passwd' is outside "
+        "the allowed data roots (SENTIMENT_DATA_ROOTS): {data}",
+    ),
+}
+
+
+def _airflow(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("bad-input-data").resolve()
+    (folder / "header_only.csv").write_text(csv_text([]), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def champion(mlflow_server: MlflowServer) -> str:
+    """A registered version with the champion alias, standing for last week's model."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server.url, mlflow_server.url)
+    experiment = client.create_experiment("bad-input-champion")
+    run = client.create_run(experiment)
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(MODEL)
+    version = client.create_model_version(MODEL, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias(MODEL, "champion", version.version)
+    return version.version
+
+
+@pytest.fixture(scope="module")
+def airflow_env(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres: PostgresServer,
+    mlflow_server: MlflowServer,
+    data_dir: Path,
+) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("airflow-home-bad-input")
+    postgres.create_database("airflow_bad_input")
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "SENTIMENT_DATA_ROOTS"},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url("airflow_bad_input", "postgresql+psycopg2"),
+        "PYTHONPATH": str(PROJECT_ROOT / "include"),
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "SENTIMENT_MODEL_NAME": MODEL,
+        "SENTIMENT_ARTIFACT_ROOT": str(home / "artifacts"),
+        # The default data root is this file's folder (SENTIMENT_DATA_ROOTS unset).
+        "REVIEWS_PATH": str(data_dir / "womens_clothing_reviews.csv.gz"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    migrate = _airflow(env, "db", "migrate")
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    return env
+
+
+@pytest.fixture(scope="module")
+def failed_runs(
+    airflow_env: dict[str, str], postgres: PostgresServer, data_dir: Path, champion: str
+) -> dict[str, dict]:
+    import psycopg2
+
+    results = {}
+    for case, (source, _) in CASES.items():
+        conf = {"source": source.format(data=data_dir)}
+        started = time.monotonic()
+        done = _airflow(airflow_env, "dags", "test", DAG_ID, "-c", json.dumps(conf))
+        seconds = time.monotonic() - started
+        with psycopg2.connect(postgres.url("airflow_bad_input")) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT run_id, state FROM dag_run WHERE dag_id = %s AND conf::text LIKE %s",
+                (DAG_ID, f"%{json.dumps(conf)[1:-1]}%"),
+            )
+            (run_id, state), *more = cur.fetchall()
+            assert not more
+            cur.execute(
+                "SELECT task_id, map_index, state, try_number, EXTRACT(EPOCH FROM end_date - start_date) "
+                "FROM task_instance WHERE dag_id = %s AND run_id = %s",
+                (DAG_ID, run_id),
+            )
+            tasks = {row[0]: row[1:] for row in cur.fetchall()}
+        results[case] = {
+            "run_id": run_id,
+            "state": state,
+            "tasks": tasks,
+            "log": done.stdout + done.stderr,
+            "seconds": seconds,
+        }
+    return results
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_run_fails_at_ingest_on_the_first_try(failed_runs, case: str) -> None:
+    run = failed_runs[case]
+    assert run["state"] == "failed"
+    _, state, try_number, _ = run["tasks"]["ingest"]
+    assert (state, try_number) == ("failed", 1), run["tasks"]
+    for task in DOWNSTREAM:
+        assert run["tasks"][task][1] == "upstream_failed", (task, run["tasks"])
+    assert "up_for_retry" not in {t[1] for t in run["tasks"].values()}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_reason_is_one_clear_line(failed_runs, data_dir: Path, case: str) -> None:
+    expected = CASES[case][1].format(data=data_dir)
+    lines = [line for line in failed_runs[case]["log"].splitlines() if expected in line]
+    assert lines, failed_runs[case]["log"][-4000:]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_nothing_registered_and_the_champion_unchanged(
+    failed_runs, mlflow_server: MlflowServer, champion: str, case: str
+) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server.url, mlflow_server.url)
+    assert [v.version for v in client.search_model_versions(f"name = '{MODEL}'")] == [champion]
+    assert client.get_model_version_by_alias(MODEL, "champion").version == champion
+    tagged = client.search_model_versions(
+        f"name = '{MODEL}' and tags.`pipeline_run_id` = '{DAG_ID}/{failed_runs[case]['run_id']}'"
+    )
+    assert tagged == []
+
+
+def test_nothing_was_written_past_ingest(failed_runs, airflow_env: dict[str, str]) -> None:
+    root = Path(airflow_env["SENTIMENT_ARTIFACT_ROOT"]) / DAG_ID
+    for run in failed_runs.values():
+        run_dir = root / run["run_id"]
+        written = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")) if run_dir.exists() else []
+        assert [p for p in written if not p.startswith("ingest")] == [], written
+        assert [p for p in written if p.startswith("ingest/")] == [], written
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_failure_is_fast(failed_runs, case: str) -> None:
+    run = failed_runs[case]
+    ingest_seconds = float(run["tasks"]["ingest"][3])
+    # Printed for docs/RELIABILITY.md (pytest -s shows it).
+    print(f"\n{case}: ingest failed after {ingest_seconds:.2f} s; dags test took {run['seconds']:.0f} s")
+    assert ingest_seconds < 30
