@@ -7,7 +7,7 @@ import html
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +17,6 @@ from review_sentiment.artifacts import atomic_file, write_json
 from review_sentiment.config import NLTK_DATA_DIR
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -29,12 +28,13 @@ CLEAN = "clean_text"
 # Bump whenever TextCleaner can give a different output for the same input and settings: it is
 # part of the cache fingerprint, so old cache entries stop matching.
 CLEANER_VERSION = 2  # 2: invisible format characters are deleted, not made separators
-CACHE_TEXTS_NAME = "texts.parquet"
-CACHE_STEMS_NAME = "stems.parquet"
+# The cache's file layout; part of the fingerprint, so a new layout starts a new folder.
+CACHE_FORMAT = 2
+# Arrow IPC files, uncompressed: memory-mapped, they load in about a millisecond.
+CACHE_TEXTS_NAME = "texts.arrow"
+CACHE_STEMS_NAME = "stems.arrow"
 CACHE_SETTINGS_NAME = "settings.json"
-# Random keys and mostly unique texts gain little from compression or dictionaries, and the
-# cache is read on every run: plain pages read about twice as fast.
-_CACHE_PARQUET = {"compression": "none", "use_dictionary": False}
+_INPUT = "input"
 
 # The seed wrote [^a-zA-z], whose A-z range also keeps [ \ ] ^ _ and the backtick. This table
 # keeps a-z, lowercases A-Z and turns every other byte into a space: [^a-zA-Z] -> " ", lower().
@@ -169,20 +169,56 @@ def clean_frame(frame: pd.DataFrame, settings: PreprocessSettings) -> pd.Series:
     return pd.Series(cleaned, index=frame.index, name=CLEAN, dtype=object)
 
 
-def text_keys(texts: list[str]) -> np.ndarray:
-    """The first 128 bits of each text's SHA-256 (of its UTF-8), as an ``(n, 2)`` uint64 array."""
-    import numpy as np
+def cleaner_input_array(frame: pd.DataFrame, settings: PreprocessSettings) -> pa.Array:
+    """:func:`cleaner_inputs` as one Arrow ``large_binary`` array of UTF-8, built without a Python loop.
 
-    sha256 = hashlib.sha256  # the fastest hashlib digest here (hardware SHA), ~0.5 µs a review
-    digests = b"".join([sha256(t.encode("utf-8", "surrogatepass")).digest()[:16] for t in texts])
-    return np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2)
+    Parquet snapshots load as Arrow-backed strings, so this costs next to nothing; a column that
+    does not convert to Arrow strings goes through :func:`cleaner_inputs` and gives the same bytes.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = _string_array(frame[schema.TEXT])
+    titles = _string_array(frame[schema.TITLE]) if settings.use_title else None
+    if texts is None or (settings.use_title and titles is None):
+        return _key_array(cleaner_inputs(frame, settings))
+    if titles is not None:
+        # f"{title} {text}" if title else text, as cleaner_inputs builds it.
+        joined = pc.binary_join_element_wise(titles, texts, pa.scalar(" ", pa.large_string()))
+        texts = pc.if_else(pc.greater(pc.binary_length(titles), 0), joined, texts)
+    return texts.cast(pa.large_binary())
+
+
+def _string_array(column: pd.Series) -> pa.Array | None:
+    """``column.fillna("")`` as an Arrow large_string array; None if its values are not all strings."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(column, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array.type == pa.null():
+        array = array.cast(pa.large_string())
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return None
+    return array.cast(pa.large_string()).fill_null("")
+
+
+def _key_array(texts: Sequence[str]) -> pa.Array:
+    """Python strings as a ``large_binary`` array of their UTF-8 (lone surrogates kept)."""
+    import pyarrow as pa
+
+    return pa.array([t.encode("utf-8", "surrogatepass") for t in texts], pa.large_binary())
 
 
 def cache_fingerprint(cleaner: TextCleaner) -> str:
     """Short hash of everything besides the input text that decides the output.
 
     That is the settings, the effective stopword list, this module's ``CLEANER_VERSION`` and
-    NLTK's version (its Porter stemmer has changed between releases).
+    NLTK's version (its Porter stemmer has changed between releases), and the cache's file
+    layout (``CACHE_FORMAT``).
     """
     return hashlib.sha256(json.dumps(_cache_identity(cleaner), sort_keys=True).encode()).hexdigest()[:24]
 
@@ -195,123 +231,146 @@ def _cache_identity(cleaner: TextCleaner) -> dict[str, object]:
         "stopwords": sorted(cleaner.stopwords),
         "cleaner_version": CLEANER_VERSION,
         "nltk_version": nltk.__version__,
+        "cache_format": CACHE_FORMAT,
     }
 
 
 class PreprocessCache:
     """Cleaned texts kept between runs, so a weekly run only cleans the reviews it has not seen.
 
-    One folder per settings fingerprint (:func:`cache_fingerprint`) holds a Parquet table from
-    the 128-bit hash of each cleaner input (:func:`cleaner_inputs`) to its cleaned text, and the
-    cleaner's stem memo, so the new reviews are cleaned at the warm rate too. A new setting,
-    stopword list, cleaner version or NLTK release gives a new folder, so stale entries are
-    never read. Files are replaced atomically; if two runs ever race, the last rename wins and
-    the loser's new entries are simply cleaned again next time. Nothing is evicted: delete the
-    folder to reset it. An unreadable file counts as empty: the cache never fails a run.
+    One folder per settings fingerprint (:func:`cache_fingerprint`) holds an Arrow IPC table from
+    each cleaner input (:func:`cleaner_inputs`, as UTF-8 bytes) to its cleaned text, and the
+    cleaner's stem memo, so the new reviews are cleaned at the warm rate too. The input text
+    itself is the key: Arrow's hash table (``pyarrow.compute.index_in``) finds each review and
+    compares its bytes, so a hit is an exact match and collisions cannot happen. That costs
+    about 4 ms for 20,000 reviews, against about 13 ms for a SHA-256 per review in Python, and
+    the memory-mapped file loads without converting the cached keys to Python objects.
+
+    A new setting, stopword list, cleaner version, NLTK release or cache format gives a new
+    folder, so stale entries are never read. Files are replaced atomically; if two runs ever
+    race, the last rename wins and the loser's new entries are simply cleaned again next time.
+    Nothing is evicted: delete the folder to reset it. An unreadable or malformed file counts as
+    empty (it is fully validated before use): the cache never fails a run.
     """
 
     def __init__(self, cache_dir: str | Path, cleaner: TextCleaner) -> None:
-        import numpy as np
+        import pyarrow as pa
 
         self.cleaner = cleaner
         self.fingerprint = cache_fingerprint(cleaner)
         self.folder = Path(cache_dir) / self.fingerprint
         self.hits = 0
         self.misses = 0
-        self._keys = np.zeros((0, 2), dtype=np.uint64)
-        self._texts = np.zeros(0, dtype=object)
-        self._new_keys: list[np.ndarray] = []
-        self._new_texts: list[list[str]] = []
-        texts = _read_table(self.folder / CACHE_TEXTS_NAME, ("key_hi", "key_lo", CLEAN))
+        self._inputs: pa.Array = pa.array([], pa.large_binary())
+        self._cleaned: pa.Array = pa.array([], pa.large_string())
+        self._new_inputs: list[bytes] = []
+        self._new_cleaned: list[str] = []
+        texts_schema, stems_schema = _cache_schemas()
+        texts = _read_table(self.folder / CACHE_TEXTS_NAME, texts_schema)
         if texts is not None:
-            self._keys = np.column_stack([texts["key_hi"].to_numpy(), texts["key_lo"].to_numpy()])
-            self._texts = texts[CLEAN].to_numpy(zero_copy_only=False)
-        stems = _read_table(self.folder / CACHE_STEMS_NAME, ("word", "stem"))
+            self._inputs = texts[_INPUT].combine_chunks()
+            self._cleaned = texts[CLEAN].combine_chunks()
+        stems = _read_table(self.folder / CACHE_STEMS_NAME, stems_schema)
         if stems is not None:
-            words = stems["word"].to_numpy(zero_copy_only=False)
-            cleaner.stems.update(zip(words, stems["stem"].to_numpy(zero_copy_only=False), strict=True))
+            cleaner.stems.update(zip(stems["word"].to_pylist(), stems["stem"].to_pylist(), strict=True))
         self._stems_saved = len(cleaner.stems)
 
     def __len__(self) -> int:
         """Number of cached texts, this run's new ones included."""
-        return len(self._keys) + sum(len(k) for k in self._new_keys)
+        return len(self._inputs) + len(self._new_inputs)
 
-    def clean(self, inputs: list[str]) -> list[str]:
-        """Cleaned ``inputs``: cached ones looked up, the rest cleaned and remembered."""
+    def clean(self, inputs: Sequence[str] | pa.Array) -> list[str]:
+        """Cleaned ``inputs``: cached ones looked up, the rest cleaned and remembered.
+
+        Args:
+            inputs: The cleaner inputs, as Python strings or as :func:`cleaner_input_array`.
+
+        Returns:
+            The cleaned texts, in the order of ``inputs``.
+        """
         import numpy as np
-        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-        keys = text_keys(inputs)
-        # The first 64 bits find the candidate (they are unique in the table); the other 64
-        # must match too, so a hit means all 128 bits agree.
-        found = pd.Index(self._keys[:, 0]).get_indexer(keys[:, 0])
+        keys = inputs.cast(pa.large_binary()) if isinstance(inputs, pa.Array) else _key_array(inputs)
+        found = pc.index_in(keys, value_set=self._inputs).fill_null(-1).to_numpy()
         hit = found >= 0
-        hit[hit] = self._keys[found[hit], 1] == keys[hit, 1]
-        out = np.empty(len(inputs), dtype=object)
-        out[hit] = self._texts[found[hit]]
+        out = np.empty(len(keys), dtype=object)
+        out[hit] = self._cleaned.take(found[hit]).to_numpy(zero_copy_only=False)
         missing = np.flatnonzero(~hit)
-        fresh: dict[str, str] = {}  # a review repeated within the run is cleaned once
-        first: list[int] = []
-        for i in missing:
-            text = inputs[i]
-            cleaned = fresh.get(text)
+        fresh: dict[bytes, str] = {}  # a review repeated within the run is cleaned once
+        for i, key in zip(missing, keys.take(missing).to_pylist(), strict=True):
+            cleaned = fresh.get(key)
             if cleaned is None:
-                cleaned = fresh[text] = self.cleaner.clean(text)
-                first.append(i)
+                cleaned = fresh[key] = self.cleaner.clean(key.decode("utf-8", "surrogatepass"))
             out[i] = cleaned
-        if fresh:
-            self._new_keys.append(keys[first])
-            self._new_texts.append(list(fresh.values()))
+        self._new_inputs.extend(fresh)
+        self._new_cleaned.extend(fresh.values())
         self.hits += int(hit.sum())
         self.misses += len(missing)
         return out.tolist()
 
     def save(self) -> None:
         """Write this run's new texts and stems (atomically); a no-op when nothing is new."""
-        import numpy as np
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        if self._new_keys or len(self.cleaner.stems) != self._stems_saved:
+        texts_schema, stems_schema = _cache_schemas()
+        if self._new_inputs or len(self.cleaner.stems) != self._stems_saved:
             write_json(self.folder / CACHE_SETTINGS_NAME, _cache_identity(self.cleaner))
-        if self._new_keys:
-            keys = np.concatenate([self._keys, *self._new_keys])
-            texts = np.concatenate([self._texts, *(np.asarray(t, dtype=object) for t in self._new_texts)])
-            _, first = np.unique(keys[:, 0], return_index=True)  # keep the table unique on key_hi
-            first.sort()
-            keys, texts = keys[first], texts[first]
-            table = pa.table(
-                {"key_hi": keys[:, 0], "key_lo": keys[:, 1], CLEAN: pa.array(texts, pa.string())}
-            )
-            with atomic_file(self.folder / CACHE_TEXTS_NAME) as tmp:
-                pq.write_table(table, tmp, **_CACHE_PARQUET)
-            self._keys, self._texts = keys, texts
-            self._new_keys, self._new_texts = [], []
+        if self._new_inputs:
+            # New entries were misses against the loaded table and are unique among
+            # themselves, so the table stays unique on its key.
+            inputs = pa.concat_arrays([self._inputs, pa.array(self._new_inputs, pa.large_binary())])
+            cleaned = pa.concat_arrays([self._cleaned, pa.array(self._new_cleaned, pa.large_string())])
+            _write_table(self.folder / CACHE_TEXTS_NAME, pa.table([inputs, cleaned], schema=texts_schema))
+            self._inputs, self._cleaned = inputs, cleaned
+            self._new_inputs, self._new_cleaned = [], []
         if len(self.cleaner.stems) != self._stems_saved:
             stems = self.cleaner.stems
             table = pa.table(
-                {
-                    "word": pa.array(list(stems), pa.binary()),
-                    "stem": pa.array(list(stems.values()), pa.string()),
-                }
+                [pa.array(list(stems), pa.binary()), pa.array(list(stems.values()), pa.string())],
+                schema=stems_schema,
             )
-            with atomic_file(self.folder / CACHE_STEMS_NAME) as tmp:
-                pq.write_table(table, tmp, **_CACHE_PARQUET)
+            _write_table(self.folder / CACHE_STEMS_NAME, table)
             self._stems_saved = len(stems)
 
 
-def _read_table(path: Path, columns: tuple[str, ...]) -> pa.Table | None:
-    """A cache file's columns, or None when it is missing or unreadable."""
+def _cache_schemas() -> tuple[pa.Schema, pa.Schema]:
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    texts = pa.schema([(_INPUT, pa.large_binary()), (CLEAN, pa.large_string())])
+    stems = pa.schema([("word", pa.binary()), ("stem", pa.string())])
+    return texts, stems
+
+
+def _write_table(path: Path, table: pa.Table) -> None:
+    import pyarrow as pa
+
+    # Exits in reverse order: the writer and file are closed before the rename.
+    with (
+        atomic_file(path) as tmp,
+        pa.OSFile(str(tmp), "wb") as sink,
+        pa.ipc.new_file(sink, table.schema) as writer,
+    ):
+        writer.write_table(table)
+
+
+def _read_table(path: Path, schema_: pa.Schema) -> pa.Table | None:
+    """A cache file, memory-mapped and fully validated; None when missing, unreadable or malformed."""
+    import pyarrow as pa
 
     if not path.is_file():
         return None
     try:
-        return pq.read_table(path, columns=list(columns))
-    except (OSError, pa.ArrowException, KeyError) as exc:
+        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        if not table.schema.equals(schema_):
+            raise ValueError(f"unexpected schema {table.schema}")
+        # Checks offsets and UTF-8, so a damaged file is refused here instead of misread later.
+        table.validate(full=True)
+    except (OSError, ValueError, pa.ArrowException) as exc:
         log.warning("ignoring unreadable preprocess cache file %s: %s", path, exc)
         return None
+    return table
 
 
 def preprocess(
@@ -343,7 +402,7 @@ def preprocess(
         frame[CLEAN] = clean_frame(frame, settings)
     else:
         cache = PreprocessCache(cache_dir, TextCleaner(settings))
-        cleaned = cache.clean(cleaner_inputs(frame, settings))
+        cleaned = cache.clean(cleaner_input_array(frame, settings))
         frame[CLEAN] = pd.Series(cleaned, index=frame.index, name=CLEAN, dtype=object)
         cache.save()
         log.info("preprocess cache %s: %d hits, %d cleaned", cache.folder, cache.hits, cache.misses)

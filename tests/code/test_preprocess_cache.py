@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import review_sentiment.preprocess as pre
@@ -196,22 +198,94 @@ def test_with_use_title_the_title_is_part_of_the_key(tmp_path: Path) -> None:
     assert pd.read_parquet(out)[CLEAN].tolist() == ["aw fit well"]
 
 
-def test_a_match_on_64_bits_only_is_not_a_hit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_keys = pre.text_keys
+def test_a_hit_is_an_exact_match_of_the_whole_input(tmp_path: Path) -> None:
+    cached = ["Love it", "Love it, fits well"]
+    cache = PreprocessCache(tmp_path, TextCleaner(SEED))
+    cache.clean(cached)
+    cache.save()
+    # Prefixes, extensions, case, whitespace and accents all differ from the cached inputs.
+    near = ["Love i", "Love it ", "love it", "Love it, fits well!", "Lové it", "Love\u00a0it"]
 
-    def colliding(texts: list[str]) -> np.ndarray:
-        keys = real_keys(texts).copy()
-        keys[:, 0] = 7  # every text shares its first 64 bits
-        return keys
+    again = PreprocessCache(tmp_path, TextCleaner(SEED))
+    out = again.clean([*near, *cached])
 
-    monkeypatch.setattr(pre, "text_keys", colliding)
+    cold = TextCleaner(SEED)
+    assert out == [cold.clean(t) for t in [*near, *cached]]
+    assert (again.hits, again.misses) == (len(cached), len(near))
+
+
+def test_string_and_arrow_inputs_give_the_same_result(tmp_path: Path) -> None:
+    texts = ["Love it", "Très joli, un peu court", "emoji \U0001f60d dress", "", "Love it"]
+    by_list = PreprocessCache(tmp_path / "a", TextCleaner(SEED))
+    by_array = PreprocessCache(tmp_path / "b", TextCleaner(SEED))
+
+    assert by_list.clean(texts) == by_array.clean(pa.array(texts, pa.large_string()))
+    assert len(by_list) == len(by_array) == 4
+
+
+def test_a_lone_surrogate_in_a_python_input_is_cleaned_not_an_error(tmp_path: Path) -> None:
+    texts = ["bad \ud800 char", "fine"]
+    cache = PreprocessCache(tmp_path, TextCleaner(SEED))
+    assert cache.clean(texts) == [TextCleaner(SEED).clean(t) for t in texts]
+    cache.save()
+    assert PreprocessCache(tmp_path, TextCleaner(SEED)).clean(texts[:1]) == ["bad char"]
+
+
+_OBJECT_TEXTS = ["Fits well", None, "", "Très joli", float("nan"), "Runs small &amp; cheap"]
+_OBJECT_TITLES = ["Great", "", None, "Ça va", "Nope", float("nan")]
+
+
+@pytest.mark.parametrize("settings", [SEED, PreprocessSettings(use_title=True)], ids=["text", "title"])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame({schema.TITLE: _OBJECT_TITLES, schema.TEXT: _OBJECT_TEXTS}, dtype=object),
+        pd.DataFrame({schema.TITLE: _OBJECT_TITLES, schema.TEXT: _OBJECT_TEXTS}).astype("str"),
+        pd.DataFrame({schema.TITLE: [None, None], schema.TEXT: [None, "x"]}, dtype=object),
+        pd.DataFrame({schema.TITLE: [1, 2], schema.TEXT: [3.5, "mixed"]}, dtype=object),
+        pd.DataFrame({schema.TITLE: pd.Series([], dtype=object), schema.TEXT: pd.Series([], dtype=object)}),
+    ],
+    ids=["object", "str-dtype", "all-null", "not-strings", "empty"],
+)
+def test_cleaner_input_array_is_cleaner_inputs_in_utf8(
+    frame: pd.DataFrame, settings: PreprocessSettings
+) -> None:
+    array = pre.cleaner_input_array(frame, settings)
+    assert array.type == pa.large_binary()
+    assert array.to_pylist() == [t.encode("utf-8") for t in cleaner_inputs(frame, settings)]
+
+
+def test_cleaner_input_array_of_a_parquet_snapshot(tmp_path: Path) -> None:
+    frame = pd.read_parquet(_snapshot(tmp_path, _frame(TEXTS, TITLES)))
+    for settings in (SEED, PreprocessSettings(use_title=True)):
+        expected = [t.encode("utf-8") for t in cleaner_inputs(frame, settings)]
+        assert pre.cleaner_input_array(frame, settings).to_pylist() == expected
+
+
+def test_a_cache_format_change_misses_the_old_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = PreprocessCache(tmp_path, TextCleaner(SEED))
     cache.clean(["Love it"])
     cache.save()
 
-    again = PreprocessCache(tmp_path, TextCleaner(SEED))
-    assert again.clean(["Hate it", "Love it"]) == ["hate", "love"]
-    assert (again.hits, again.misses) == (1, 1)
+    monkeypatch.setattr(pre, "CACHE_FORMAT", pre.CACHE_FORMAT + 1)
+
+    assert len(PreprocessCache(tmp_path, TextCleaner(SEED))) == 0
+
+
+def test_the_cache_keeps_working_after_it_replaced_its_own_mapped_file(tmp_path: Path) -> None:
+    first = PreprocessCache(tmp_path, TextCleaner(SEED))
+    first.clean(["Love it"])
+    first.save()
+    cache = PreprocessCache(tmp_path, TextCleaner(SEED))  # memory-maps texts.arrow
+
+    assert cache.clean(["Love it", "Hate it"]) == ["love", "hate"]
+    cache.save()  # renames a new file over the mapped one
+    assert cache.clean(["Love it", "Hate it", "So comfy"]) == ["love", "hate", "comfi"]
+    cache.save()
+    assert PreprocessCache(tmp_path, TextCleaner(SEED)).clean(["So comfy", "Love it"]) == ["comfi", "love"]
+    assert (cache.hits, cache.misses) == (3, 2)
 
 
 def test_the_stem_memo_is_kept_between_runs(tmp_path: Path) -> None:
@@ -240,18 +314,64 @@ def test_files_are_replaced_atomically_and_nothing_is_written_when_nothing_is_ne
     assert {p.name for p in cache.folder.iterdir()} == {CACHE_TEXTS_NAME, CACHE_STEMS_NAME, "settings.json"}
 
 
-def test_an_unreadable_cache_file_is_ignored_and_rewritten(tmp_path: Path) -> None:
+def _bad_offsets(path: Path) -> None:
+    """A well-formed Arrow file whose input column's offsets run backwards."""
+    offsets = np.array([0, 6, 3], dtype=np.int64)
+    inputs = pa.Array.from_buffers(
+        pa.large_binary(), 2, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"abcdef")]
+    )
+    table = pa.table({"input": inputs, CLEAN: pa.array(["x", "y"], pa.large_string())})
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _other_schema(path: Path) -> None:
+    table = pa.table({"key_hi": pa.array([1], pa.uint64()), CLEAN: pa.array(["x"])})
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(b"not an arrow file"),
+        lambda p: p.write_bytes(b""),
+        lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+        lambda p: p.write_bytes(p.read_bytes()[:-12]),
+        _other_schema,
+        _bad_offsets,
+    ],
+    ids=["garbage", "empty", "half", "no-footer", "other-schema", "bad-offsets"],
+)
+def test_an_unreadable_cache_file_is_ignored_and_rewritten(
+    tmp_path: Path, damage: Callable[[Path], object]
+) -> None:
     cache = PreprocessCache(tmp_path, TextCleaner(SEED))
     cache.clean(["Love it"])
     cache.save()
-    (cache.folder / CACHE_TEXTS_NAME).write_bytes(b"not parquet")
-    (cache.folder / CACHE_STEMS_NAME).write_bytes(b"")
+    damage(cache.folder / CACHE_TEXTS_NAME)
+    damage(cache.folder / CACHE_STEMS_NAME)
 
     again = PreprocessCache(tmp_path, TextCleaner(SEED))
     assert len(again) == 0
     assert again.clean(["Love it"]) == ["love"]
     again.save()
     assert len(PreprocessCache(tmp_path, TextCleaner(SEED))) == 1
+
+
+def test_a_damaged_cache_does_not_fail_the_stage(tmp_path: Path) -> None:
+    snapshot = _snapshot(tmp_path / "in", _frame(TEXTS))
+    cold = preprocess(snapshot, tmp_path / "cold", SEED)
+    preprocess(snapshot, tmp_path / "w1", SEED, cache_dir=tmp_path / "cache")
+    folder = tmp_path / "cache" / cache_fingerprint(TextCleaner(SEED))
+    for name in (CACHE_TEXTS_NAME, CACHE_STEMS_NAME):
+        data = bytearray((folder / name).read_bytes())
+        data[len(data) // 3 : len(data) // 3 + 64] = b"\xff" * 64
+        (folder / name).write_bytes(bytes(data))
+
+    out = preprocess(snapshot, tmp_path / "w2", SEED, cache_dir=tmp_path / "cache")
+
+    assert len(pd.read_parquet(out)) == len(pd.read_parquet(cold))
 
 
 def test_cli_preprocess_takes_a_cache_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
