@@ -51,12 +51,12 @@ def _return_value(ti_key: Any) -> Any:
 
 
 class MLflowRunLink(BaseOperatorLink):
-    """From a mapped ``train`` task instance to the MLflow run it logged."""
+    """From a mapped ``train`` task instance (or ``baseline``) to the MLflow run it logged."""
 
     name = "MLflow run"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.dag_id != DAG_ID or ti_key.task_id != "train":
+        if ti_key.dag_id != DAG_ID or ti_key.task_id not in ("train", "baseline"):
             return ""
         value = _return_value(ti_key)
         if not isinstance(value, dict) or "run_id" not in value:

@@ -24,7 +24,10 @@ CHALLENGER_ALIAS = "challenger"
 
 DEFAULT_SCHEDULE = "0 3 * * 1"  # Mondays 03:00 UTC
 DEFAULT_PROMOTION_FLOOR = 0.85
-DEFAULT_MAX_TOKENS = 3000
+# The shared sequence vocabulary; each grid point uses its most frequent ``max_tokens`` (the
+# seed's 3,000 by default).
+DEFAULT_MAX_TOKENS = 20000
+DEFAULT_NGRAM_MAX_TOKENS = 40000
 DEFAULT_SEQUENCE_LENGTH = 120
 SPLIT_SEED = 42
 

@@ -33,3 +33,28 @@ def binary_metrics(
         "accuracy": float(accuracy_score(y, predicted)),
         "f1_not_recommended": float(f1_score(y, predicted, pos_label=MINORITY_LABEL, zero_division=0)),
     }
+
+
+def f1_optimal_threshold(
+    y_true: Sequence[int] | np.ndarray, probability: Sequence[float] | np.ndarray
+) -> float:
+    """The cut on P(recommended) that maximises F1 of the not-recommended class.
+
+    A review is labelled not recommended when its probability is below the returned value
+    (``binary_metrics`` uses ``p >= threshold`` for recommended). Chosen on validation, never test.
+
+    Raises:
+        ValueError: fewer than two classes or non-finite probabilities.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(probability, dtype=float).reshape(-1)
+    if len(np.unique(y)) < 2 or not np.all(np.isfinite(p)):
+        raise ValueError("a threshold needs both classes and finite probabilities")
+    # Score the minority class: its "probability" is 1 - p, and 1 - p >= c means p <= 1 - c.
+    precision, recall, cuts = precision_recall_curve(y == MINORITY_LABEL, 1.0 - p)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    best = int(np.argmax(f1[:-1]))  # the last point has no threshold
+    # p <= 1 - cut is "not recommended"; as a ">= threshold is recommended" cut, step just above it.
+    return float(np.nextafter(1.0 - cuts[best], 2.0))

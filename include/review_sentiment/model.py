@@ -6,7 +6,17 @@ import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-ARCHITECTURES = ("average_pooling",)
+# average_pooling is the seed's; the others read word sequences (cnn, bigru), a TF-IDF bag of
+# word 1-2-grams (tfidf), or both (wide_and_deep).
+ARCHITECTURES = ("average_pooling", "cnn", "bigru", "tfidf", "wide_and_deep")
+SEQUENCE_ARCHITECTURES = frozenset({"average_pooling", "cnn", "bigru", "wide_and_deep"})
+NGRAM_ARCHITECTURES = frozenset({"tfidf", "wide_and_deep"})
+# Input and output names of every model: train, the pyfunc and the tests rely on them.
+TOKENS_INPUT = "tokens"
+NGRAMS_INPUT = "ngrams"
+TEXT_INPUT = "text"
+RECOMMENDED_OUTPUT = "recommended"
+RATING_OUTPUT = "rating"
 
 
 @dataclass(frozen=True)
@@ -14,7 +24,16 @@ class GridPoint:
     """One model configuration: one mapped Airflow task, one MLflow run.
 
     The defaults are the seed's: Embedding -> GlobalAveragePooling1D -> Dense(6, relu) ->
-    Dense(1, sigmoid), Adam, up to 50 epochs with early stopping after 2 idle epochs.
+    Dense(1, sigmoid) over a 3,000-token vocabulary, Adam, up to 50 epochs with early stopping
+    after 2 idle epochs.
+
+    Attributes beyond the seed's:
+        max_tokens: Sequence vocabulary size used (the most frequent tokens of the shared one).
+        conv_filters: Filters per kernel size (cnn, wide_and_deep) or GRU units (bigru).
+        class_weight: Loss weight of not-recommended reviews (the rare class); 1 = unweighted.
+        rating_weight: Loss weight of an auxiliary head that predicts the star rating from the
+            text during training only (0 = off). The rating is a finer label than the
+            recommendation; it is never an input.
     """
 
     name: str
@@ -27,6 +46,10 @@ class GridPoint:
     learning_rate: float = 1e-3
     dropout: float = 0.0
     seed: int = 42
+    max_tokens: int = 3000
+    conv_filters: int = 64
+    class_weight: float = 1.0
+    rating_weight: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -37,17 +60,20 @@ class GridPoint:
         # Grids arrive as JSON (CLI, DAG params): a "64" or 64.5 must be a ValueError naming the
         # field, not a TypeError from a comparison below or a crash deep inside Keras.
         mistyped = set()
-        for name in ("embedding_dim", "batch_size", "max_epochs", "patience", "dense_units", "seed"):
+        for name in (
+            "embedding_dim", "batch_size", "max_epochs", "patience", "dense_units", "seed", "max_tokens",
+            "conv_filters",
+        ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 mistyped.add(name)
                 problems.append(f"{name} must be an integer, got {value!r}")
-        for name in ("learning_rate", "dropout"):
+        for name in ("learning_rate", "dropout", "class_weight", "rating_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 mistyped.add(name)
                 problems.append(f"{name} must be a number, got {value!r}")
-        for name in ("embedding_dim", "batch_size", "max_epochs", "dense_units"):
+        for name in ("embedding_dim", "batch_size", "max_epochs", "dense_units", "conv_filters"):
             if name not in mistyped and getattr(self, name) < 1:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
         if "patience" not in mistyped and self.patience < 0:
@@ -56,6 +82,14 @@ class GridPoint:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if "learning_rate" not in mistyped and not self.learning_rate > 0:
             problems.append(f"learning_rate must be positive, got {self.learning_rate}")
+        if "max_tokens" not in mistyped and self.max_tokens < 3:
+            problems.append(
+                f"max_tokens must be >= 3 (padding, out-of-vocabulary, a word), got {self.max_tokens}"
+            )
+        if "class_weight" not in mistyped and not self.class_weight > 0:
+            problems.append(f"class_weight must be positive, got {self.class_weight}")
+        if "rating_weight" not in mistyped and not self.rating_weight >= 0:
+            problems.append(f"rating_weight must be >= 0, got {self.rating_weight}")
         if problems:
             raise ValueError(f"grid point {self.name!r}: " + "; ".join(problems))
 
@@ -76,7 +110,17 @@ class GridPoint:
     @property
     def label(self) -> str:
         """Short name for the Airflow UI (``map_index_template``)."""
-        return f"dim={self.embedding_dim} batch={self.batch_size}"
+        if self.architecture == "average_pooling":
+            return f"dim={self.embedding_dim} batch={self.batch_size}"
+        return self.name
+
+    @property
+    def uses_tokens(self) -> bool:
+        return self.architecture in SEQUENCE_ARCHITECTURES
+
+    @property
+    def uses_ngrams(self) -> bool:
+        return self.architecture in NGRAM_ARCHITECTURES
 
 
 def grid_point_json_schema() -> dict[str, Any]:
@@ -96,6 +140,10 @@ def grid_point_json_schema() -> dict[str, Any]:
             "learning_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
             "dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
             "seed": {"type": "integer"},
+            "max_tokens": {"type": "integer", "minimum": 3, "maximum": 1_000_000},
+            "conv_filters": {**integer, "maximum": 1024},
+            "class_weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+            "rating_weight": {"type": "number", "minimum": 0, "maximum": 100},
         },
     }
 
@@ -127,22 +175,77 @@ def resolve_grid(grid: str | list[dict[str, Any]]) -> list[GridPoint]:
     return points
 
 
-def build_model(point: GridPoint, vocab_size: int, sequence_length: int) -> Any:
-    """The Keras model for ``point``; compiled, ready to fit."""
+def build_model(
+    point: GridPoint,
+    vocab_size: int,
+    sequence_length: int,
+    ngram_features: int | None = None,
+) -> Any:
+    """The Keras model for ``point``; compiled, ready to fit.
+
+    Inputs: ``tokens`` (int sequences, ids >= ``point.max_tokens`` already mapped to OOV) for
+    sequence architectures; ``ngrams`` (a sparse, L2-normalised TF-IDF vector of
+    ``ngram_features`` word 1-2-grams) for n-gram ones. Outputs: ``recommended`` (a probability)
+    and, with ``rating_weight``, ``rating`` (the scaled star rating).
+    """
     import keras
     from keras import layers
 
-    inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="tokens")
-    x = layers.Embedding(vocab_size, point.embedding_dim, name="embedding")(inputs)
-    x = layers.GlobalAveragePooling1D(name="average")(x)
-    if point.dropout:
-        x = layers.Dropout(point.dropout, seed=point.seed)(x)
-    x = layers.Dense(point.dense_units, activation="relu", name="hidden")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="recommended")(x)
+    if point.uses_ngrams and not ngram_features:
+        raise ValueError(f"architecture {point.architecture!r} needs the n-gram vocabulary size")
+    vocab_size = min(vocab_size, point.max_tokens)
+    inputs: dict[str, Any] = {}
+    # Each branch ends in a logit; the wide (n-gram) one is linear, as in wide-and-deep models,
+    # and the logits add up, so the two branches learn jointly rather than being averaged later.
+    logits = []
+    rating_features = None
+    if point.uses_tokens:
+        tokens = inputs[TOKENS_INPUT] = keras.Input(
+            shape=(sequence_length,), dtype="int32", name=TOKENS_INPUT
+        )
+        embedded = layers.Embedding(
+            vocab_size, point.embedding_dim, mask_zero=point.architecture == "bigru", name="embedding"
+        )(tokens)
+        if point.architecture == "average_pooling":
+            x = layers.GlobalAveragePooling1D(name="average")(embedded)
+        else:
+            if point.dropout:
+                embedded = layers.SpatialDropout1D(point.dropout, seed=point.seed)(embedded)
+            if point.architecture == "bigru":
+                x = layers.Bidirectional(layers.GRU(point.conv_filters), name="bigru")(embedded)
+            else:  # cnn, wide_and_deep: phrase detectors of 2-4 words, max over the review
+                convs = [
+                    layers.GlobalMaxPooling1D()(
+                        layers.Conv1D(point.conv_filters, width, activation="relu", name=f"conv{width}")(
+                            embedded
+                        )
+                    )
+                    for width in (2, 3, 4)
+                ]
+                x = layers.Concatenate(name="conv")(convs)
+        if point.dropout:
+            x = layers.Dropout(point.dropout, seed=point.seed)(x)
+        x = rating_features = layers.Dense(point.dense_units, activation="relu", name="hidden")(x)
+        logits.append(layers.Dense(1, name="deep_logit")(x))
+    if point.uses_ngrams:
+        bag = inputs[NGRAMS_INPUT] = keras.Input(shape=(ngram_features,), sparse=True, name=NGRAMS_INPUT)
+        logits.append(layers.Dense(1, name="wide_logit")(bag))
+        if rating_features is None:
+            rating_features = bag
+    logit = logits[0] if len(logits) == 1 else layers.Add(name="logit")(logits)
+    outputs = {RECOMMENDED_OUTPUT: layers.Activation("sigmoid", name=RECOMMENDED_OUTPUT)(logit)}
+    losses = {RECOMMENDED_OUTPUT: "binary_crossentropy"}
+    if point.rating_weight:
+        outputs[RATING_OUTPUT] = layers.Dense(1, name=RATING_OUTPUT)(rating_features)
+        losses[RATING_OUTPUT] = "mse"
     model = keras.Model(inputs, outputs, name=point.name.replace("=", "").replace(" ", "_"))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=point.learning_rate),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
+        loss=losses,
+        loss_weights={
+            RECOMMENDED_OUTPUT: 1.0,
+            **({RATING_OUTPUT: point.rating_weight} if point.rating_weight else {}),
+        },
+        metrics={RECOMMENDED_OUTPUT: [keras.metrics.AUC(name="auc")]},
     )
     return model

@@ -17,6 +17,7 @@ from review_sentiment.config import (
 )
 from review_sentiment.errors import GateRefused
 from review_sentiment.metrics import binary_metrics
+from review_sentiment.pyfunc_model import PROBABILITY
 from review_sentiment.tokenize import Tokenized
 from review_sentiment.tracking import TAG_PIPELINE_RUN, client
 from review_sentiment.train import VALIDATION_METRIC, model_uri
@@ -25,6 +26,13 @@ log = logging.getLogger(__name__)
 
 TAG_DECISION = "gate.decision"  # written last: its presence marks a finished registration
 TAG_REASON = "gate.reason"
+REPORT_ARTIFACT_PATH = "evaluation"
+DECISION_THRESHOLD = "decision_threshold"
+# Grid-point parameters worth a line in the model card.
+_CARD_PARAMS = (
+    "architecture", "embedding_dim", "conv_filters", "dense_units", "dropout", "max_tokens",
+    "class_weight", "rating_weight", "learning_rate", "batch_size", "vocabulary_size",
+)  # fmt: skip
 
 
 @dataclass
@@ -40,6 +48,7 @@ class RegisterResult:
     champion: dict[str, float] | None = None
     champion_version: str | None = None
     reused: bool = False
+    baseline: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,13 +84,39 @@ def evaluate_model(uri: str, test: Any) -> dict[str, float]:
             schema.MODEL_TITLE_COLUMN: test[schema.TITLE].fillna("").astype(str),
         }
     )
-    return binary_metrics(test[schema.LABEL].to_numpy(), model.predict(request))
+    return binary_metrics(test[schema.LABEL].to_numpy(), predict_probability(model, request))
+
+
+def predict_probability(model: Any, request: Any) -> Any:
+    """P(recommended) from a loaded pyfunc: the ``probability`` column, or the whole output of
+    versions logged before the label output existed."""
+    import numpy as np
+
+    prediction = model.predict(request)
+    if hasattr(prediction, "columns") and PROBABILITY in prediction.columns:
+        prediction = prediction[PROBABILITY]
+    return np.asarray(prediction, dtype=float).reshape(-1)
 
 
 def gate(
-    candidate_auc: float, champion_auc: float | None, floor: float, force: bool = False
+    candidate_auc: float,
+    champion_auc: float | None,
+    floor: float,
+    force: bool = False,
+    *,
+    baseline_auc: float | None = None,
+    drift: str | None = None,
 ) -> tuple[bool, str]:
-    """The promotion rule: above the floor and no worse than the champion on the same data.
+    """The promotion rule: no label drift, above the floor, better than the linear baseline
+    trained in the same run, and no worse than the champion, all on the same test split.
+
+    Args:
+        candidate_auc: The candidate's test ROC AUC.
+        champion_auc: The current champion's, or None when there is none.
+        floor: Lowest test ROC AUC a champion may have.
+        force: Promote whatever the scores (recorded as forced).
+        baseline_auc: The baseline's test ROC AUC (None: no baseline in this run).
+        drift: Why the data drifted, when it did (blocks promotion).
 
     Returns:
         Whether to promote, and the reason in words.
@@ -90,20 +125,30 @@ def gate(
         return True, "force-promoted by request, gate skipped"
     if not math.isfinite(candidate_auc):
         return False, "candidate test ROC AUC is not finite (diverged model)"
+    if drift:
+        return False, f"label drift blocks promotion: {drift}"
     if candidate_auc < floor:
         return False, f"candidate test ROC AUC {candidate_auc:.4f} is below the floor {floor:.4f}"
+    if baseline_auc is not None and math.isfinite(baseline_auc) and candidate_auc <= baseline_auc:
+        return False, (
+            f"candidate test ROC AUC {candidate_auc:.4f} does not beat the TF-IDF + logistic regression "
+            f"baseline's {baseline_auc:.4f}"
+        )
     if champion_auc is not None and math.isfinite(champion_auc) and candidate_auc < champion_auc:
         return False, (
             f"candidate test ROC AUC {candidate_auc:.4f} is worse than the champion's {champion_auc:.4f}"
         )
+    beats = f", baseline's {baseline_auc:.4f}" if baseline_auc is not None else ""
     if champion_auc is None or not math.isfinite(champion_auc):
         return (
             True,
-            f"no champion score to beat; candidate test ROC AUC {candidate_auc:.4f} >= floor {floor:.4f}",
+            f"no champion score to beat; candidate test ROC AUC {candidate_auc:.4f} >= floor "
+            f"{floor:.4f}{beats}",
         )
     return (
         True,
-        f"candidate test ROC AUC {candidate_auc:.4f} >= champion's {champion_auc:.4f} and floor {floor:.4f}",
+        f"candidate test ROC AUC {candidate_auc:.4f} >= champion's {champion_auc:.4f} and floor "
+        f"{floor:.4f}{beats}",
     )
 
 
@@ -128,38 +173,71 @@ def _champion(mlflow_client: Any, model_name: str) -> Any:
         return None
 
 
+def _score(uri: str, test: Any) -> Any:
+    """P(recommended) of the pyfunc at ``uri`` on the raw test texts, end to end."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model(uri)
+    request = pd.DataFrame(
+        {
+            schema.MODEL_TEXT_COLUMN: test[schema.TEXT].astype(str),
+            schema.MODEL_TITLE_COLUMN: test[schema.TITLE].fillna("").astype(str),
+        }
+    )
+    return predict_probability(model, request)
+
+
 def register(
     run_ids: list[str],
     manifest_path: str | Path,
     *,
+    baseline_run_id: str | None = None,
+    label_stats_path: str | Path | None = None,
+    artifact_root: str | Path | None = None,
     tracking_uri: str | None = None,
     model_name: str = REGISTERED_MODEL_NAME,
     floor: float = DEFAULT_PROMOTION_FLOOR,
     pipeline_run_id: str | None = None,
     force: bool = False,
+    lock_uri: str | None = None,
 ) -> RegisterResult:
-    """Register the best grid run as a new version and promote it if it passes the gate.
+    """Register the best grid run as a new version, report on it, promote it through the gate.
 
-    The new version always gets the ``challenger`` alias; ``champion`` moves only when the
-    candidate's test ROC AUC is at least ``floor`` and at least the current champion's on the
-    same test split. The decision and both scores are tags on the version.
+    The new version always gets the ``challenger`` alias; ``champion`` moves only when
+    :func:`gate` passes: no label drift against the last promoted run's data, test ROC AUC at
+    least ``floor``, above the baseline's and at least the current champion's on the same test
+    split. The read-compare-set of ``champion`` runs under :func:`promotion_lock`, so two runs
+    registering at once cannot both win: the later one compares against the earlier's result.
+    The decision, scores and drift figures are tags on the version; the evaluation report is
+    logged to the candidate's run under ``evaluation/`` and the model card is the version's
+    description.
 
     Idempotent per pipeline run (``pipeline_run_id``, else the best run id): a second call
     finds the version it made, creates none and moves no alias.
 
     Args:
         run_ids: MLflow run ids of the grid.
-        manifest_path: The tokenize manifest, whose test split both models are scored on.
+        manifest_path: The tokenize manifest, whose test split every model is scored on.
+        baseline_run_id: The run of this pipeline run's linear baseline (None: no baseline).
+        label_stats_path: Ingest's ``label_stats.json`` (None: no drift check).
+        artifact_root: Where the drift reference of the last promotion lives.
         tracking_uri: MLflow tracking/registry URI.
         model_name: Registered model name.
         floor: Lowest test ROC AUC a champion may have.
         pipeline_run_id: Id of the pipeline run (e.g. the Airflow run id) for idempotency.
         force: Promote even if the gate refuses (recorded as forced).
+        lock_uri: Where the promotion lock lives (see :func:`promotion_lock`).
 
     Returns:
         The decision, version and scores.
     """
     import mlflow
+    import numpy as np
+
+    from review_sentiment import drift as label_drift
+    from review_sentiment.baseline import baseline_scores
+    from review_sentiment.promotion import promotion_lock
 
     mlflow_client = client(tracking_uri)
     best = select_best_run(run_ids, tracking_uri)
@@ -169,15 +247,25 @@ def register(
         return _result_from_tags(model_name, existing, reused=True)
 
     test = Tokenized(manifest_path).frame("test")
+    y = test[schema.LABEL].to_numpy(dtype=int)
+    best_run = mlflow_client.get_run(best)
+    threshold = float(best_run.data.metrics.get(DECISION_THRESHOLD, 0.5))
     candidate_uri = model_uri(best, tracking_uri)
-    candidate = evaluate_model(candidate_uri, test)
-    champion_version = _champion(mlflow_client, model_name)
-    champion_scores = None
-    if champion_version is not None:
-        champion_scores = evaluate_model(f"models:/{model_name}@{CHAMPION_ALIAS}", test)
-    promote, reason = gate(
-        candidate["roc_auc"], champion_scores["roc_auc"] if champion_scores else None, floor, force
-    )
+    candidate_p = _score(candidate_uri, test)
+    candidate = binary_metrics(y, candidate_p, threshold)
+
+    baseline = baseline_p = None
+    if baseline_run_id:
+        baseline, predictions = baseline_scores(baseline_run_id, tracking_uri)
+        by_id = predictions.set_index(schema.ID)["probability"]
+        baseline_p = by_id.reindex(test[schema.ID]).to_numpy(dtype=float)
+        if np.isnan(baseline_p).any():
+            raise GateRefused(f"baseline run {baseline_run_id} did not score this run's test split")
+    drift_result = None
+    if label_stats_path is not None and artifact_root is not None:
+        current = label_drift.load_label_stats(label_stats_path)
+        previous = label_drift.load_reference_stats(artifact_root, model_name)
+        drift_result = label_drift.check_label_drift(current, previous)
 
     if existing is None:
         tags = {TAG_PIPELINE_RUN: pipeline_run_id} if pipeline_run_id else {}
@@ -185,19 +273,68 @@ def register(
     version = str(existing.version)
     for key, value in candidate.items():
         mlflow_client.log_metric(best, f"test_{key}", value)
-    version_tags = {
-        **{f"candidate.test_{k}": f"{v:.6f}" for k, v in candidate.items()},
-        "gate.floor": str(floor),
-        "gate.forced": str(force).lower(),
-        "champion.version": champion_version.version if champion_version else "none",
-        **({f"champion.test_{k}": f"{v:.6f}" for k, v in champion_scores.items()} if champion_scores else {}),
-        TAG_REASON: reason,
-    }
-    for key, value in version_tags.items():
-        mlflow_client.set_model_version_tag(model_name, version, key, value)
-    mlflow_client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version)
-    if promote:
-        mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+
+    with promotion_lock(model_name, lock_uri=lock_uri):
+        # Read the champion only now, under the lock: a run that promoted meanwhile is seen.
+        champion_version = _champion(mlflow_client, model_name)
+        if champion_version is not None and str(champion_version.version) == version:
+            champion_version = None  # a retry of this very registration: nothing else to beat
+        champion_p = champion_scores = None
+        if champion_version is not None:
+            champion_p = _score(f"models:/{model_name}/{champion_version.version}", test)
+            champion_scores = binary_metrics(y, champion_p, 0.5)
+        promote, reason = gate(
+            candidate["roc_auc"],
+            champion_scores["roc_auc"] if champion_scores else None,
+            floor,
+            force,
+            baseline_auc=baseline["roc_auc"] if baseline else None,
+            drift=drift_result.reason if drift_result is not None and drift_result.drifted else None,
+        )
+        version_tags = {
+            **{f"candidate.test_{k}": f"{v:.6f}" for k, v in candidate.items()},
+            "candidate.threshold": f"{threshold:.6f}",
+            **({f"baseline.test_{k}": f"{v:.6f}" for k, v in baseline.items()} if baseline else {}),
+            "baseline.run_id": baseline_run_id or "none",
+            "gate.floor": str(floor),
+            "gate.forced": str(force).lower(),
+            "champion.version": champion_version.version if champion_version else "none",
+            **(
+                {f"champion.test_{k}": f"{v:.6f}" for k, v in champion_scores.items()}
+                if champion_scores
+                else {}
+            ),
+            **(drift_result.to_tags() if drift_result is not None else {}),
+            TAG_REASON: reason,
+        }
+        for key, value in version_tags.items():
+            mlflow_client.set_model_version_tag(model_name, version, key, value)
+        mlflow_client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version)
+        if promote:
+            mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+            if label_stats_path is not None and artifact_root is not None:
+                label_drift.save_reference_stats(
+                    artifact_root,
+                    model_name,
+                    label_drift.load_label_stats(label_stats_path),
+                    pipeline_run_id=pipeline_run_id,
+                )
+
+    _log_report(
+        mlflow_client,
+        best_run,
+        version,
+        model_name,
+        Tokenized(manifest_path),
+        test,
+        candidate_p,
+        threshold,
+        others=[
+            ("TF-IDF + LR baseline", baseline_p),
+            (f"champion v{champion_version.version}" if champion_version else "", champion_p),
+        ],
+        decision=reason,
+    )
     mlflow_client.set_model_version_tag(
         model_name, version, TAG_DECISION, "promoted" if promote else "refused"
     )
@@ -211,6 +348,58 @@ def register(
         candidate=candidate,
         champion=champion_scores,
         champion_version=champion_version.version if champion_version else None,
+        baseline=baseline,
+    )
+
+
+def _log_report(
+    mlflow_client: Any,
+    run: Any,
+    version: str,
+    model_name: str,
+    data: Tokenized,
+    test: Any,
+    probability: Any,
+    threshold: float,
+    *,
+    others: list[tuple[str, Any]],
+    decision: str,
+) -> None:
+    """Write the evaluation report, log it under ``evaluation/`` of the run, make the card the
+    version's description."""
+    import tempfile
+
+    from review_sentiment.artifacts import read_json
+    from review_sentiment.report import Scored, write_report
+
+    manifest = data.manifest
+    params = {k: v for k, v in run.data.params.items() if k in _CARD_PARAMS}
+    with tempfile.TemporaryDirectory() as tmp:
+        report = write_report(
+            tmp,
+            test,
+            Scored(f"candidate v{version}", probability),
+            threshold,
+            others=[Scored(name, p) for name, p in others if name and p is not None],
+            card={
+                "model_name": model_name,
+                "version": version,
+                "run_id": run.info.run_id,
+                "params": params,
+                "data": {
+                    "rows_in": manifest.get("rows_in"),
+                    "split_rows": {k: sum(v.values()) for k, v in manifest.get("label_counts", {}).items()},
+                    "preprocess": {
+                        k: v for k, v in read_json(data.settings_path).items() if k != "stopwords"
+                    },
+                },
+                "decision": decision,
+            },
+        )
+        mlflow_client.log_artifacts(run.info.run_id, tmp, artifact_path=REPORT_ARTIFACT_PATH)
+    mlflow_client.update_model_version(model_name, version, description=report["model_card"])
+    mlflow_client.set_model_version_tag(
+        model_name, version, "report.artifacts", f"runs:/{run.info.run_id}/{REPORT_ARTIFACT_PATH}"
     )
 
 
@@ -225,6 +414,9 @@ def _result_from_tags(model_name: str, version: Any, reused: bool) -> RegisterRe
         k.removeprefix("champion.test_"): float(v) for k, v in tags.items() if k.startswith("champion.test_")
     }
     champion_version = tags.get("champion.version")
+    baseline = {
+        k.removeprefix("baseline.test_"): float(v) for k, v in tags.items() if k.startswith("baseline.test_")
+    }
     return RegisterResult(
         model_name=model_name,
         version=str(version.version),
@@ -235,6 +427,7 @@ def _result_from_tags(model_name: str, version: Any, reused: bool) -> RegisterRe
         champion=champion or None,
         champion_version=None if champion_version in (None, "none") else champion_version,
         reused=reused,
+        baseline=baseline or None,
     )
 
 

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from review_sentiment import schema
 from review_sentiment.artifacts import atomic_file, read_json, write_json
-from review_sentiment.config import DEFAULT_MAX_TOKENS, DEFAULT_SEQUENCE_LENGTH, SPLIT_SEED
+from review_sentiment.config import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_NGRAM_MAX_TOKENS,
+    DEFAULT_SEQUENCE_LENGTH,
+    SPLIT_SEED,
+)
 from review_sentiment.errors import DataContractError
 from review_sentiment.preprocess import CLEAN, SETTINGS_NAME
 
@@ -22,6 +27,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 VOCABULARY_NAME = "vocabulary.json"
+NGRAMS_NAME = "ngrams.json"
+NGRAM_SIZE = 2  # word unigrams and bigrams: "not good", "too small"
+OOV_TOKEN = "[UNK]"  # Keras' out-of-vocabulary token
 SPLITS = ("train", "validation", "test")
 ENCODE_BATCH = 8192
 # Columns kept beside each split: raw text for end-to-end evaluation, slices for reports.
@@ -96,6 +104,68 @@ def fit_vocabulary(texts: list[str], max_tokens: int) -> list[str]:
     return [str(token) for token in layer.get_vocabulary()]
 
 
+def fit_ngrams(texts: list[str], max_tokens: int, ngrams: int = NGRAM_SIZE) -> tuple[dict[str, Any], Any]:
+    """Fit TF-IDF over word 1..``ngrams``-grams of ``texts`` (scikit-learn, fast and sparse).
+
+    Returns:
+        The JSON form (vocabulary and IDF weights, out-of-vocabulary first with weight 0) from
+        which :func:`make_ngram_vectorizer` rebuilds the same transform as a Keras layer for
+        serving, and the fitted vectorizer for :func:`ngram_features`.
+    """
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    # Whitespace tokens, as Keras' TextVectorization splits; L2 rows, as UnitNormalization gives.
+    vectorizer = TfidfVectorizer(
+        token_pattern=r"\S+",
+        lowercase=False,
+        ngram_range=(1, ngrams),
+        max_features=max_tokens,
+        dtype=np.float32,
+    ).fit(texts)
+    vocabulary = [""] * len(vectorizer.vocabulary_)
+    for token, index in vectorizer.vocabulary_.items():
+        vocabulary[index] = str(token)
+    payload = {
+        "tokens": [OOV_TOKEN, *vocabulary],
+        "idf_weights": [0.0, *(round(float(w), 6) for w in vectorizer.idf_)],
+        "ngrams": ngrams,
+    }
+    return payload, vectorizer
+
+
+def ngram_features(vectorizer: Any, texts: list[str]) -> Any:
+    """L2-normalised TF-IDF rows of ``texts`` as float32 CSR, with the (always empty) OOV column
+    first, so the columns match :func:`make_ngram_vectorizer`'s output.
+
+    Row normalisation matters: without it long reviews get large inputs and a linear layer
+    trains poorly.
+    """
+    import numpy as np
+    import scipy.sparse as sp
+
+    matrix = vectorizer.transform(texts)
+    empty = sp.csr_matrix((matrix.shape[0], 1), dtype=np.float32)
+    # Sorted indices: TensorFlow's sparse ops assume them.
+    return sp.hstack([empty, matrix], format="csr", dtype=np.float32).sorted_indices()
+
+
+def make_ngram_vectorizer(payload: dict[str, Any]) -> Any:
+    """The TF-IDF ``TextVectorization`` layer that ``fit_ngrams`` described."""
+    import numpy as np
+    from keras.layers import TextVectorization
+
+    return TextVectorization(
+        standardize=None,
+        split="whitespace",
+        ngrams=int(payload["ngrams"]),
+        output_mode="tf_idf",
+        vocabulary=list(payload["tokens"]),
+        idf_weights=np.asarray(payload["idf_weights"], dtype=np.float32),
+        name="ngram_tfidf",
+    )
+
+
 def encode(texts: list[str], vocabulary: list[str], sequence_length: int) -> np.ndarray:
     """Integer sequences of ``texts``, padded or cut to ``sequence_length``."""
     import numpy as np
@@ -119,6 +189,7 @@ def tokenize(
     *,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     sequence_length: int = DEFAULT_SEQUENCE_LENGTH,
+    ngram_max_tokens: int = DEFAULT_NGRAM_MAX_TOKENS,
     seed: int = SPLIT_SEED,
 ) -> Path:
     """Split the cleaned reviews and write vocabulary, sequences and labels of each split.
@@ -131,13 +202,18 @@ def tokenize(
     """
     import numpy as np
     import pandas as pd
+    import scipy.sparse as sp
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     input_path = Path(input_path)
     output_dir = Path(output_dir)
     frame = pd.read_parquet(input_path, columns=list(SPLIT_COLUMNS))  # only what the splits keep
     splits = split_frame(frame, seed=seed)
-    vocabulary = fit_vocabulary(splits["train"][CLEAN].tolist(), max_tokens)
+    train_texts = splits["train"][CLEAN].tolist()
+    vocabulary = fit_vocabulary(train_texts, max_tokens)
+    # One n-gram vocabulary for every grid point that reads a bag of n-grams; train only.
+    ngrams, ngram_vectorizer = fit_ngrams(train_texts, ngram_max_tokens)
+    write_json(output_dir / NGRAMS_NAME, ngrams)
     # Copied beside the vocabulary so this folder alone describes the model's input.
     write_json(output_dir / SETTINGS_NAME, read_json(input_path.parent / SETTINGS_NAME))
     write_json(
@@ -153,16 +229,20 @@ def tokenize(
             "frame": output_dir / f"{name}.parquet",
             "x": output_dir / f"{name}_x.npy",
             "y": output_dir / f"{name}_y.npy",
+            "ngrams": output_dir / f"{name}_ngrams.npz",
         }
         with atomic_file(paths["frame"]) as tmp:
             part.to_parquet(tmp, index=False)
         for key, array in (("x", x), ("y", y)):
             with atomic_file(paths[key]) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, array, allow_pickle=False)
+        with atomic_file(paths["ngrams"]) as tmp, open(tmp, "wb") as fh:
+            sp.save_npz(fh, ngram_features(ngram_vectorizer, part[CLEAN].tolist()), compressed=False)
         files[name] = {k: v.name for k, v in paths.items()}
         counts[name] = {str(k): int(v) for k, v in part[schema.LABEL].value_counts().items()}
     manifest = {
         "vocabulary": VOCABULARY_NAME,
+        "ngrams": NGRAMS_NAME,
         "preprocess_settings": SETTINGS_NAME,
         "splits": files,
         "label_counts": counts,
@@ -193,6 +273,10 @@ class Tokenized:
         return self.path(self.manifest["vocabulary"])
 
     @property
+    def ngrams_path(self) -> Path:
+        return self.path(self.manifest["ngrams"])
+
+    @property
     def settings_path(self) -> Path:
         return self.path(self.manifest["preprocess_settings"])
 
@@ -204,6 +288,12 @@ class Tokenized:
         x = np.load(self.path(files["x"]), allow_pickle=False)
         y = np.load(self.path(files["y"]), allow_pickle=False)
         return x, y
+
+    def ngrams(self, split: str) -> Any:
+        """The L2-normalised TF-IDF n-gram matrix of ``split`` (CSR, float32)."""
+        import scipy.sparse as sp
+
+        return sp.load_npz(self.path(self.manifest["splits"][split]["ngrams"]))  # never unpickles
 
     def frame(self, split: str) -> pd.DataFrame:
         """The rows of ``split`` with raw and cleaned text."""

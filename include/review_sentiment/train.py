@@ -11,11 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from review_sentiment import schema
+from review_sentiment.artifacts import read_json, write_json
 from review_sentiment.config import PACKAGE_DIR
-from review_sentiment.metrics import binary_metrics
-from review_sentiment.model import GridPoint, build_model
-from review_sentiment.pyfunc_model import ARTIFACT_KERAS, ARTIFACT_PREPROCESS, ARTIFACT_VOCABULARY
-from review_sentiment.tokenize import Tokenized
+from review_sentiment.metrics import MINORITY_LABEL, binary_metrics, f1_optimal_threshold
+from review_sentiment.model import (
+    NGRAMS_INPUT,
+    RATING_OUTPUT,
+    RECOMMENDED_OUTPUT,
+    TEXT_INPUT,
+    TOKENS_INPUT,
+    GridPoint,
+    build_model,
+)
+from review_sentiment.pyfunc_model import ARTIFACT_DECISION, ARTIFACT_KERAS, ARTIFACT_PREPROCESS
+from review_sentiment.tokenize import Tokenized, make_ngram_vectorizer, make_vectorizer
 from review_sentiment.tracking import client
 
 log = logging.getLogger(__name__)
@@ -39,7 +48,7 @@ def input_example() -> Any:
 
 
 def model_signature() -> Any:
-    """Input: raw text (and an optional title); output: one probability per row."""
+    """Input: raw text (and an optional title); output: P(recommended) and the thresholded label."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
@@ -50,7 +59,7 @@ def model_signature() -> Any:
                 ColSpec("string", schema.MODEL_TITLE_COLUMN, required=False),
             ]
         ),
-        outputs=Schema([ColSpec("double")]),
+        outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label")]),
     )
 
 
@@ -104,6 +113,58 @@ def model_uri(run_id: str, tracking_uri: str | None = None) -> str:
     return f"models:/{client(tracking_uri).get_run(run_id).data.tags[TAG_MODEL_ID]}"
 
 
+def _inputs(data: Tokenized, split: str, point: GridPoint) -> dict[str, Any]:
+    """The model inputs of ``split``: capped token ids and/or the cleaned texts."""
+    import numpy as np
+
+    inputs: dict[str, Any] = {}
+    if point.uses_tokens:
+        x, _ = data.arrays(split)
+        # The shared vocabulary is frequency-ordered, so capping ids at max_tokens is exactly a
+        # max_tokens vocabulary: the rarer words become out-of-vocabulary (id 1).
+        inputs[TOKENS_INPUT] = np.where(x >= point.max_tokens, 1, x).astype(np.int32)
+    if point.uses_ngrams:
+        inputs[NGRAMS_INPUT] = data.ngrams(split)
+    return inputs
+
+
+def _targets(data: Tokenized, split: str, point: GridPoint) -> dict[str, Any]:
+    import numpy as np
+
+    _, y = data.arrays(split)
+    targets = {RECOMMENDED_OUTPUT: y.astype(np.float32)}
+    if point.rating_weight:
+        # Stars 1..5 scaled to -1..1; a training signal only, never a model input.
+        targets[RATING_OUTPUT] = (data.frame(split)["rating"].to_numpy(dtype=np.float32) - 3.0) / 2.0
+    return targets
+
+
+def export_model(
+    core: Any,
+    point: GridPoint,
+    vocabulary: list[str],
+    sequence_length: int,
+    ngrams: dict[str, Any] | None = None,
+) -> Any:
+    """The model as registered: cleaned text in, P(recommended) out, vectorisers inside.
+
+    Training feeds precomputed token ids (cheaper per epoch); serving takes strings, so the
+    sequence vectoriser (cut to the point's ``max_tokens``) is put in front of the trained core.
+    """
+    import keras
+    from keras import layers
+
+    text = keras.Input(shape=(), dtype="string", name=TEXT_INPUT)
+    feeds: dict[str, Any] = {}
+    if point.uses_tokens:
+        feeds[TOKENS_INPUT] = make_vectorizer(vocabulary[: point.max_tokens], sequence_length)(text)
+    if point.uses_ngrams:
+        # The same TF-IDF and row normalisation as tokenize's ngram_features, inside the graph.
+        bag = make_ngram_vectorizer(ngrams)(text)
+        feeds[NGRAMS_INPUT] = layers.UnitNormalization(name="l2_normalise")(bag)
+    return keras.Model(text, core(feeds)[RECOMMENDED_OUTPUT], name=f"{core.name}_serving")
+
+
 def train(
     manifest_path: str | Path,
     point: GridPoint | dict[str, Any],
@@ -114,11 +175,14 @@ def train(
 ) -> str:
     """Fit one grid point with early stopping on validation; log everything; return the run id.
 
+    The decision threshold is chosen on the validation split (the F1-optimal cut for the
+    not-recommended class) and logged with the model, which applies it in ``predict``.
+
     Args:
         manifest_path: The tokenize stage's manifest.
         point: The grid point (or its dict form).
         experiment_id: MLflow experiment, created upstream (see ``ensure_experiment``).
-        tracking_uri: MLflow tracking URI (default: the embedded store).
+        tracking_uri: MLflow tracking/registry URI (default: the embedded store).
         tags: Extra run tags, e.g. the Airflow dag/run/task ids that made this run.
 
     Returns:
@@ -127,6 +191,7 @@ def train(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import mlflow
+    import numpy as np
 
     point = point if isinstance(point, GridPoint) else GridPoint.from_dict(point)
     tags = {k: str(v) for k, v in (tags or {}).items()}
@@ -136,30 +201,37 @@ def train(
         log.warning("marked %d stale RUNNING run(s) of this task FAILED", closed)
 
     data = Tokenized(manifest_path)
-    x_train, y_train = data.arrays("train")
-    x_val, y_val = data.arrays("validation")
-    vocab_size = int(data.manifest["vocabulary_size"])
+    x_train, x_val = _inputs(data, "train", point), _inputs(data, "validation", point)
+    y_train, y_val = _targets(data, "train", point), _targets(data, "validation", point)
+    labels_val = y_val[RECOMMENDED_OUTPUT].astype(int)
+    vocabulary = read_json(data.vocabulary_path)["tokens"]
     sequence_length = int(data.manifest["sequence_length"])
+    # Up-weight the rare class in the loss only; the data and validation stay as they are.
+    weights = np.where(y_train[RECOMMENDED_OUTPUT] == MINORITY_LABEL, point.class_weight, 1.0)
 
     keras.utils.set_random_seed(point.seed)
     with mlflow.start_run(experiment_id=experiment_id, run_name=point.name, tags=tags) as run:
         mlflow.log_params(
             {
                 **point.to_dict(),
-                "vocabulary_size": vocab_size,
+                "vocabulary_size": min(len(vocabulary), point.max_tokens),
                 "sequence_length": sequence_length,
-                "train_rows": len(y_train),
-                "validation_rows": len(y_val),
+                "train_rows": len(weights),
+                "validation_rows": len(labels_val),
             }
         )
-        model = build_model(point, vocab_size, sequence_length)
+        ngrams = read_json(data.ngrams_path) if point.uses_ngrams else None
+        core = build_model(point, len(vocabulary), sequence_length, len(ngrams["tokens"]) if ngrams else None)
+        # The recommendation head's own validation loss: the rating head must not decide.
+        monitor = "val_loss" if len(y_train) == 1 else f"val_{RECOMMENDED_OUTPUT}_loss"
         stopper = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=point.patience, restore_best_weights=True
+            monitor=monitor, patience=point.patience, restore_best_weights=True
         )
         started = time.monotonic()
-        history = model.fit(
+        history = core.fit(
             x_train,
             y_train,
+            sample_weight=weights.astype(np.float32) if point.class_weight != 1.0 else None,
             validation_data=(x_val, y_val),  # early stopping watches validation, never test
             epochs=point.max_epochs,
             batch_size=point.batch_size,
@@ -167,28 +239,42 @@ def train(
             verbose=0,
         )
         fit_seconds = time.monotonic() - started
-        probability = model.predict(x_val, batch_size=1024, verbose=0).reshape(-1)
-        scores = binary_metrics(y_val, probability)
+        probability = np.asarray(core.predict(x_val, batch_size=1024, verbose=0)[RECOMMENDED_OUTPUT]).reshape(
+            -1
+        )
+        threshold = f1_optimal_threshold(labels_val, probability) if np.all(np.isfinite(probability)) else 0.5
+        scores = binary_metrics(labels_val, probability, threshold)
         epochs = len(history.history["loss"])
         mlflow.log_metrics(
             {
                 **{f"val_{k}": v for k, v in scores.items()},
+                "decision_threshold": threshold,
                 "epochs_trained": epochs,
                 "best_epoch": max(epochs - point.patience, 1) if stopper.stopped_epoch else epochs,
                 "fit_seconds": fit_seconds,
             }
         )
+        serving = export_model(core, point, vocabulary, sequence_length, ngrams)
         with tempfile.TemporaryDirectory() as tmp:
             keras_path = Path(tmp) / "model.keras"
-            model.save(keras_path)
+            serving.save(keras_path)
+            decision_path = write_json(
+                Path(tmp) / "decision.json",
+                {
+                    "threshold": threshold,
+                    "chosen_on": "validation",
+                    "criterion": "maximum F1 of the not-recommended class",
+                    "label_when_probability_at_least_threshold": 1,
+                },
+            )
             info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME_IN_RUN,
                 python_model=str(PACKAGE_DIR / "pyfunc_entry.py"),
                 code_paths=[str(PACKAGE_DIR)],
                 artifacts={
                     ARTIFACT_KERAS: str(keras_path),
-                    ARTIFACT_VOCABULARY: str(data.vocabulary_path),
                     ARTIFACT_PREPROCESS: str(data.settings_path),
+                    ARTIFACT_DECISION: str(decision_path),
                 },
                 signature=model_signature(),
                 input_example=input_example(),

@@ -63,3 +63,37 @@ def test_undefined_inputs_give_nan_for_every_metric(y, p) -> None:
 def test_length_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="2 probabilities for 3 labels"):
         binary_metrics([0, 1, 1], [0.1, 0.9])
+
+
+def _best_f1_by_brute_force(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return max(f1_score(y, (p >= c).astype(int), pos_label=0) for c in np.append(np.unique(p), 1.01))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_f1_optimal_threshold_reaches_the_best_f1_of_the_not_recommended_class(seed: int) -> None:
+    from review_sentiment.metrics import f1_optimal_threshold
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(0.35 * y + 0.65 * rng.random(500), 0, 1)
+    threshold = f1_optimal_threshold(y, p)
+    assert binary_metrics(y, p, threshold)["f1_not_recommended"] == pytest.approx(
+        _best_f1_by_brute_force(y, p)
+    )
+
+
+def test_f1_optimal_threshold_separates_a_separable_set() -> None:
+    from review_sentiment.metrics import f1_optimal_threshold
+
+    threshold = f1_optimal_threshold([0, 0, 1, 1], [0.2, 0.3, 0.7, 0.9])
+    assert 0.3 < threshold <= 0.7
+
+
+@pytest.mark.parametrize(("y", "p"), [([1, 1, 1], [0.2, 0.5, 0.9]), ([0, 1], [0.5, math.nan])])
+def test_f1_optimal_threshold_refuses_what_cannot_be_cut(y: list[int], p: list[float]) -> None:
+    from review_sentiment.metrics import f1_optimal_threshold
+
+    with pytest.raises(ValueError, match="both classes and finite probabilities"):
+        f1_optimal_threshold(y, p)

@@ -132,15 +132,15 @@ def test_build_model_is_the_seed_architecture(embedding_dim: int, batch_size: in
     assert (hidden.units, hidden.activation.__name__) == (6, "relu")
     assert (output.units, output.activation.__name__) == (1, "sigmoid")
     assert model.input_shape == (None, 20)
-    assert model.output_shape == (None, 1)
+    assert model.output_shape == {"recommended": (None, 1)}
     assert model.optimizer is not None
-    assert model.loss == "binary_crossentropy"
+    assert model.loss == {"recommended": "binary_crossentropy"}
 
 
 def test_build_model_predicts_one_probability_per_row() -> None:
     model = build_model(GridPoint(name="tiny", embedding_dim=4), vocab_size=10, sequence_length=6)
     x = np.array([[2, 3, 0, 0, 0, 0], [9, 9, 9, 9, 9, 9], [1, 0, 0, 0, 0, 0]], dtype=np.int32)
-    probability = model.predict(x, verbose=0)
+    probability = model.predict({"tokens": x}, verbose=0)["recommended"]
     assert probability.shape == (3, 1)
     assert ((probability > 0) & (probability < 1)).all()
 

@@ -1,4 +1,5 @@
-"""Unit tests of the promotion gate: the floor, the champion, a diverged candidate, force."""
+"""Unit tests of the promotion gate: the floor, the baseline, the champion, drift, a diverged
+candidate, force."""
 
 from __future__ import annotations
 
@@ -65,4 +66,36 @@ def test_register_result_is_xcom_sized_plain_data() -> None:
         "champion": None,
         "champion_version": None,
         "reused": False,
+        "baseline": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("candidate", "baseline", "promoted", "reason"),
+    [
+        (0.95, 0.96, False, "does not beat the TF-IDF + logistic regression baseline's 0.9600"),
+        (0.96, 0.96, False, "does not beat"),  # a tie with the baseline is not a win
+        (0.97, 0.96, True, "baseline's 0.9600"),
+        (0.97, NAN, True, ""),  # a baseline that could not be scored does not block
+    ],
+)
+def test_gate_requires_beating_the_baseline(
+    candidate: float, baseline: float, promoted: bool, reason: str
+) -> None:
+    decision, why = gate(candidate, None, 0.85, baseline_auc=baseline)
+    assert decision is promoted
+    assert reason in why
+
+
+def test_drift_blocks_promotion_of_an_otherwise_better_model() -> None:
+    decision, why = gate(0.99, 0.90, 0.85, baseline_auc=0.9, drift="positive-label share 0.55 vs 0.82")
+    assert decision is False
+    assert why == "label drift blocks promotion: positive-label share 0.55 vs 0.82"
+
+
+def test_force_overrides_baseline_and_drift() -> None:
+    assert gate(0.5, 0.9, 0.85, True, baseline_auc=0.95, drift="drifted")[0] is True
+
+
+def test_the_floor_is_checked_before_the_baseline() -> None:
+    assert "below the floor" in gate(0.80, None, 0.85, baseline_auc=0.9)[1]

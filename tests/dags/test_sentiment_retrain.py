@@ -62,8 +62,12 @@ def test_task_graph(dag) -> None:
         ("preprocess", "tokenize"),
         ("tokenize", "train"),
         ("tokenize", "register"),
+        ("tokenize", "baseline"),
         ("prepare_grid", "train"),
+        ("prepare_grid", "baseline"),
         ("train", "register"),
+        ("baseline", "register"),
+        ("ingest", "register"),  # its label statistics feed the drift check
     }
 
 
@@ -88,7 +92,7 @@ def test_retries_and_timeouts(dag) -> None:
 def test_params_have_descriptions_and_sections(dag) -> None:
     params = dag.params
     expected = {
-        "grid", "max_epochs", "patience", "keep_negations", "use_title", "source",
+        "grid", "max_epochs", "patience", "keep_negations", "use_title", "remove_stopwords", "source",
         "source_conn_id", "sample_fraction", "promotion_floor", "force_promote",
     }  # fmt: skip
     assert set(params.keys()) == expected

@@ -1,0 +1,135 @@
+"""The linear baseline every run trains beside the grid: TF-IDF word and character n-grams of
+the raw title and text, and a logistic regression (scikit-learn), on the same splits.
+
+A champion that cannot beat it is not worth publishing, so ``register`` compares the two on
+the test split. The baseline is never registered or loaded back: its run keeps its parameters,
+metrics and test-split probabilities (for the report's curves), not a pickled model.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from review_sentiment import schema
+from review_sentiment.metrics import binary_metrics, f1_optimal_threshold
+from review_sentiment.tokenize import Tokenized
+from review_sentiment.tracking import client
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+BASELINE_RUN_NAME = "baseline-tfidf-logreg"
+TAG_ROLE = "sentiment.role"
+PREDICTIONS_PATH = "baseline/test_predictions.csv"
+# Chosen on the validation split of the real data; scikit-learn's defaults otherwise.
+PARAMS: dict[str, Any] = {
+    "word_ngram_range": (1, 2),
+    "word_min_df": 2,
+    "char_ngram_range": (2, 5),
+    "char_min_df": 3,
+    "C": 4.0,
+    "class_weight": "balanced",
+    "max_iter": 2000,
+}
+
+
+def raw_text(frame: pd.DataFrame) -> list[str]:
+    """Title and text as one string: what a plain linear baseline would read."""
+    return (frame[schema.TITLE].fillna("").astype(str) + " . " + frame[schema.TEXT].astype(str)).tolist()
+
+
+def make_pipeline(seed: int = 42) -> Any:
+    """The baseline's scikit-learn pipeline (unfitted)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline as sk_pipeline
+    from sklearn.pipeline import make_union
+
+    features = make_union(
+        TfidfVectorizer(
+            ngram_range=PARAMS["word_ngram_range"], min_df=PARAMS["word_min_df"], sublinear_tf=True
+        ),
+        TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=PARAMS["char_ngram_range"],
+            min_df=PARAMS["char_min_df"],
+            sublinear_tf=True,
+        ),
+    )
+    classifier = LogisticRegression(
+        C=PARAMS["C"], class_weight=PARAMS["class_weight"], max_iter=PARAMS["max_iter"], random_state=seed
+    )
+    return sk_pipeline(features, classifier)
+
+
+def train_baseline(
+    manifest_path: str | Path,
+    *,
+    experiment_id: str,
+    tracking_uri: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Fit the baseline on train, pick its threshold on validation, score test; log one run.
+
+    Returns:
+        The MLflow run id.
+    """
+    import mlflow
+    import numpy as np
+
+    from review_sentiment.train import close_stale_runs
+
+    tags = {k: str(v) for k, v in (tags or {}).items()}
+    client(tracking_uri)
+    close_stale_runs(experiment_id, tags, tracking_uri)
+    data = Tokenized(manifest_path)
+    train, validation, test = (data.frame(s) for s in ("train", "validation", "test"))
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=BASELINE_RUN_NAME, tags={**tags, TAG_ROLE: "baseline"}
+    ) as run:
+        mlflow.log_params({k: str(v) for k, v in PARAMS.items()} | {"train_rows": len(train)})
+        started = time.monotonic()
+        pipeline = make_pipeline().fit(raw_text(train), train[schema.LABEL].to_numpy(dtype=int))
+        fit_seconds = time.monotonic() - started
+        p_val = pipeline.predict_proba(raw_text(validation))[:, 1]
+        y_val = validation[schema.LABEL].to_numpy(dtype=int)
+        threshold = f1_optimal_threshold(y_val, p_val)
+        p_test = pipeline.predict_proba(raw_text(test))[:, 1]
+        val = binary_metrics(y_val, p_val, threshold)
+        tst = binary_metrics(test[schema.LABEL].to_numpy(dtype=int), p_test, threshold)
+        mlflow.log_metrics(
+            {
+                **{f"val_{k}": v for k, v in val.items()},
+                **{f"test_{k}": v for k, v in tst.items()},
+                "decision_threshold": threshold,
+                "fit_seconds": fit_seconds,
+            }
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(PREDICTIONS_PATH).name
+            predictions = test[[schema.ID]].assign(probability=np.round(p_test, 6))
+            predictions.to_csv(path, index=False)
+            mlflow.log_artifact(str(path), artifact_path=str(Path(PREDICTIONS_PATH).parent))
+        log.info("baseline: validation %s, test %s, fit %.1fs", val, tst, fit_seconds)
+        return run.info.run_id
+
+
+def baseline_scores(run_id: str, tracking_uri: str | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+    """The baseline run's test metrics and its test-split probabilities (review id, probability)."""
+    import mlflow.artifacts
+    import pandas as pd
+
+    run = client(tracking_uri).get_run(run_id)
+    metrics = {k.removeprefix("test_"): v for k, v in run.data.metrics.items() if k.startswith("test_")}
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=PREDICTIONS_PATH, dst_path=tmp, tracking_uri=tracking_uri
+        )
+        predictions = pd.read_csv(local)
+    return metrics, predictions

@@ -1,0 +1,243 @@
+"""The evaluation report of a candidate version: curves, slices and a model card.
+
+Written to a folder (PNG, CSV, JSON, markdown), then logged to the candidate's MLflow run under
+``evaluation/`` by ``register``; the model card also becomes the version's description.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from review_sentiment import schema
+from review_sentiment.artifacts import atomic_file, write_json
+from review_sentiment.metrics import MINORITY_LABEL, binary_metrics
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+# Review length in words: the seed truncates sequences, and short reviews carry little signal.
+LENGTH_BUCKETS = (0, 20, 40, 60, 80, 10_000)
+SLICE_COLUMNS = {"department": "department_name", "length": "length_bucket", "rating": "rating"}
+PLOTS = ("roc.png", "precision_recall.png", "confusion_matrix.png", "calibration.png")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One model's probabilities of "recommended" on the test split."""
+
+    name: str
+    probability: np.ndarray
+
+
+def slice_metrics(frame: pd.DataFrame, probability: np.ndarray, threshold: float) -> pd.DataFrame:
+    """Metrics per department, review-length bucket and rating, one row per slice value.
+
+    ROC AUC is NaN in a slice with one class (most 5-star reviews recommend): that is a fact
+    about the slice, not a failure, so ``n`` and the class balance are reported beside it.
+    """
+    import numpy as np
+    import pandas as pd
+
+    words = frame[schema.TEXT].fillna("").astype(str).str.split().str.len()
+    bounds = itertools.pairwise(LENGTH_BUCKETS)
+    labels = [f"{lo}-{hi - 1}" if hi < LENGTH_BUCKETS[-1] else f"{lo}+" for lo, hi in bounds]
+    data = pd.DataFrame(
+        {
+            "department_name": frame["department_name"].fillna("(none)").astype(str),
+            "length_bucket": pd.cut(words, LENGTH_BUCKETS, right=False, labels=labels).astype(str),
+            "rating": frame["rating"].astype("Int64").astype(str),
+            "y": frame[schema.LABEL].to_numpy(dtype=int),
+            "p": np.asarray(probability, dtype=float),
+        }
+    )
+    rows = []
+    for slice_name, column in SLICE_COLUMNS.items():
+        for value, part in data.groupby(column, sort=True):
+            scores = binary_metrics(part["y"], part["p"], threshold)
+            if part["y"].nunique() < 2:  # AUC undefined; accuracy and F1 still say something
+                predicted = (part["p"] >= threshold).astype(int)
+                scores["accuracy"] = float((predicted == part["y"]).mean())
+            rows.append(
+                {
+                    "slice": slice_name,
+                    "value": str(value),
+                    "n": len(part),
+                    "not_recommended_share": float((part["y"] == MINORITY_LABEL).mean()),
+                    **scores,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _plots(out_dir: Path, y: np.ndarray, models: list[Scored], threshold: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless workers
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import ConfusionMatrixDisplay, precision_recall_curve, roc_auc_score, roc_curve
+
+    def save(fig: Any, name: str) -> None:
+        with atomic_file(out_dir / name) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for model in models:
+        fpr, tpr, _ = roc_curve(y, model.probability)
+        ax.plot(fpr, tpr, label=f"{model.name} (AUC {roc_auc_score(y, model.probability):.4f})")
+    ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, test split")
+    ax.legend(loc="lower right")
+    save(fig, "roc.png")
+
+    # Precision-recall of the class that matters: not recommended (score = 1 - p).
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for model in models:
+        precision, recall, _ = precision_recall_curve(y == MINORITY_LABEL, 1.0 - model.probability)
+        ax.plot(recall, precision, label=model.name)
+    ax.set(xlabel="recall (not recommended)", ylabel="precision", title="Precision-recall, test split")
+    ax.legend(loc="lower left")
+    save(fig, "precision_recall.png")
+
+    candidate = models[0]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ConfusionMatrixDisplay.from_predictions(
+        y,
+        (candidate.probability >= threshold).astype(int),
+        labels=[0, 1],
+        display_labels=["not recommended", "recommended"],
+        ax=ax,
+        colorbar=False,
+    )
+    ax.set_title(f"{candidate.name} at threshold {threshold:.3f}")
+    save(fig, "confusion_matrix.png")
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for model in models:
+        observed, predicted = calibration_curve(y, model.probability, n_bins=10, strategy="quantile")
+        ax.plot(predicted, observed, marker="o", label=model.name)
+    ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
+    ax.set(xlabel="mean predicted P(recommended)", ylabel="observed share recommended", title="Calibration")
+    ax.legend(loc="upper left")
+    save(fig, "calibration.png")
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def model_card(
+    *,
+    model_name: str,
+    version: str | None,
+    run_id: str,
+    params: Mapping[str, Any],
+    threshold: float,
+    metrics: Mapping[str, Mapping[str, float]],
+    data: Mapping[str, Any],
+    slices: pd.DataFrame,
+    decision: str,
+) -> str:
+    """A short markdown model card: data, splits, metrics, threshold, slices, known limits."""
+    names = list(metrics)
+    keys = ("roc_auc", "accuracy", "f1_not_recommended")
+    table = [
+        "| model | " + " | ".join(keys) + " |",
+        "|---|" + "---|" * len(keys),
+        *(f"| {n} | " + " | ".join(_fmt(metrics[n].get(k, math.nan)) for k in keys) + " |" for n in names),
+    ]
+    worst = slices[slices["n"] >= 30].sort_values("roc_auc").head(3)
+    worst_lines = [
+        f"- {r.slice} = {r.value}: ROC AUC {_fmt(r.roc_auc)} on {r.n} reviews" for r in worst.itertuples()
+    ]
+    splits = ", ".join(f"{k} {v}" for k, v in data.get("split_rows", {}).items())
+    return "\n".join(
+        [
+            f"# {model_name} version {version or '(candidate)'}",
+            "",
+            "Predicts whether a customer recommends the item (`Recommended IND`) from the review title",
+            "and text of the Women's Clothing E-Commerce Reviews schema.",
+            "",
+            "## Data",
+            f"- source rows: {data.get('rows_in', 'n/a')}; after removing duplicate and empty texts:",
+            f"  {splits}",
+            "- split: stratified by label, seeded, train 80 / validation 10 / test 10; duplicates are",
+            "  decided on the cleaned text, so no text is in two splits",
+            f"- preprocessing: {data.get('preprocess', {})}",
+            "",
+            "## Model",
+            f"- MLflow run `{run_id}`; grid point: "
+            + ", ".join(f"{k}={v}" for k, v in params.items() if k != "seed"),
+            f"- decision threshold **{threshold:.4f}** on P(recommended), chosen on the validation split",
+            "  as the F1-optimal cut for the not-recommended class; `predict` returns `probability` and",
+            "  `label` (1 = recommended)",
+            "",
+            "## Test-split metrics",
+            *table,
+            "",
+            f"Gate: {decision}",
+            "",
+            "## Weakest slices (at least 30 reviews)",
+            *(worst_lines or ["- none with enough reviews"]),
+            "",
+            "## Known limits",
+            "- English reviews of women's clothing from one retailer; other domains are untested.",
+            "- Text only: the star rating is not an input. Reviews of 3 stars are split almost evenly",
+            "  between recommending and not, and carry most of the errors.",
+            "- Very short reviews (a few words) carry little signal; see the length slices.",
+            "- Labels are self-reported; some reviews contradict their own label.",
+        ]
+    )
+
+
+def write_report(
+    out_dir: str | Path,
+    test: pd.DataFrame,
+    candidate: Scored,
+    threshold: float,
+    *,
+    others: list[Scored] | None = None,
+    card: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Write plots, slice metrics and the model card of ``candidate`` into ``out_dir``.
+
+    Args:
+        out_dir: Folder for the report files.
+        test: The test split (raw text, label, rating, department).
+        candidate: The candidate's test probabilities.
+        threshold: The candidate's decision threshold.
+        others: Models drawn beside it (the baseline, the current champion).
+        card: Keyword arguments of :func:`model_card` besides ``threshold``, ``metrics`` and
+            ``slices``.
+
+    Returns:
+        The metrics of every model at its own threshold and the model card text.
+    """
+    import numpy as np
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    y = test[schema.LABEL].to_numpy(dtype=int)
+    models = [candidate, *(others or [])]
+    for model in models:
+        if len(model.probability) != len(y):
+            raise ValueError(f"{model.name}: {len(model.probability)} probabilities for {len(y)} reviews")
+    _plots(out_dir, y, models, threshold)
+    slices = slice_metrics(test, candidate.probability, threshold)
+    with atomic_file(out_dir / "slices.csv") as tmp:
+        slices.to_csv(tmp, index=False)
+    metrics = {candidate.name: binary_metrics(y, candidate.probability, threshold)}
+    for model in others or []:
+        metrics[model.name] = binary_metrics(y, np.asarray(model.probability), 0.5)
+    text = model_card(threshold=threshold, metrics=metrics, slices=slices, **card)
+    with atomic_file(out_dir / "model_card.md") as tmp:
+        tmp.write_text(text + "\n")
+    write_json(out_dir / "metrics.json", {"threshold": threshold, "metrics": metrics})
+    return {"metrics": metrics, "model_card": text}

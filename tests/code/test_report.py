@@ -1,0 +1,93 @@
+"""Unit tests of the evaluation report: plots, slice metrics and the model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from review_sentiment.report import PLOTS, Scored, slice_metrics, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def test_split() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    n = 400
+    rating = rng.integers(1, 6, n)
+    return pd.DataFrame(
+        {
+            "review_id": np.arange(n),
+            "title": ["t"] * n,
+            "review_text": [" ".join(["word"] * int(k)) for k in rng.integers(1, 120, n)],
+            "rating": rating,
+            "department_name": rng.choice(["Dresses", "Tops", None], n),
+            "recommended": (rating >= 4).astype(int),
+        }
+    )
+
+
+def _probability(frame: pd.DataFrame, noise: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(frame["recommended"] * 0.6 + rng.random(len(frame)) * noise, 0, 1)
+
+
+def test_report_writes_every_plot_slices_and_card(test_split: pd.DataFrame, tmp_path: Path) -> None:
+    candidate = Scored("candidate v3", _probability(test_split, 0.5))
+    baseline = Scored("baseline", _probability(test_split, 0.9, seed=1))
+    out = write_report(
+        tmp_path,
+        test_split,
+        candidate,
+        0.55,
+        others=[baseline],
+        card={
+            "model_name": "m",
+            "version": "3",
+            "run_id": "abc",
+            "params": {"architecture": "cnn"},
+            "data": {"rows_in": 400, "split_rows": {"test": 400}},
+            "decision": "promoted because reasons",
+        },
+    )
+    for name in PLOTS:
+        content = (tmp_path / name).read_bytes()
+        assert content.startswith(PNG_MAGIC), name
+        assert len(content) > 5_000, name  # axes, curves and labels, not an empty canvas
+    slices = pd.read_csv(tmp_path / "slices.csv")
+    assert set(slices["slice"]) == {"department", "length", "rating"}
+    assert set(slices.loc[slices["slice"] == "rating", "value"].astype(str)) == {"1", "2", "3", "4", "5"}
+    assert "(none)" in set(slices.loc[slices["slice"] == "department", "value"])
+    # Every review is in exactly one bucket of each slice.
+    assert (slices.groupby("slice")["n"].sum() == len(test_split)).all()
+    card = (tmp_path / "model_card.md").read_text()
+    for heading in ("## Data", "## Model", "## Test-split metrics", "## Known limits"):
+        assert heading in card
+    assert "threshold **0.5500**" in card
+    assert "| baseline |" in card and "| candidate v3 |" in card
+    assert "promoted because reasons" in card
+    assert set(out["metrics"]) == {"candidate v3", "baseline"}
+    assert out["metrics"]["candidate v3"]["roc_auc"] > out["metrics"]["baseline"]["roc_auc"]
+
+
+def test_single_class_slices_report_accuracy_without_auc(test_split: pd.DataFrame) -> None:
+    slices = slice_metrics(test_split, _probability(test_split, 0.5), 0.5)
+    five_star = slices[(slices["slice"] == "rating") & (slices["value"] == "5")].iloc[0]
+    assert np.isnan(five_star["roc_auc"])  # every 5-star review here is recommended
+    assert 0.0 <= five_star["accuracy"] <= 1.0
+    assert five_star["not_recommended_share"] == 0.0
+
+
+def test_probabilities_of_the_wrong_length_are_refused(test_split: pd.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="baseline: 3 probabilities for 400 reviews"):
+        write_report(
+            tmp_path,
+            test_split,
+            Scored("c", _probability(test_split, 0.5)),
+            0.5,
+            others=[Scored("baseline", np.zeros(3))],
+            card={},
+        )
