@@ -76,7 +76,13 @@ MLFLOW_DB_PASSWORD={password()}
 AIRFLOW_ADMIN_USERNAME={admin}
 AIRFLOW_ADMIN_PASSWORD={password()}
 
-# Shared by every Airflow component.
+# MLflow's optional basic auth (compose -f deploy/mlflow/basic-auth.yaml); unused otherwise.
+MLFLOW_ADMIN_USERNAME=mlflow-admin
+MLFLOW_ADMIN_PASSWORD={password()}
+MLFLOW_FLASK_SERVER_SECRET_KEY={secrets.token_urlsafe(48)}
+
+# Fernet key and API secret key: every Airflow component. JWT secret: the API server and the
+# scheduler only (docker-compose.yaml gives it to no other service).
 AIRFLOW__CORE__FERNET_KEY={Fernet.generate_key().decode()}
 AIRFLOW__API_AUTH__JWT_SECRET={secrets.token_urlsafe(48)}
 AIRFLOW__API__SECRET_KEY={secrets.token_urlsafe(48)}

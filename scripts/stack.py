@@ -69,6 +69,10 @@ REQUIRED_SECRETS = (
 )
 # Secrets passed to Airflow under their own names (compose's x-airflow-common environment).
 AIRFLOW_SECRETS = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
+JWT_SECRET = "AIRFLOW__API_AUTH__JWT_SECRET"
+# As in compose: the task-token signing secret only where tokens are checked (API server) or
+# signed (the scheduler's executor); the DAG processor and triggerer use an in-process API.
+JWT_SECRET_COMPONENTS = ("api-server", "scheduler")
 # Inherited variables that would silently reconfigure a component; compose's containers never see
 # the host's environment, so neither do the stack's processes.
 FOREIGN_PREFIXES = ("AIRFLOW", "MLFLOW_", "SENTIMENT_", "PG", "_AIRFLOW")
@@ -260,6 +264,13 @@ class Proc:
         if self.send(sig) and not self.wait(timeout):
             self.send(signal.SIGKILL)
             self.wait(10)
+
+
+def component_env(airflow_env: dict[str, str], component: str) -> dict[str, str]:
+    """``airflow_env`` for one component: without the JWT secret unless it needs it."""
+    if component in JWT_SECRET_COMPONENTS:
+        return airflow_env
+    return {key: value for key, value in airflow_env.items() if key != JWT_SECRET}
 
 
 def _reap(pid: int) -> None:
@@ -520,19 +531,25 @@ class Stack:
 
         self._start_mlflow(secrets)
         airflow = self.airflow_env(secrets)
-        self._airflow_init(airflow, secrets)
+        self._airflow_init(component_env(airflow, "airflow-init"), secrets)
         print(f"stack: airflow-init done ({time.monotonic() - t0:.0f} s)")
 
         # The DAG processor needs only the database; start it while the API server boots.
-        self.start("dag-processor", [self._airflow_bin, "dag-processor"], airflow)
-        self.start("api-server", self.api_server_argv(), airflow)
+        self.start(
+            "dag-processor", [self._airflow_bin, "dag-processor"], component_env(airflow, "dag-processor")
+        )
+        self.start("api-server", self.api_server_argv(), component_env(airflow, "api-server"))
         self.wait("api-server", self.api_server_healthy, deadline)
         self.wait("mlflow", self.mlflow_healthy, deadline)
         print(f"stack: api-server and mlflow healthy ({time.monotonic() - t0:.0f} s)")
 
         # Task processes (LocalExecutor: children of the scheduler) need the Execution API and MLflow.
-        self.start("scheduler", self.scheduler_argv(), airflow)
-        self.start("triggerer", [self._airflow_bin, "triggerer", "--skip-serve-logs"], airflow)
+        self.start("scheduler", self.scheduler_argv(), component_env(airflow, "scheduler"))
+        self.start(
+            "triggerer",
+            [self._airflow_bin, "triggerer", "--skip-serve-logs"],
+            component_env(airflow, "triggerer"),
+        )
         self.wait("scheduler", self.scheduler_healthy, deadline)
         self.wait("the dag-processor and triggerer heartbeats", self.components_healthy, deadline)
         token = self.token(secrets)

@@ -28,6 +28,8 @@ MLFLOW_DOCKERFILE = ROOT / "deploy" / "mlflow" / "Dockerfile"
 POSTGRES_INIT = ROOT / "deploy" / "postgres" / "init-databases.sh"
 AIRFLOW_INIT = ROOT / "deploy" / "airflow" / "airflow-init.sh"
 GEN_SECRETS = ROOT / "deploy" / "gen-secrets.sh"
+MLFLOW_BASIC_AUTH = ROOT / "deploy" / "mlflow" / "basic-auth.yaml"
+MLFLOW_AUTH_INI = ROOT / "deploy" / "mlflow" / "basic_auth.ini"
 
 CORE_SERVICES = {
     "postgres",
@@ -273,7 +275,9 @@ def test_secret_environment_values_are_only_references(services: dict[str, dict]
     assert checked >= 5, "expected the secrets to be passed through the services' environment"
 
 
-@pytest.mark.parametrize("path", [COMPOSE_FILE, AIRFLOW_ENV, ENV_EXAMPLE], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [COMPOSE_FILE, AIRFLOW_ENV, ENV_EXAMPLE, MLFLOW_BASIC_AUTH, MLFLOW_AUTH_INI], ids=lambda p: p.name
+)
 def test_no_literal_default_credentials(path: Path) -> None:
     # ${NAME:?message} references are fine; what is left must hold no credential.
     text = INTERPOLATION.sub("${}", path.read_text())
@@ -367,7 +371,10 @@ def test_mlflow_image_installs_locked_mlflow_and_psycopg2(services: dict[str, di
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
     install = re.search(r"pip install ([^\n\\]+)", text)
     assert install, "no pip install in deploy/mlflow/Dockerfile"
-    args = install[1].split()
+    # "mlflow${MLFLOW_EXTRAS:+[$MLFLOW_EXTRAS]}": plain mlflow unless the basic-auth build asks.
+    args = [
+        re.sub(r"\$\{MLFLOW_EXTRAS:\+\[\$MLFLOW_EXTRAS\]\}", "", a).strip('"') for a in install[1].split()
+    ]
     assert "mlflow" in args
     assert "psycopg2-binary" in args
     assert "requirements.txt" in " ".join(args), "versions must come from requirements.txt (-c)"
@@ -562,3 +569,87 @@ def test_gen_secrets_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
     assert forced.returncode == 0, forced.stderr
     assert "KEEP" not in _read_env_file(out)
     assert _read_env_file(out)["AIRFLOW__CORE__FERNET_KEY"]
+
+
+# --- least privilege: the JWT secret, MLflow's optional basic auth -----------------------------------
+JWT = "AIRFLOW__API_AUTH__JWT_SECRET"
+# Where task tokens are checked (API server) or signed (the scheduler's executor, LocalExecutor or
+# Celery). Celery workers run what the scheduler signed; the DAG processor and triggerer talk to
+# an in-process Execution API without tokens.
+JWT_SERVICES = {"airflow-apiserver", "airflow-scheduler"}
+
+
+def test_jwt_secret_only_where_tokens_are_signed_or_checked(compose: dict, services: dict[str, dict]) -> None:
+    assert JWT not in _environment(compose["x-airflow-common"]), "the JWT secret must not be shared by all"
+    holders = {name for name, service in services.items() if JWT in _environment(service)}
+    assert holders == JWT_SERVICES
+    for name in JWT_SERVICES:
+        assert _environment(services[name])[JWT] == f"${{{JWT}:?run deploy/gen-secrets.sh}}"
+        # Still every shared setting besides it.
+        assert "AIRFLOW__CORE__FERNET_KEY" in _environment(services[name])
+
+
+def test_make_stack_gives_the_jwt_secret_to_the_same_components() -> None:
+    from scripts.stack import JWT_SECRET_COMPONENTS, component_env
+
+    env = {JWT: "s3cret", "AIRFLOW__CORE__FERNET_KEY": "k"}
+    assert {f"airflow-{c}".replace("api-server", "apiserver") for c in JWT_SECRET_COMPONENTS} == JWT_SERVICES
+    for component in ("api-server", "scheduler"):
+        assert component_env(env, component)[JWT] == "s3cret"
+    for component in ("dag-processor", "triggerer", "airflow-init"):
+        assert component_env(env, component) == {"AIRFLOW__CORE__FERNET_KEY": "k"}
+
+
+@pytest.fixture(scope="module")
+def basic_auth() -> dict:
+    return yaml.safe_load(MLFLOW_BASIC_AUTH.read_text())
+
+
+def test_mlflow_basic_auth_override_adds_only_the_auth_app(
+    basic_auth: dict, services: dict[str, dict]
+) -> None:
+    mlflow = basic_auth["services"]["mlflow"]
+    base = _args(services["mlflow"]["command"])
+    args = _args(mlflow["command"])
+    assert args == [*base, "--app-name=basic-auth"], "the override must keep every base option"
+    assert mlflow["build"]["args"]["MLFLOW_EXTRAS"] == "auth"
+    assert "ARG MLFLOW_EXTRAS" in MLFLOW_DOCKERFILE.read_text()
+    env = _environment(mlflow)
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == "/etc/mlflow/basic_auth.ini"
+    assert "./deploy/mlflow/basic_auth.ini:/etc/mlflow/basic_auth.ini:ro" in mlflow["volumes"]
+    for key in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        match = INTERPOLATION.fullmatch(env[key])
+        assert match, f"{key} must come from .env"
+        assert match["op"] == ":?", f"{key}: no default, no empty value"
+    assert "mlflow-auth" in basic_auth["volumes"]
+    assert "mlflow-auth:/mlauth" in mlflow["volumes"]
+
+
+def test_mlflow_basic_auth_config_stores_no_password() -> None:
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(MLFLOW_AUTH_INI)
+    section = config["mlflow"]
+    assert "admin_password" not in section, "the admin password comes from .env only"
+    assert section["default_permission"] == "NO_PERMISSIONS"
+    assert section["database_uri"].startswith("sqlite:////mlauth/")
+
+
+def test_mlflow_basic_auth_logs_the_task_runners_in(basic_auth: dict) -> None:
+    for name in ("airflow-scheduler", "airflow-worker"):
+        env = _environment(basic_auth["services"][name])
+        assert env["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_ADMIN_USERNAME:?run deploy/gen-secrets.sh}"
+        assert env["MLFLOW_TRACKING_PASSWORD"] == "${MLFLOW_ADMIN_PASSWORD:?run deploy/gen-secrets.sh}"
+
+
+def test_mlflow_basic_auth_secrets_are_generated_and_documented(tmp_path: Path, env_example: dict) -> None:
+    out = tmp_path / ".env"
+    assert _run_gen_secrets("--output", str(out)).returncode == 0
+    generated = _read_env_file(out)
+    for key in ("MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        assert len(generated[key]) >= 32, key
+        assert env_example[key] == "", f".env.example must leave {key} empty"
+    assert generated["MLFLOW_ADMIN_USERNAME"] == env_example["MLFLOW_ADMIN_USERNAME"]
+    text = INTERPOLATION.sub("${}", MLFLOW_BASIC_AUTH.read_text())
+    assert "docker compose -f docker-compose.yaml -f deploy/mlflow/basic-auth.yaml up" in text
