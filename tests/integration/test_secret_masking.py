@@ -6,6 +6,8 @@ the password, its URI and the password inside a longer message, through the task
 ``airflow dags test --use-executor`` runs it the way the scheduler does (LocalExecutor, the task
 supervised in its own process, talking to a real ``airflow api-server``) on a throwaway SQLite
 metadata DB. The task log file (what the UI shows) must hold ``***`` and never the password.
+The same API server, on Airflow's default auth manager, answers anonymous calls with 401 except
+its health endpoint.
 
 Seen while writing this: ``dags test``'s own console echoes the task's log lines unmasked, with or
 without ``--use-executor``; only the task log is masked. That console is a developer's terminal.
@@ -20,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -63,6 +66,15 @@ def _healthy(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def _status(url: str, method: str) -> int:
+    request = urllib.request.Request(url, method=method, data=b"{}" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -112,6 +124,16 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             assert api.poll() is None, (home / "api-server.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the API server did not come up within 180 s"
             time.sleep(1)
+        base = f"http://127.0.0.1:{port}"
+        anonymous = {
+            path: _status(base + path, method)
+            for method, path in (
+                ("GET", "/api/v2/dags"),
+                ("GET", "/api/v2/connections/reviews_db"),
+                ("POST", "/api/v2/dags/mask_probe/dagRuns"),
+                ("GET", "/api/v2/monitor/health"),
+            )
+        }
         done = _airflow(env, "dags", "test", "mask_probe", "--use-executor")
     finally:
         _stop(api)
@@ -126,7 +148,13 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         if line.startswith("{")
     ]
     files = {str(path.relative_to(home)): path.read_text(errors="replace") for path in home.rglob("*.log")}
-    return {"password": password, "task_logs": task_logs, "events": events, "files": files}
+    return {
+        "password": password,
+        "task_logs": task_logs,
+        "events": events,
+        "files": files,
+        "anonymous": anonymous,
+    }
 
 
 def test_the_probe_task_ran_once_and_logged(probe) -> None:
@@ -147,3 +175,13 @@ def test_password_is_in_no_log_file(probe) -> None:
     assert probe["files"], "no log files found"
     leaked = sorted(name for name, text in probe["files"].items() if probe["password"] in text)
     assert leaked == []
+
+
+def test_the_api_refuses_anonymous_calls_except_health(probe) -> None:
+    """Airflow 3.3's defaults (SimpleAuthManager, no all-admins switch), as compose and the stack use."""
+    assert probe["anonymous"] == {
+        "/api/v2/dags": 401,
+        "/api/v2/connections/reviews_db": 401,
+        "/api/v2/dags/mask_probe/dagRuns": 401,
+        "/api/v2/monitor/health": 200,
+    }
