@@ -30,6 +30,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "faults"
 MODEL_NAME = "customer-sentiment-analysis"  # SENTIMENT_MODEL_NAME of deploy/airflow.env
 EXPERIMENT = "sentiment-retrain"
 TERMINAL_RUN_STATES = {"FINISHED", "FAILED", "KILLED"}
+TRAIN_TIMEOUT_FILE = "train_timeout"  # read by the cluster policy of tests/faults/conftest.py
 # The stack tests' quick run, force-promoted: these tests are about surviving a fault with one
 # version, not about whether a 3-epoch model on a 20% sample clears the gate (whose bars change
 # with the model). test_mlflow_outage.py runs the real gate and accepts either decision.
@@ -196,6 +197,15 @@ class FaultStack:
         self.stack.start("scheduler", self.stack.scheduler_argv(), self.stack.airflow_env(self.secrets))
         wait_until(self.stack.scheduler_healthy, timeout, "the restarted scheduler's /health")
         return time.monotonic() - started
+
+    def set_train_timeout(self, seconds: float | None) -> None:
+        """Give train tries that start from now on this execution_timeout (None: the DAG's own),
+        through the fault stack's cluster policy (tests/faults/conftest.py)."""
+        path = self.stack.airflow_home / "config" / TRAIN_TIMEOUT_FILE
+        if seconds is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(str(seconds))
 
     # --- the artifact folder -------------------------------------------------------------------
     @property

@@ -13,7 +13,7 @@ from tests.faults.fault_stack import FaultStack, report
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.integration]
 
 # Long enough for the kill to land mid-training; the real gate, not a forced promotion.
-CONF = {"max_epochs": 30, "patience": 30, "force_promote": False}
+CONF = {"max_epochs": 15, "patience": 15, "force_promote": False}
 
 
 def test_mlflow_lost_during_train_and_before_register(fault_stack: FaultStack) -> None:

@@ -11,7 +11,7 @@ from tests.faults.fault_stack import FaultStack, report
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.integration]
 
-CONF = {"max_epochs": 30, "patience": 30}
+CONF = {"max_epochs": 15, "patience": 15}
 
 
 def test_scheduler_sigkilled_during_train(fault_stack: FaultStack) -> None:

@@ -14,8 +14,8 @@ from tests.faults.fault_stack import FaultStack, report, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.integration]
 
-# About 30 short epochs on the 20% sample: long enough to be caught between two epochs.
-CONF = {"max_epochs": 30, "patience": 30}
+# About 15 short epochs on the 20% sample: long enough to be caught between two epochs.
+CONF = {"max_epochs": 15, "patience": 15}
 
 
 def test_train_sigkilled_mid_epoch_is_retried_cleanly(fault_stack: FaultStack) -> None:
