@@ -1,0 +1,40 @@
+"""No review in two splits, on the real file: asserted by text hash, of the cleaned text the model
+sees and of the raw review text, after the same validation, cleaning and split the DAG runs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from review_sentiment import schema
+from review_sentiment.preprocess import CLEAN, PreprocessSettings, clean_frame
+from review_sentiment.tokenize import split_frame, text_hash
+from review_sentiment.validate import validate_reviews
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["seed-settings", "keep-negations"])
+def splits(request: pytest.FixtureRequest, real_raw: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    frame, _ = validate_reviews(real_raw, source="real file")
+    frame[CLEAN] = clean_frame(frame, PreprocessSettings(keep_negations=request.param))
+    return split_frame(frame)
+
+
+def _overlaps(splits: dict[str, pd.DataFrame], column: str) -> dict[str, int]:
+    hashes = {name: set(text_hash(part[column])) for name, part in splits.items()}
+    names = list(hashes)
+    return {f"{a}&{b}": len(hashes[a] & hashes[b]) for i, a in enumerate(names) for b in names[i + 1 :]}
+
+
+def test_no_cleaned_text_in_two_splits(splits: dict[str, pd.DataFrame]) -> None:
+    assert set(splits) == {"train", "validation", "test"}
+    assert _overlaps(splits, CLEAN) == {"train&validation": 0, "train&test": 0, "validation&test": 0}
+
+
+def test_no_raw_review_text_in_two_splits(splits: dict[str, pd.DataFrame]) -> None:
+    assert schema.TEXT in splits["train"].columns
+    assert _overlaps(splits, schema.TEXT) == {"train&validation": 0, "train&test": 0, "validation&test": 0}
+
+
+def test_no_review_id_in_two_splits(splits: dict[str, pd.DataFrame]) -> None:
+    ids = [set(part[schema.ID]) for part in splits.values()]
+    assert sum(len(i) for i in ids) == len(set().union(*ids))
