@@ -653,3 +653,19 @@ def test_mlflow_basic_auth_secrets_are_generated_and_documented(tmp_path: Path, 
     assert generated["MLFLOW_ADMIN_USERNAME"] == env_example["MLFLOW_ADMIN_USERNAME"]
     text = INTERPOLATION.sub("${}", MLFLOW_BASIC_AUTH.read_text())
     assert "docker compose -f docker-compose.yaml -f deploy/mlflow/basic-auth.yaml up" in text
+
+
+def test_make_stack_listens_on_loopback_only() -> None:
+    """Every server `make stack` starts binds 127.0.0.1; the log servers (which bind every
+    interface) are not started."""
+    import scripts.stack as stack_script
+
+    assert stack_script.HOST == "127.0.0.1"
+    text = (ROOT / "scripts" / "stack.py").read_text()
+    assert "0.0.0.0" not in text
+    assert '"api-server", "--host", HOST' in text
+    assert 'f"--host={HOST}"' in text  # mlflow server
+    assert "listen_addresses={HOST}" in text  # PostgreSQL
+    assert "unix_socket_directories=''" in text  # and no socket for local users either
+    for component in ('"scheduler", "--skip-serve-logs"', '"triggerer", "--skip-serve-logs"'):
+        assert component in text, component
