@@ -177,6 +177,14 @@ with DAG(
             description="Lowest test ROC AUC a new champion may have.",
             section="Promotion",
         ),
+        "beat_baseline": Param(
+            True,
+            type="boolean",
+            title="Must beat the baseline",
+            description="Promote only a model whose test ROC AUC beats the TF-IDF + logistic regression "
+            "baseline trained in the same run. Turn off only for quick plumbing runs with tiny models.",
+            section="Promotion",
+        ),
         "force_promote": Param(
             False,
             type="boolean",
@@ -325,6 +333,7 @@ with DAG(
                 floor=float(params["promotion_floor"]),
                 pipeline_run_id=f"{ti.dag_id}/{ti.run_id}",
                 force=bool(params["force_promote"]),
+                beat_baseline=bool(params["beat_baseline"]),
             )
             log.info("register: %s", result.to_dict())
             require_promoted(result)

@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 # average_pooling is the seed's; the others read word sequences (cnn, bigru), a TF-IDF bag of
-# word 1-2-grams (tfidf), or both (wide_and_deep).
-ARCHITECTURES = ("average_pooling", "cnn", "bigru", "tfidf", "wide_and_deep")
-SEQUENCE_ARCHITECTURES = frozenset({"average_pooling", "cnn", "bigru", "wide_and_deep"})
-NGRAM_ARCHITECTURES = frozenset({"tfidf", "wide_and_deep"})
+# word 1-2-grams (tfidf linear, tfidf_mlp), or both as a two-branch ensemble (ensemble).
+ARCHITECTURES = ("average_pooling", "cnn", "bigru", "tfidf", "tfidf_mlp", "ensemble")
+SEQUENCE_ARCHITECTURES = frozenset({"average_pooling", "cnn", "bigru", "ensemble"})
+NGRAM_ARCHITECTURES = frozenset({"tfidf", "tfidf_mlp", "ensemble"})
 # Input and output names of every model: train, the pyfunc and the tests rely on them.
 TOKENS_INPUT = "tokens"
 NGRAMS_INPUT = "ngrams"
@@ -29,7 +29,7 @@ class GridPoint:
 
     Attributes beyond the seed's:
         max_tokens: Sequence vocabulary size used (the most frequent tokens of the shared one).
-        conv_filters: Filters per kernel size (cnn, wide_and_deep) or GRU units (bigru).
+        conv_filters: Filters per kernel size (cnn, ensemble) or GRU units (bigru).
         class_weight: Loss weight of not-recommended reviews (the rare class); 1 = unweighted.
         rating_weight: Loss weight of an auxiliary head that predicts the star rating from the
             text during training only (0 = off). The rating is a finer label than the
@@ -195,10 +195,7 @@ def build_model(
         raise ValueError(f"architecture {point.architecture!r} needs the n-gram vocabulary size")
     vocab_size = min(vocab_size, point.max_tokens)
     inputs: dict[str, Any] = {}
-    # Each branch ends in a logit; the wide (n-gram) one is linear, as in wide-and-deep models,
-    # and the logits add up, so the two branches learn jointly rather than being averaged later.
-    logits = []
-    rating_features = None
+    branches: dict[str, Any] = {}  # branch name -> its last hidden features
     if point.uses_tokens:
         tokens = inputs[TOKENS_INPUT] = keras.Input(
             shape=(sequence_length,), dtype="int32", name=TOKENS_INPUT
@@ -213,7 +210,7 @@ def build_model(
                 embedded = layers.SpatialDropout1D(point.dropout, seed=point.seed)(embedded)
             if point.architecture == "bigru":
                 x = layers.Bidirectional(layers.GRU(point.conv_filters), name="bigru")(embedded)
-            else:  # cnn, wide_and_deep: phrase detectors of 2-4 words, max over the review
+            else:  # cnn, ensemble: phrase detectors of 2-4 words, max over the review
                 convs = [
                     layers.GlobalMaxPooling1D()(
                         layers.Conv1D(point.conv_filters, width, activation="relu", name=f"conv{width}")(
@@ -225,27 +222,42 @@ def build_model(
                 x = layers.Concatenate(name="conv")(convs)
         if point.dropout:
             x = layers.Dropout(point.dropout, seed=point.seed)(x)
-        x = rating_features = layers.Dense(point.dense_units, activation="relu", name="hidden")(x)
-        logits.append(layers.Dense(1, name="deep_logit")(x))
+        branches["sequence"] = layers.Dense(point.dense_units, activation="relu", name="hidden")(x)
     if point.uses_ngrams:
         bag = inputs[NGRAMS_INPUT] = keras.Input(shape=(ngram_features,), sparse=True, name=NGRAMS_INPUT)
-        logits.append(layers.Dense(1, name="wide_logit")(bag))
-        if rating_features is None:
-            rating_features = bag
-    logit = logits[0] if len(logits) == 1 else layers.Add(name="logit")(logits)
-    outputs = {RECOMMENDED_OUTPUT: layers.Activation("sigmoid", name=RECOMMENDED_OUTPUT)(logit)}
-    losses = {RECOMMENDED_OUTPUT: "binary_crossentropy"}
+        if point.architecture == "tfidf":  # linear: logistic regression, trained by Keras
+            branches["ngrams"] = bag
+        else:  # a hidden layer over the bag (sparse matmul), shared with the rating head
+            x = layers.Dense(point.dense_units, activation="relu", name="ngram_hidden")(bag)
+            if point.dropout:
+                x = layers.Dropout(point.dropout, seed=point.seed)(x)
+            branches["ngrams"] = x
+    outputs: dict[str, Any] = {}
+    losses: dict[str, Any] = {}
+    weights: dict[str, float] = {}
+    if len(branches) == 1:
+        (features,) = branches.values()
+        outputs[RECOMMENDED_OUTPUT] = layers.Dense(1, activation="sigmoid", name=RECOMMENDED_OUTPUT)(features)
+    else:
+        # An ensemble in one model: each branch has its own output and loss, so each learns as it
+        # would alone (a joint logit lets the faster branch starve the other), and the served
+        # probability is their mean.
+        for name, features in branches.items():
+            head = f"{RECOMMENDED_OUTPUT}_{name}"
+            outputs[head] = layers.Dense(1, activation="sigmoid", name=head)(features)
+            losses[head], weights[head] = "binary_crossentropy", 1.0 / len(branches)
+        outputs[RECOMMENDED_OUTPUT] = layers.Average(name=RECOMMENDED_OUTPUT)(list(outputs.values()))
+    losses[RECOMMENDED_OUTPUT], weights[RECOMMENDED_OUTPUT] = "binary_crossentropy", 1.0
     if point.rating_weight:
-        outputs[RATING_OUTPUT] = layers.Dense(1, name=RATING_OUTPUT)(rating_features)
-        losses[RATING_OUTPUT] = "mse"
+        features = list(branches.values())
+        shared = features[0] if len(features) == 1 else layers.Concatenate(name="rating_features")(features)
+        outputs[RATING_OUTPUT] = layers.Dense(1, name=RATING_OUTPUT)(shared)
+        losses[RATING_OUTPUT], weights[RATING_OUTPUT] = "mse", point.rating_weight
     model = keras.Model(inputs, outputs, name=point.name.replace("=", "").replace(" ", "_"))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=point.learning_rate),
         loss=losses,
-        loss_weights={
-            RECOMMENDED_OUTPUT: 1.0,
-            **({RATING_OUTPUT: point.rating_weight} if point.rating_weight else {}),
-        },
+        loss_weights=weights,
         metrics={RECOMMENDED_OUTPUT: [keras.metrics.AUC(name="auc")]},
     )
     return model

@@ -200,6 +200,7 @@ def register(
     floor: float = DEFAULT_PROMOTION_FLOOR,
     pipeline_run_id: str | None = None,
     force: bool = False,
+    beat_baseline: bool = True,
     lock_uri: str | None = None,
 ) -> RegisterResult:
     """Register the best grid run as a new version, report on it, promote it through the gate.
@@ -227,6 +228,8 @@ def register(
         floor: Lowest test ROC AUC a champion may have.
         pipeline_run_id: Id of the pipeline run (e.g. the Airflow run id) for idempotency.
         force: Promote even if the gate refuses (recorded as forced).
+        beat_baseline: Require the candidate to beat the baseline (off for quick plumbing runs
+            whose tiny models cannot; the baseline's scores are recorded either way).
         lock_uri: Where the promotion lock lives (see :func:`promotion_lock`).
 
     Returns:
@@ -288,7 +291,7 @@ def register(
             champion_scores["roc_auc"] if champion_scores else None,
             floor,
             force,
-            baseline_auc=baseline["roc_auc"] if baseline else None,
+            baseline_auc=baseline["roc_auc"] if baseline and beat_baseline else None,
             drift=drift_result.reason if drift_result is not None and drift_result.drifted else None,
         )
         version_tags = {
@@ -296,6 +299,7 @@ def register(
             "candidate.threshold": f"{threshold:.6f}",
             **({f"baseline.test_{k}": f"{v:.6f}" for k, v in baseline.items()} if baseline else {}),
             "baseline.run_id": baseline_run_id or "none",
+            "gate.beat_baseline": str(beat_baseline and baseline is not None).lower(),
             "gate.floor": str(floor),
             "gate.forced": str(force).lower(),
             "champion.version": champion_version.version if champion_version else "none",

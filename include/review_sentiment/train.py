@@ -128,12 +128,14 @@ def _inputs(data: Tokenized, split: str, point: GridPoint) -> dict[str, Any]:
     return inputs
 
 
-def _targets(data: Tokenized, split: str, point: GridPoint) -> dict[str, Any]:
+def _targets(data: Tokenized, split: str, outputs: list[str]) -> dict[str, Any]:
+    """A target per model output: the label for every recommendation head, the rating for its."""
     import numpy as np
 
     _, y = data.arrays(split)
-    targets = {RECOMMENDED_OUTPUT: y.astype(np.float32)}
-    if point.rating_weight:
+    label = y.astype(np.float32)
+    targets = {name: label for name in outputs if name != RATING_OUTPUT}
+    if RATING_OUTPUT in outputs:
         # Stars 1..5 scaled to -1..1; a training signal only, never a model input.
         targets[RATING_OUTPUT] = (data.frame(split)["rating"].to_numpy(dtype=np.float32) - 3.0) / 2.0
     return targets
@@ -202,12 +204,12 @@ def train(
 
     data = Tokenized(manifest_path)
     x_train, x_val = _inputs(data, "train", point), _inputs(data, "validation", point)
-    y_train, y_val = _targets(data, "train", point), _targets(data, "validation", point)
-    labels_val = y_val[RECOMMENDED_OUTPUT].astype(int)
+    labels_val = data.arrays("validation")[1].astype(int)
+    labels_train = data.arrays("train")[1]
     vocabulary = read_json(data.vocabulary_path)["tokens"]
     sequence_length = int(data.manifest["sequence_length"])
     # Up-weight the rare class in the loss only; the data and validation stay as they are.
-    weights = np.where(y_train[RECOMMENDED_OUTPUT] == MINORITY_LABEL, point.class_weight, 1.0)
+    weights = np.where(labels_train == MINORITY_LABEL, point.class_weight, 1.0)
 
     keras.utils.set_random_seed(point.seed)
     with mlflow.start_run(experiment_id=experiment_id, run_name=point.name, tags=tags) as run:
@@ -222,10 +224,12 @@ def train(
         )
         ngrams = read_json(data.ngrams_path) if point.uses_ngrams else None
         core = build_model(point, len(vocabulary), sequence_length, len(ngrams["tokens"]) if ngrams else None)
+        outputs = list(core.output_names)
+        y_train, y_val = _targets(data, "train", outputs), _targets(data, "validation", outputs)
         # The recommendation head's own validation loss: the rating head must not decide.
-        monitor = "val_loss" if len(y_train) == 1 else f"val_{RECOMMENDED_OUTPUT}_loss"
+        monitor = "val_loss" if len(outputs) == 1 else f"val_{RECOMMENDED_OUTPUT}_loss"
         stopper = keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=point.patience, restore_best_weights=True
+            monitor=monitor, mode="min", patience=point.patience, restore_best_weights=True
         )
         started = time.monotonic()
         history = core.fit(

@@ -132,7 +132,8 @@ def test_build_model_is_the_seed_architecture(embedding_dim: int, batch_size: in
     assert (hidden.units, hidden.activation.__name__) == (6, "relu")
     assert (output.units, output.activation.__name__) == (1, "sigmoid")
     assert model.input_shape == (None, 20)
-    assert model.output_shape == {"recommended": (None, 1)}
+    assert model.output_names == ["recommended"]
+    assert model.output_shape == (None, 1)
     assert model.optimizer is not None
     assert model.loss == {"recommended": "binary_crossentropy"}
 
@@ -152,3 +153,63 @@ def test_dropout_adds_a_layer_only_when_asked() -> None:
     dropped = build_model(GridPoint(name="drop", dropout=0.3), vocab_size=10, sequence_length=4)
     assert not any(isinstance(layer, layers.Dropout) for layer in plain.layers)
     assert [layer.rate for layer in dropped.layers if isinstance(layer, layers.Dropout)] == [0.3]
+
+
+@pytest.mark.parametrize(
+    ("architecture", "inputs", "outputs"),
+    [
+        ("cnn", {"tokens"}, {"recommended"}),
+        ("bigru", {"tokens"}, {"recommended"}),
+        ("tfidf", {"ngrams"}, {"recommended"}),
+        ("tfidf_mlp", {"ngrams"}, {"recommended"}),
+        ("ensemble", {"tokens", "ngrams"}, {"recommended", "recommended_sequence", "recommended_ngrams"}),
+    ],
+)
+def test_architectures_declare_their_inputs_and_heads(
+    architecture: str, inputs: set[str], outputs: set[str]
+) -> None:
+    point = GridPoint(
+        name=architecture, architecture=architecture, embedding_dim=4, conv_filters=4, dense_units=4
+    )
+    model = build_model(point, vocab_size=50, sequence_length=8, ngram_features=30)
+    assert {i.name for i in model.inputs} == inputs
+    assert set(model.output_names) == outputs
+    with_rating = build_model(
+        GridPoint(
+            name="r",
+            architecture=architecture,
+            embedding_dim=4,
+            conv_filters=4,
+            dense_units=4,
+            rating_weight=0.5,
+        ),
+        vocab_size=50,
+        sequence_length=8,
+        ngram_features=30,
+    )
+    assert set(with_rating.output_names) == outputs | {"rating"}
+
+
+def test_max_tokens_caps_the_embedding() -> None:
+    model = build_model(GridPoint(name="cap", max_tokens=40), vocab_size=20000, sequence_length=8)
+    assert model.get_layer("embedding").input_dim == 40
+
+
+def test_ngram_architectures_need_the_ngram_size() -> None:
+    with pytest.raises(ValueError, match="needs the n-gram vocabulary size"):
+        build_model(GridPoint(name="t", architecture="tfidf"), vocab_size=50, sequence_length=8)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_tokens": 2}, "max_tokens must be >= 3"),
+        ({"class_weight": 0.0}, "class_weight must be positive"),
+        ({"rating_weight": -1.0}, "rating_weight must be >= 0"),
+        ({"conv_filters": 0}, "conv_filters must be positive"),
+        ({"architecture": "transformer"}, "architecture must be one of"),
+    ],
+)
+def test_new_grid_fields_are_validated(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GridPoint(name="x", **change)

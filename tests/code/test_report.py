@@ -67,7 +67,8 @@ def test_report_writes_every_plot_slices_and_card(test_split: pd.DataFrame, tmp_
     for heading in ("## Data", "## Model", "## Test-split metrics", "## Known limits"):
         assert heading in card
     assert "threshold **0.5500**" in card
-    assert "| baseline |" in card and "| candidate v3 |" in card
+    assert "| baseline |" in card
+    assert "| candidate v3 |" in card
     assert "promoted because reasons" in card
     assert set(out["metrics"]) == {"candidate v3", "baseline"}
     assert out["metrics"]["candidate v3"]["roc_auc"] > out["metrics"]["baseline"]["roc_auc"]

@@ -93,7 +93,7 @@ def test_params_have_descriptions_and_sections(dag) -> None:
     params = dag.params
     expected = {
         "grid", "max_epochs", "patience", "keep_negations", "use_title", "remove_stopwords", "source",
-        "source_conn_id", "sample_fraction", "promotion_floor", "force_promote",
+        "source_conn_id", "sample_fraction", "promotion_floor", "beat_baseline", "force_promote",
     }  # fmt: skip
     assert set(params.keys()) == expected
     for key in expected:

@@ -23,6 +23,7 @@ CONF = {
     "sample_fraction": 0.3,
     "max_epochs": 8,
     "keep_negations": True,
+    "beat_baseline": False,  # tiny models on a sample: the baseline is trained and recorded, not required
     "grid": [
         {"name": "small", "embedding_dim": 16, "batch_size": 64, "learning_rate": 0.01},
         {"name": "wide", "embedding_dim": 32, "batch_size": 128, "learning_rate": 0.01},
@@ -104,6 +105,7 @@ def test_every_task_succeeded(dag_run) -> None:
         "tokenize",
         "prepare_grid",
         "train",
+        "baseline",
         "register",
     }
     assert sorted(index for task, index in states if task == "train") == [0, 1]
@@ -116,6 +118,12 @@ def test_one_version_and_the_champion_alias(dag_run, mlflow_server: MlflowServer
     assert len(versions) == 1
     client = MlflowClient(mlflow_server.url, mlflow_server.url)
     assert client.get_model_version_by_alias(MODEL, "champion").version == versions[0].version
+    tags = versions[0].tags
+    # The baseline of the same run was scored on the same test split and recorded.
+    assert float(tags["baseline.test_roc_auc"]) > 0.9
+    assert tags["gate.beat_baseline"] == "false"
+    assert 0.0 < float(tags["candidate.threshold"]) < 1.0
+    assert versions[0].description.startswith(f"# {MODEL} version {versions[0].version}")
 
 
 def test_train_runs_are_tagged_with_their_task_instance(dag_run, mlflow_server: MlflowServer) -> None:
@@ -124,8 +132,10 @@ def test_train_runs_are_tagged_with_their_task_instance(dag_run, mlflow_server: 
     client = MlflowClient(mlflow_server.url, mlflow_server.url)
     experiment = client.get_experiment_by_name("sentiment-retrain")
     runs = client.search_runs([experiment.experiment_id], f"tags.`airflow.run_id` = '{dag_run['run_id']}'")
-    assert sorted(r.data.tags["airflow.map_index"] for r in runs) == ["0", "1"]
-    assert {r.data.tags["airflow.task_id"] for r in runs} == {"train"}
+    trained = [r for r in runs if r.data.tags["airflow.task_id"] == "train"]
+    assert sorted(r.data.tags["airflow.map_index"] for r in trained) == ["0", "1"]
+    # The baseline is its own run of the same DAG run, beside the grid.
+    assert sorted(r.data.tags["airflow.task_id"] for r in runs) == ["baseline", "train", "train"]
     assert {r.info.status for r in runs} == {"FINISHED"}
 
 

@@ -166,7 +166,9 @@ def test_champion_scores_raw_text_in_a_fresh_process(pipeline) -> None:
     code = (
         "import json, sys, pandas as pd, mlflow\n"
         f"m = mlflow.pyfunc.load_model('models:/{MODEL}@champion')\n"
-        "print(json.dumps([float(p) for p in m.predict(pd.DataFrame(json.loads(sys.argv[1])))]))\n"
+        "out = m.predict(pd.DataFrame(json.loads(sys.argv[1])))\n"
+        "print(json.dumps({'p': out['probability'].tolist(), 'label': out['label'].tolist(),\n"
+        "                  'threshold': m.unwrap_python_model().threshold}))\n"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": pipeline["url"]}
     done = subprocess.run(
@@ -178,8 +180,12 @@ def test_champion_scores_raw_text_in_a_fresh_process(pipeline) -> None:
         cwd="/",
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    probabilities = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    probabilities = answer["p"]
     assert len(probabilities) == 3
+    # The label output applies the threshold chosen on validation, stored with the model.
+    assert 0.0 < answer["threshold"] < 1.0
+    assert answer["label"] == [int(p >= answer["threshold"]) for p in probabilities]
     assert all(0.0 <= p <= 1.0 for p in probabilities)
     assert probabilities[0] > probabilities[1]  # the negation lowers the score
     assert probabilities[0] > probabilities[2]
@@ -230,7 +236,8 @@ def test_mlflow_models_serve_answers_raw_text(pipeline, tmp_path: Path) -> None:
         assert answer is not None, "mlflow models serve never answered"
         predictions = answer["predictions"]
         assert len(predictions) == 1
-        assert 0.5 < float(predictions[0]) <= 1.0
+        assert 0.5 < float(predictions[0]["probability"]) <= 1.0
+        assert predictions[0]["label"] == 1
     finally:
         import signal
 
@@ -238,3 +245,64 @@ def test_mlflow_models_serve_answers_raw_text(pipeline, tmp_path: Path) -> None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
         log.close()
+
+
+def test_every_version_carries_its_evaluation_report(pipeline, tmp_path: Path) -> None:
+    import mlflow.artifacts
+    from mlflow import MlflowClient
+
+    from review_sentiment.report import PLOTS
+
+    client = MlflowClient(pipeline["url"], pipeline["url"])
+    version = client.get_model_version(MODEL, pipeline["first"].version)
+    assert version.description.startswith(f"# {MODEL} version {version.version}")
+    assert "## Known limits" in version.description
+    assert version.tags["report.artifacts"] == f"runs:/{pipeline['good_run']}/evaluation"
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=pipeline["good_run"],
+            artifact_path="evaluation",
+            dst_path=str(tmp_path),
+            tracking_uri=pipeline["url"],
+        )
+    )
+    for name in (*PLOTS, "slices.csv", "model_card.md", "metrics.json"):
+        assert (local / name).stat().st_size > 100, name
+    slices = (local / "slices.csv").read_text()
+    assert "department" in slices
+    assert "length" in slices
+    assert "rating" in slices
+
+
+def test_a_candidate_that_loses_to_the_baseline_is_refused(pipeline) -> None:
+    from mlflow import MlflowClient
+
+    from review_sentiment.baseline import train_baseline
+
+    experiment = ensure_experiment("stages-integration", pipeline["url"])
+    baseline_run = train_baseline(
+        pipeline["manifest"], experiment_id=experiment, tracking_uri=pipeline["url"]
+    )
+    client = MlflowClient(pipeline["url"], pipeline["url"])
+    baseline = client.get_run(baseline_run)
+    assert baseline.data.tags["sentiment.role"] == "baseline"
+    assert baseline.data.metrics["test_roc_auc"] > 0.9  # TF-IDF + LR is strong on this data
+    champion_before = client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version
+
+    # The small seed-architecture model of this fixture is weaker than the baseline.
+    result = register(
+        [pipeline["good_run"]],
+        pipeline["manifest"],
+        baseline_run_id=baseline_run,
+        tracking_uri=pipeline["url"],
+        model_name=MODEL,
+        floor=0.8,
+        pipeline_run_id="week-baseline",
+    )
+    assert not result.promoted
+    assert "does not beat the TF-IDF + logistic regression baseline" in result.reason
+    assert result.baseline["roc_auc"] == pytest.approx(baseline.data.metrics["test_roc_auc"], abs=1e-6)
+    version = client.get_model_version(MODEL, result.version)
+    assert version.tags["gate.decision"] == "refused"
+    assert version.tags["baseline.run_id"] == baseline_run
+    assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == champion_before

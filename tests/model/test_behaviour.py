@@ -1,7 +1,9 @@
-"""Behaviour of a trained model: the seed architecture, trained through the real stages.
+"""Behaviour of a trained model (checklist-style tests): negation, neutral swaps, clear cases.
 
-Trains on about 3,000 real reviews (synthetic ones when the file is absent off CI), logs to a
-throwaway SQLite MLflow store, loads the logged pyfunc here and scores raw text with it.
+Trains the default grid's first point (the architecture that wins the full run) through the real
+stages on the real reviews (synthetic ones when the file is absent off CI), logs it to a
+throwaway SQLite MLflow store, loads the logged pyfunc as the registry would serve it, and
+scores raw text with it: ``probability`` of "recommended" and the thresholded ``label``.
 """
 
 from __future__ import annotations
@@ -13,77 +15,100 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.ingest import ingest
-from review_sentiment.model import SEED_GRID, GridPoint
+from review_sentiment.model import GRIDS, GridPoint
 from review_sentiment.preprocess import PreprocessSettings, preprocess
 from review_sentiment.synthetic import write_synthetic_csv
 from review_sentiment.tokenize import tokenize
 from review_sentiment.tracking import ensure_experiment
 from review_sentiment.train import VALIDATION_METRIC, model_uri, train
 
-REAL_ROWS = 21_186
-TARGET_ROWS = 3_000
-# The seed grid's first point: dim 32, batch 32, up to 50 epochs, early stopping after 2 idle ones
-# (on this sample it stops after about 30 epochs, some 10 s on 2 cores).
-POINT = GridPoint.from_dict(SEED_GRID[0])
+pytestmark = pytest.mark.slow
+
+POINT = GridPoint.from_dict(dict(GRIDS["default"][0]))
+# The DAG's default preprocessing.
+SETTINGS = PreprocessSettings(keep_negations=True, use_title=True, remove_stopwords=False)
+# Largest move of P(recommended) that a neutral swap (colour, garment) may cause.
+NEUTRAL_TOLERANCE = 0.10
 
 
-@pytest.fixture
-def source(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, float]:
-    """The real file and the fraction that samples ~3,000 rows; else synthetic rows (never on CI)."""
-    try:
-        return request.getfixturevalue("real_reviews_path"), TARGET_ROWS / REAL_ROWS
-    except pytest.skip.Exception:  # off CI and no real file; on CI the fixture fails instead
-        return write_synthetic_csv(tmp_path / "synthetic.csv", n=TARGET_ROWS), 1.0
-
-
-@pytest.fixture
-def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A SQLite MLflow store in ``tmp_path``; MLflow's process-wide URI is reset afterwards."""
+@pytest.fixture(scope="module")
+def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The trained pyfunc, loaded from a throwaway MLflow store."""
     import mlflow
+    import mlflow.pyfunc
 
-    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
-    # MLflow exports the URIs it is given to the environment: let monkeypatch restore them.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-    yield uri
+    tmp = tmp_path_factory.mktemp("behaviour")
+    try:
+        path = request.getfixturevalue("real_reviews_path")
+    except pytest.skip.Exception:  # off CI and no real file; on CI the fixture fails instead
+        path = write_synthetic_csv(tmp / "synthetic.csv", n=3_000)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        # MLflow exports the URIs it is given to the environment: let the patch restore them.
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("MLFLOW_REGISTRY_URI", uri)
+        patch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+        snapshot = ingest(path, tmp / "ingest")
+        manifest = tokenize(preprocess(snapshot, tmp / "preprocess", SETTINGS), tmp / "tokenize")
+        run_id = train(manifest, POINT, experiment_id=ensure_experiment("behaviour", uri), tracking_uri=uri)
+        run = mlflow.MlflowClient(uri).get_run(run_id)
+        assert run.info.status == "FINISHED"
+        # The model learned something, or the behaviour checks below would prove nothing.
+        assert run.data.metrics[VALIDATION_METRIC] > 0.85
+        loaded = mlflow.pyfunc.load_model(model_uri(run_id, uri))
+        yield loaded
     mlflow.set_tracking_uri(None)
     mlflow.set_registry_uri(None)
 
 
-def _score(model, texts: list[str]) -> list[float]:
+def _predict(model, texts: list[str]) -> pd.DataFrame:
     request = pd.DataFrame({schema.MODEL_TEXT_COLUMN: texts, schema.MODEL_TITLE_COLUMN: [""] * len(texts)})
-    return [float(p) for p in model.predict(request)]
+    out = model.predict(request)
+    assert list(out.columns) == ["probability", "label"]
+    assert out["probability"].between(0.0, 1.0).all()
+    return out
 
 
-@pytest.mark.slow
-def test_trained_model_reacts_to_negation_and_sentiment(
-    source: tuple[Path, float], tracking_uri: str, tmp_path: Path
-) -> None:
-    import mlflow.pyfunc
+@pytest.mark.parametrize(
+    ("plain", "negated"),
+    [
+        ("I love this dress", "I do not love this dress"),
+        ("The fabric is soft and the fit is flattering", "The fabric is not soft and the fit is not flattering"),
+        ("I would recommend this top", "I would not recommend this top"),
+        ("It fits true to size and looks great", "It doesn't fit true to size and doesn't look great"),
+    ],
+)
+def test_adding_a_negation_lowers_the_probability(model, plain: str, negated: str) -> None:
+    before, after = _predict(model, [plain, negated])["probability"]
+    assert after < before, f"negating raised P(recommended): {after:.3f} >= {before:.3f}"
 
-    path, fraction = source
-    snapshot = ingest(path, tmp_path / "ingest", sample_fraction=fraction)
-    cleaned = preprocess(snapshot, tmp_path / "preprocess", PreprocessSettings(keep_negations=True))
-    manifest = tokenize(cleaned, tmp_path / "tokenize")
-    experiment_id = ensure_experiment("behaviour", tracking_uri)
-    run_id = train(manifest, POINT, experiment_id=experiment_id, tracking_uri=tracking_uri)
 
-    run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
-    assert run.info.status == "FINISHED"
-    # The model learned something, or the behaviour checks below would prove nothing.
-    assert run.data.metrics[VALIDATION_METRIC] > 0.75
+@pytest.mark.parametrize(
+    "template",
+    [
+        "I bought this {} in {} and it is lovely, great quality",
+        "The {} in {} runs small and the material feels cheap",
+        "Ordered the {} in {} for a wedding, it arrived on time",
+    ],
+)
+def test_swapping_neutral_words_barely_moves_the_probability(model, template: str) -> None:
+    garments = ("dress", "sweater", "skirt", "blouse")
+    colours = ("blue", "red", "green", "black")
+    texts = [template.format(garment, colour) for garment in garments for colour in colours]
+    probability = _predict(model, texts)["probability"]
+    spread = probability.max() - probability.min()
+    assert spread <= NEUTRAL_TOLERANCE, f"neutral swaps moved P(recommended) by {spread:.3f}: {texts}"
 
-    model = mlflow.pyfunc.load_model(model_uri(run_id, tracking_uri))
-    loves, negated, positive, negative = _score(
-        model,
-        [
-            "I love this dress",
-            "I do not love this dress",
-            "Absolutely love it! Gorgeous colour, fits perfectly and the fabric is so soft.",
-            "Terrible quality, cheap thin fabric and it fell apart. Very disappointed, returning it.",
-        ],
-    )
-    assert all(0.0 <= p <= 1.0 for p in (loves, negated, positive, negative))
-    assert negated < loves, f"adding 'not' raised the score: {negated:.3f} >= {loves:.3f}"
-    assert positive > negative, f"positive {positive:.3f} <= negative {negative:.3f}"
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("Love it, fits perfectly", 1),
+        ("Absolutely gorgeous, soft fabric and flattering cut. Buying it in every colour!", 1),
+        ("Returned it, cheap fabric", 0),
+        ("Terrible quality, it fell apart after one wash. Very disappointed, sending it back.", 0),
+    ],
+)
+def test_clear_cases_land_on_the_right_side_of_the_threshold(model, text: str, label: int) -> None:
+    out = _predict(model, [text])
+    assert int(out["label"].iloc[0]) == label, f"P(recommended) = {out['probability'].iloc[0]:.3f}"

@@ -34,6 +34,7 @@ QUICK_CONF: dict[str, Any] = {
     "sample_fraction": 0.2,
     "max_epochs": 3,
     "promotion_floor": 0.5,
+    "beat_baseline": False,  # plumbing runs: tiny models, not a quality bar
     "grid": [
         {"name": "a", "embedding_dim": 16, "batch_size": 64, "learning_rate": 0.01},
         {"name": "b", "embedding_dim": 32, "batch_size": 128, "learning_rate": 0.01},
