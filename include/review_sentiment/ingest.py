@@ -200,8 +200,9 @@ def read_table(source: str, start: datetime | None = None, end: datetime | None 
         try:
             cur.execute(query, params)
         except (psycopg2.errors.UndefinedTable, psycopg2.errors.InsufficientPrivilege) as exc:
-            reason = exc.pgerror.strip().splitlines()[0] if exc.pgerror else str(exc)
-            raise DataContractError([reason], f"table {table}") from None
+            reason = exc.pgerror.strip().splitlines()[0] if exc.pgerror else str(exc).strip()
+            # libpq's "ERROR:  " severity prefix says nothing the exception does not.
+            raise DataContractError([re.sub(r"^ERROR:\s+", "", reason)], f"table {table}") from None
         rows = cur.fetchall()
     frame = pd.DataFrame(rows, columns=list(schema.COLUMNS))
     if frame.empty:

@@ -105,7 +105,7 @@ def test_empty_table_is_refused(database: str, tmp_path: Path) -> None:
 
 def test_missing_table_is_refused(database: str, tmp_path: Path) -> None:
     error, seconds = _refused(f"{database}?table=public.no_such_table", tmp_path / "out")
-    assert error.violations == ['ERROR:  relation "public.no_such_table" does not exist']
+    assert error.violations == ['relation "public.no_such_table" does not exist']
     assert seconds < 10
 
 
@@ -124,6 +124,6 @@ def test_revoked_select_is_refused(database: str, postgres: PostgresServer, tmp_
     with psycopg2.connect(database) as conn, conn.cursor() as cur:
         cur.execute("REVOKE SELECT ON reviews_private FROM reader")
     error, seconds = _refused(reader, tmp_path / "revoked")
-    assert error.violations == ["ERROR:  permission denied for table reviews_private"]
+    assert error.violations == ["permission denied for table reviews_private"]
     assert str(error).startswith("data contract violated by table public.reviews_private (1): ")
     assert seconds < 10
