@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, required=True, help="ingest's reviews.parquet")
     p.add_argument("--keep-negations", action="store_true")
     p.add_argument("--use-title", action="store_true")
+    p.add_argument("--keep-stopwords", action="store_true", help="do not drop NLTK's stopwords")
     p.add_argument("--cache-dir", type=Path, help="clean only reviews not in this cache (kept between runs)")
     p.add_argument("--output", type=Path, required=True)
 
@@ -86,9 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--point", type=int, help="train only this index of the grid")
     p.add_argument("--output", type=Path, required=True)
 
+    p = sub.add_parser("baseline", help="train the TF-IDF + logistic regression baseline; prints its run id")
+    p.add_argument("--input", type=Path, required=True, help="tokenize's manifest.json")
+
     p = sub.add_parser("register", help="register the best run; promote it through the gate")
     p.add_argument("--input", type=Path, required=True, help="tokenize's manifest.json")
     p.add_argument("--runs", required=True, help="comma-separated MLflow run ids")
+    p.add_argument("--baseline-run", help="the baseline's run id: the candidate must beat it")
     p.add_argument("--floor", type=float, default=DEFAULT_PROMOTION_FLOOR)
     p.add_argument("--pipeline-run-id", help="makes a repeated call for the same run a no-op")
     p.add_argument("--force", action="store_true", help="promote even if the gate refuses")
@@ -124,7 +129,11 @@ def _run(args: argparse.Namespace) -> str:
     if args.stage == "preprocess":
         from review_sentiment.preprocess import PreprocessSettings, preprocess
 
-        prep = PreprocessSettings(keep_negations=args.keep_negations, use_title=args.use_title)
+        prep = PreprocessSettings(
+            keep_negations=args.keep_negations,
+            use_title=args.use_title,
+            remove_stopwords=not args.keep_stopwords,
+        )
         return str(preprocess(args.input, args.output, prep, cache_dir=args.cache_dir))
     if args.stage == "tokenize":
         from review_sentiment.tokenize import tokenize
@@ -150,6 +159,12 @@ def _run(args: argparse.Namespace) -> str:
         ]
         write_json(args.output / "runs.json", {"run_ids": run_ids})
         return ",".join(run_ids)
+    if args.stage == "baseline":
+        from review_sentiment.baseline import train_baseline
+        from review_sentiment.tracking import ensure_experiment
+
+        experiment_id = ensure_experiment(settings.experiment_name, settings.tracking_uri)
+        return train_baseline(args.input, experiment_id=experiment_id, tracking_uri=settings.tracking_uri)
     if args.stage == "register":
         from review_sentiment.artifacts import write_json
         from review_sentiment.register import register
@@ -157,6 +172,7 @@ def _run(args: argparse.Namespace) -> str:
         result = register(
             args.runs.split(","),
             args.input,
+            baseline_run_id=args.baseline_run,
             tracking_uri=settings.tracking_uri,
             model_name=settings.model_name,
             floor=args.floor,

@@ -466,6 +466,8 @@ def describe_champion(tracking_uri: str | None, model_name: str = REGISTERED_MOD
         [
             f"champion: {model_name} version {version.version} (run {version.run_id})",
             f"test metrics: {scores}",
+            f"decision threshold: {tags.get('candidate.threshold', '0.5')} (label 1 at or above it)",
+            f"baseline test ROC AUC: {tags.get('baseline.test_roc_auc', 'n/a')}",
             f"decision: {tags.get(TAG_REASON, '')}",
             f"browse: {browse}",
             f"load: mlflow.pyfunc.load_model('models:/{model_name}@{CHAMPION_ALIAS}')",

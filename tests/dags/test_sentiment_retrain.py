@@ -101,7 +101,7 @@ def test_params_have_descriptions_and_sections(dag) -> None:
         assert param.description, key
         assert param.schema.get("section"), key
     assert params["force_promote"] is False
-    assert len(params["grid"]) == 3
+    assert len(params["grid"]) == 4
 
 
 @pytest.mark.parametrize(

@@ -306,3 +306,80 @@ def test_a_candidate_that_loses_to_the_baseline_is_refused(pipeline) -> None:
     assert version.tags["gate.decision"] == "refused"
     assert version.tags["baseline.run_id"] == baseline_run
     assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == champion_before
+
+
+def test_a_week_with_drifted_labels_is_trained_and_registered_but_not_promoted(
+    pipeline, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    from review_sentiment.artifacts import write_json
+    from review_sentiment.drift import LABEL_STATS_NAME, save_reference_stats
+
+    # The last promoted run saw 82% recommended; this week's data says 50%.
+    root = tmp_path / "artifacts"
+    save_reference_stats(
+        root,
+        MODEL,
+        {"rows": 1000, "positive": 820, "negative": 180, "positive_share": 0.82},
+        pipeline_run_id="w0",
+    )
+    stats = write_json(
+        tmp_path / LABEL_STATS_NAME, {"rows": 1000, "positive": 500, "negative": 500, "positive_share": 0.5}
+    )
+    client = MlflowClient(pipeline["url"], pipeline["url"])
+    champion_before = client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version
+
+    result = register(
+        [pipeline["good_run"]],
+        pipeline["manifest"],
+        label_stats_path=stats,
+        artifact_root=root,
+        tracking_uri=pipeline["url"],
+        model_name=MODEL,
+        floor=0.8,
+        pipeline_run_id="week-drift",
+    )
+    assert not result.promoted
+    assert result.reason.startswith("label drift blocks promotion: positive-label share 0.500 vs 0.820")
+    version = client.get_model_version(MODEL, result.version)
+    assert version.tags["gate.drift"].startswith("positive-label share 0.500")
+    assert version.tags["gate.decision"] == "refused"
+    assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == champion_before
+
+
+def test_a_candidate_trained_on_30_percent_noisy_labels_loses_to_the_champion(
+    pipeline, tmp_path: Path
+) -> None:
+    import shutil
+
+    import numpy as np
+    from mlflow import MlflowClient
+
+    from review_sentiment.tokenize import Tokenized
+
+    # The same splits, with 30% of the training labels flipped (validation and test untouched).
+    noisy = tmp_path / "tokenize"
+    shutil.copytree(Path(pipeline["manifest"]).parent, noisy)
+    data = Tokenized(noisy / "manifest.json")
+    y_path = data.path(data.manifest["splits"]["train"]["y"])
+    y = np.load(y_path)
+    flip = np.random.default_rng(0).random(len(y)) < 0.3
+    np.save(y_path, np.where(flip, 1 - y, y).astype(y.dtype))
+
+    experiment = ensure_experiment("stages-integration", pipeline["url"])
+    noisy_run = train(noisy / "manifest.json", GOOD, experiment_id=experiment, tracking_uri=pipeline["url"])
+    client = MlflowClient(pipeline["url"], pipeline["url"])
+    champion_before = client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version
+    result = register(
+        [noisy_run],
+        pipeline["manifest"],
+        tracking_uri=pipeline["url"],
+        model_name=MODEL,
+        floor=0.5,
+        pipeline_run_id="week-noisy",
+    )
+    assert not result.promoted, result.reason
+    assert "is worse than the champion's" in result.reason
+    assert result.candidate["roc_auc"] < result.champion["roc_auc"]
+    assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == champion_before
