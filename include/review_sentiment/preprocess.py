@@ -63,11 +63,14 @@ class PreprocessSettings:
         keep_negations: Keep no/nor/not and map the n't forms to "not".
         use_title: Prepend the review title to its text.
         unescape_html: Turn entities such as ``&#39;`` back into characters first.
+        remove_stopwords: Drop NLTK's English stopwords (the seed's step). Off keeps words
+            such as "too", "but" and "very" that carry sentiment in reviews ("too small").
     """
 
     keep_negations: bool = False
     use_title: bool = False
     unescape_html: bool = True
+    remove_stopwords: bool = True
 
 
 def english_stopwords() -> frozenset[str]:
@@ -94,6 +97,8 @@ class TextCleaner:
 
         self.settings = settings
         words = frozenset(english_stopwords() if stopwords is None else stopwords)
+        if not settings.remove_stopwords:
+            words = frozenset()
         if settings.keep_negations:
             words = words - NEGATIONS - NEGATED_AUXILIARIES
         self.stopwords = words
@@ -423,6 +428,8 @@ def settings_payload(settings: PreprocessSettings) -> dict[str, object]:
 def cleaner_from_payload(payload: dict[str, object]) -> TextCleaner:
     """Rebuild the exact cleaner that ``settings_payload`` describes."""
     fields = {k: bool(payload[k]) for k in ("keep_negations", "use_title", "unescape_html")}
+    # Settings written before the option existed always removed stopwords.
+    fields["remove_stopwords"] = bool(payload.get("remove_stopwords", True))
     stopwords = payload["stopwords"]
     assert isinstance(stopwords, list)
     return TextCleaner(PreprocessSettings(**fields), stopwords=stopwords)
