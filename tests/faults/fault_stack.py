@@ -75,7 +75,7 @@ class FaultStack:
     api: AirflowApi
     secrets: dict[str, str]
     config: pytest.Config
-    # Schedulers killed by a test: their sessions may hold orphaned workers, stopped at the end.
+    # Components that died in a test: their sessions may hold orphaned workers, stopped at the end.
     dead_schedulers: list[Proc] = field(default_factory=list)
     unwritable: list[Path] = field(default_factory=list)
 
@@ -206,6 +206,45 @@ class FaultStack:
             path.unlink(missing_ok=True)
         else:
             path.write_text(str(seconds))
+
+    def airflow_argv(self, name: str) -> list[str]:
+        """The command ``scripts/stack.py up`` starts an Airflow component with."""
+        airflow = self.stack._airflow_bin
+        return {
+            "api-server": self.stack.api_server_argv(),
+            "scheduler": self.stack.scheduler_argv(),
+            "dag-processor": [airflow, "dag-processor"],
+            "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
+        }[name]
+
+    def restart_exited(self) -> list[str]:
+        """Start again every Airflow component that has exited, as compose's ``restart:
+        unless-stopped`` does for their containers; returns their names."""
+        restarted = []
+        for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+            proc = self.stack.procs.get(name)
+            if proc is None or proc.alive():
+                continue
+            self.dead_schedulers.append(proc)  # its session may hold children: stopped at the end
+            self.stack.start(name, self.airflow_argv(name), self.stack.airflow_env(self.secrets))
+            restarted.append(name)
+        return restarted
+
+    def wait_for_run_restarting(self, run_id: str, timeout: float) -> tuple[Any, list[str]]:
+        """Wait for the run to finish while restarting exited components; returns the finished
+        run and the names restarted (in order)."""
+        restarted: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            restarted += self.restart_exited()
+            try:
+                run = self.api.run(run_id)
+            except (AssertionError, OSError):  # the API server itself may be restarting
+                run = {"state": None}
+            if run["state"] in FINISHED:
+                return self.api.wait_for_run(run_id, timeout=30), restarted
+            time.sleep(2)
+        raise AssertionError(f"run {run_id} did not finish within {timeout:.0f}s (restarted {restarted})")
 
     # --- the artifact folder -------------------------------------------------------------------
     @property
