@@ -28,6 +28,22 @@ TAG_DECISION = "gate.decision"  # written last: its presence marks a finished re
 TAG_REASON = "gate.reason"
 REPORT_ARTIFACT_PATH = "evaluation"
 DECISION_THRESHOLD = "decision_threshold"
+_POINT_FIELDS = frozenset(
+    ("architecture", "embedding_dim", "batch_size", "max_epochs", "patience", "dense_units",
+     "learning_rate", "dropout", "seed", "max_tokens", "conv_filters", "class_weight", "rating_weight")
+)  # fmt: skip
+
+
+def _param(text: str) -> Any:
+    """An MLflow param (a string) back as the number it was, for GridPoint."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
 # Grid-point parameters worth a line in the model card.
 _CARD_PARAMS = (
     "architecture", "embedding_dim", "conv_filters", "dense_units", "dropout", "max_tokens",
@@ -285,7 +301,9 @@ def register(
         champion_p = champion_scores = None
         if champion_version is not None:
             champion_p = _score(f"models:/{model_name}/{champion_version.version}", test)
-            champion_scores = binary_metrics(y, champion_p, 0.5)
+            # At its own threshold (versions from before thresholds existed used 0.5).
+            champion_threshold = float(champion_version.tags.get("candidate.threshold", 0.5))
+            champion_scores = binary_metrics(y, champion_p, champion_threshold)
         promote, reason = gate(
             candidate["roc_auc"],
             champion_scores["roc_auc"] if champion_scores else None,
@@ -377,7 +395,15 @@ def _log_report(
     from review_sentiment.report import Scored, write_report
 
     manifest = data.manifest
-    params = {k: v for k, v in run.data.params.items() if k in _CARD_PARAMS}
+    from review_sentiment.model import GridPoint
+
+    fields = {k: _param(v) for k, v in run.data.params.items() if k in _POINT_FIELDS}
+    point = GridPoint.from_dict({**fields, "name": "card"})
+    # Only what the architecture reads: an n-gram MLP has no embedding to describe.
+    relevant = set(_CARD_PARAMS)
+    if not point.uses_tokens:
+        relevant -= {"embedding_dim", "conv_filters", "max_tokens", "vocabulary_size"}
+    params = {k: v for k, v in run.data.params.items() if k in relevant}
     with tempfile.TemporaryDirectory() as tmp:
         report = write_report(
             tmp,
