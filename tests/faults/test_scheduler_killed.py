@@ -32,10 +32,15 @@ def test_scheduler_sigkilled_during_train(fault_stack: FaultStack) -> None:
     done_s = time.monotonic() - killed_at
     assert finished.state == "success", finished.states()
     assert not faults.alive(killed_pid)
+    assert faults.stack.procs["scheduler"].alive()  # the new one ran the rest of the run
+    # The killed scheduler's LocalExecutor workers outlive it (they finished the running train
+    # tries); the fixture stops them at the end, by their session.
+    orphans = len(faults.dead_schedulers[-1].members())
     tries = {f"{t}[{i}]" if i >= 0 else t: len(faults.tries(run_id, t, i)) for t, i in finished.states()}
     outcome = faults.check_outcome(run_id)
     report(
         faults.config,
         f"faults: scheduler SIGKILLed mid-train: new scheduler healthy in {restart_s:.0f} s, run done "
-        f"{done_s:.0f} s after the kill; tries {tries}; {outcome}",
+        f"{done_s:.0f} s after the kill; tries {tries}; processes left by the killed scheduler "
+        f"{orphans}; {outcome}",
     )
