@@ -192,6 +192,8 @@ def model_card(
             "- Text only: the star rating is not an input. Reviews of 3 stars are split almost evenly",
             "  between recommending and not, and carry most of the errors.",
             "- Very short reviews (a few words) carry little signal; see the length slices.",
+            "- A short text with no opinion sits near the threshold, where a colour or garment word",
+            '  can tip the label ("skirt in white": white skirts draw see-through complaints).',
             "- Labels are self-reported; some reviews contradict their own label.",
         ]
     )
