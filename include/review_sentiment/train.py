@@ -114,7 +114,7 @@ def model_uri(run_id: str, tracking_uri: str | None = None) -> str:
 
 
 def _inputs(data: Tokenized, split: str, point: GridPoint) -> dict[str, Any]:
-    """The model inputs of ``split``: capped token ids and/or the cleaned texts."""
+    """The model inputs of ``split``: capped token ids and/or the TF-IDF n-gram matrix."""
     import numpy as np
 
     inputs: dict[str, Any] = {}
@@ -129,15 +129,18 @@ def _inputs(data: Tokenized, split: str, point: GridPoint) -> dict[str, Any]:
 
 
 def _targets(data: Tokenized, split: str, outputs: list[str]) -> dict[str, Any]:
-    """A target per model output: the label for every recommendation head, the rating for its."""
+    """A target per model output: the label for every recommendation head, the stars for the
+    rating head."""
     import numpy as np
 
     _, y = data.arrays(split)
     label = y.astype(np.float32)
     targets = {name: label for name in outputs if name != RATING_OUTPUT}
     if RATING_OUTPUT in outputs:
-        # Stars 1..5 scaled to -1..1; a training signal only, never a model input.
-        targets[RATING_OUTPUT] = (data.frame(split)["rating"].to_numpy(dtype=np.float32) - 3.0) / 2.0
+        # Stars 1..5 scaled to -1..1; a training signal only, never a model input. A missing
+        # rating counts as the neutral 3 rather than poisoning the loss with NaN.
+        stars = data.frame(split)["rating"].to_numpy(dtype=np.float32, na_value=3.0)
+        targets[RATING_OUTPUT] = (stars - 3.0) / 2.0
     return targets
 
 
