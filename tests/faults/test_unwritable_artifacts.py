@@ -38,7 +38,9 @@ def test_unwritable_artifact_folder_fails_ingest_only(fault_stack: FaultStack) -
     assert {ti["task_id"] for ti in downstream} >= {"preprocess", "tokenize", "register"}
     for ti in downstream:
         assert ti["state"] == "upstream_failed", ti
-        assert ti["start_date"] is None, ti
+        # Marked, never run: no worker host or process (Airflow stamps start_date when marking).
+        assert not ti["hostname"], ti
+        assert ti["pid"] is None, ti
     tries = faults.tries(run_id, "ingest")
     log = json.dumps(
         faults.api.get(
