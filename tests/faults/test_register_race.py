@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.fault_stack import FaultStack, report
+from tests.faults.fault_stack import ARTIFACTS, FaultStack, report
 from tests.stack.airflow_api import DAG_ID
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.integration]
@@ -31,7 +31,7 @@ def _line(process: subprocess.Popen, timeout: float) -> str:
     ready, _, _ = select.select([process.stdout], [], [], timeout)
     assert ready, f"worker {process.pid} said nothing within {timeout:.0f}s"
     line = process.stdout.readline()
-    assert line, f"worker {process.pid} exited: {process.stderr.read()[-3000:]}"
+    assert line, f"worker {process.pid} exited (its log: test-artifacts/faults/register-worker-*.log)"
     return line.strip()
 
 
@@ -48,16 +48,19 @@ def test_concurrent_registers_promote_the_better_model(fault_stack: FaultStack, 
         "PGPASSWORD": faults.secrets["MLFLOW_DB_PASSWORD"],
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # stderr to files: MLflow's download progress bars would fill an unread pipe and block a worker.
+    logs = [open(ARTIFACTS / f"register-worker-{index}.log", "w") for index in ("0", "1")]  # noqa: SIM115
     workers = [
         subprocess.Popen(
             [sys.executable, str(WORKER), stack.mlflow_url, str(manifest), runs[index]],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=log,
             text=True,
         )
-        for index in ("0", "1")
+        for index, log in zip(("0", "1"), logs, strict=True)
     ]
     client = faults.mlflow()
     superseded = refused = 0
@@ -92,6 +95,8 @@ def test_concurrent_registers_promote_the_better_model(fault_stack: FaultStack, 
                 worker.wait(30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+        for log in logs:
+            log.close()
     report(
         faults.config,
         f"faults: register race x{ROUNDS} on one model per round ({elapsed:.0f} s): versions unique "
