@@ -86,11 +86,13 @@ def running_stack(real_reviews_path: Path, pytestconfig: pytest.Config) -> Itera
     # Not under pytest's tmp folder: it is private to root, and PostgreSQL runs as its own user.
     root = Path(tempfile.mkdtemp(prefix="sentiment-stack-"))
     root.chmod(0o755)
-    # The review file under the name deploy/airflow.env gives it (REVIEWS_PATH's file name).
+    # The review file under the name deploy/airflow.env gives it (REVIEWS_PATH's file name): a
+    # copy in this throwaway folder, as a bind mount would show it; a symlink out of the data
+    # folder is refused by the DAG's source check.
     data_dir = root / "data"
     data_dir.mkdir()
     reviews_name = Path(read_env_file(AIRFLOW_ENV_FILE)[0]["REVIEWS_PATH"]).name
-    (data_dir / reviews_name).symlink_to(real_reviews_path.resolve())
+    shutil.copyfile(real_reviews_path, data_dir / reviews_name)
     env = {
         **os.environ,
         "STACK_DIR": str(root / "state"),

@@ -17,7 +17,7 @@ from tests.stack.conftest import MODEL_NAME, QUICK_CONF, RunningStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-TASKS = {"ingest", "preprocess", "tokenize", "prepare_grid", "train", "register"}
+TASKS = {"ingest", "preprocess", "tokenize", "prepare_grid", "train", "baseline", "register"}
 
 
 def _mlflow(running_stack: RunningStack):

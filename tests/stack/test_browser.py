@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from review_sentiment.model import GRIDS
 from tests.stack.airflow_api import DAG_ID, FinishedRun
 from tests.stack.conftest import ARTIFACTS, ROOT, RunningStack, report
 
@@ -152,12 +153,13 @@ def test_ui_triggered_run_succeeds_and_shows_in_the_grid(
         f"stack: UI-triggered run (default grid, {CHANGES['max_epochs']} epochs): {finished.timings()}",
     )
     assert finished.state == "success", finished.states()
-    assert sorted(i for t, i in finished.states() if t == "train") == [0, 1, 2]
+    # One mapped train task per point of the default grid.
+    assert sorted(i for t, i in finished.states() if t == "train") == list(range(len(GRIDS["default"])))
 
     page.goto(f"{running_stack.stack.airflow_url}/dags/{DAG_ID}/runs/{run_id}")
     expect(page.get_by_text(run_id, exact=True).first).to_be_visible()
     expect(page.get_by_text("Success", exact=True).first).to_be_visible()
-    for task in ("ingest", "prepare_grid", "preprocess", "tokenize", "register"):
+    for task in ("ingest", "prepare_grid", "preprocess", "tokenize", "baseline", "register"):
         expect(page.get_by_text(task, exact=True).first).to_be_visible()
     page.wait_for_load_state("networkidle")
     _screenshot(page, "run-grid.png")
