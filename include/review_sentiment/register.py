@@ -88,21 +88,6 @@ def select_best_run(run_ids: list[str], tracking_uri: str | None = None) -> str:
     return max(scored)[1]
 
 
-def evaluate_model(uri: str, test: Any) -> dict[str, float]:
-    """Score the pyfunc at ``uri`` on the raw test texts, end to end."""
-    import mlflow.pyfunc
-    import pandas as pd
-
-    model = mlflow.pyfunc.load_model(uri)
-    request = pd.DataFrame(
-        {
-            schema.MODEL_TEXT_COLUMN: test[schema.TEXT].astype(str),
-            schema.MODEL_TITLE_COLUMN: test[schema.TITLE].fillna("").astype(str),
-        }
-    )
-    return binary_metrics(test[schema.LABEL].to_numpy(), predict_probability(model, request))
-
-
 def predict_probability(model: Any, request: Any) -> Any:
     """P(recommended) from a loaded pyfunc: the ``probability`` column, or the whole output of
     versions logged before the label output existed."""
