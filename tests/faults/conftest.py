@@ -19,21 +19,13 @@ deployment-wide task settings) changes no DAG file. It sets, for this stack only
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from scripts.stack import AIRFLOW_ENV_FILE, Stack, read_env_file
 from tests.faults.fault_stack import ARTIFACTS, TRAIN_TIMEOUT_FILE, FaultStack, report
-from tests.stack.airflow_api import AirflowApi
-from tests.support.servers import free_port
+from tests.support.local_stack import stack_session
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "stack.py"
@@ -64,65 +56,14 @@ def task_policy(task):
 @pytest.fixture(scope="session")
 def fault_stack(real_reviews_path: Path, pytestconfig: pytest.Config) -> Iterator[FaultStack]:
     """The local stack with the test-only policy; stopped by ``scripts/stack.py down`` afterwards."""
-    # Not under pytest's tmp folder: it is private to root, and PostgreSQL runs as its own user.
-    root = Path(tempfile.mkdtemp(prefix="sentiment-faults-"))
-    root.chmod(0o755)
-    data_dir = root / "data"
-    data_dir.mkdir()
-    reviews_name = Path(read_env_file(AIRFLOW_ENV_FILE)[0]["REVIEWS_PATH"]).name
-    # A copy, not a symlink: ingest resolves symlinks and accepts only files under the data root.
-    shutil.copyfile(real_reviews_path, data_dir / reviews_name)
-    state = root / "state"
-    config = state / "airflow" / "config"
-    config.mkdir(parents=True)
-    (config / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
-    env = {
-        **os.environ,
-        "STACK_DIR": str(state),
-        "STACK_ENV_FILE": str(root / ".env"),
-        "STACK_AIRFLOW_PORT": str(free_port()),
-        "STACK_MLFLOW_PORT": str(free_port()),
-        "SENTIMENT_DATA_DIR": str(data_dir),
-    }
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    up = subprocess.run(
-        [sys.executable, str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=900, cwd=ROOT
-    )
-    (ARTIFACTS / "stack-up.log").write_text(up.stdout + up.stderr)
-    stack = Stack.load(state, root / ".env")
-    faults = None
-    try:
-        assert up.returncode == 0, f"scripts/stack.py up failed:\n{up.stdout[-3000:]}\n{up.stderr[-5000:]}"
-        secrets = stack.secrets()
-        api = AirflowApi(
-            stack.airflow_url, secrets["AIRFLOW_ADMIN_USERNAME"], secrets["AIRFLOW_ADMIN_PASSWORD"]
-        )
-        faults = FaultStack(stack, api, secrets, pytestconfig)
-        yield faults
-    finally:
-        if faults is not None:
+    policy = {"airflow_local_settings.py": LOCAL_SETTINGS}
+    with stack_session(real_reviews_path, ARTIFACTS, "sentiment-faults-", policy) as session:
+        faults = FaultStack(session.stack, session.api, session.secrets, pytestconfig)
+        try:
+            yield faults
+        finally:
+            # Before ``down``: restore permissions and stop what the faults left behind.
             faults.cleanup()
-        down = subprocess.run(
-            [sys.executable, str(SCRIPT), "down"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=ROOT,
-        )
-        stack = Stack.load(state, root / ".env")
-        left = [name for name, proc in stack.procs.items() if proc.alive()]
-        if stack.logs.is_dir():
-            shutil.copytree(stack.logs, ARTIFACTS / "logs", dirs_exist_ok=True)
-        task_logs = state / "airflow" / "logs"
-        if task_logs.is_dir():
-            shutil.copytree(task_logs, ARTIFACTS / "task-logs", dirs_exist_ok=True)
-        (ARTIFACTS / "stack-state.json").write_text(
-            json.dumps({"ports": stack.ports, "processes": {k: vars(p) for k, p in stack.procs.items()}})
-        )
-        shutil.rmtree(root, ignore_errors=True)
-        assert down.returncode == 0, down.stdout + down.stderr
-        assert not left, f"still running after scripts/stack.py down: {left}"
 
 
 @pytest.fixture(scope="session")

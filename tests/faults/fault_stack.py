@@ -24,6 +24,8 @@ import pytest
 from scripts.stack import Proc, Stack, _proc_stat
 from tests.stack.airflow_api import DAG_ID, FINISHED, AirflowApi
 from tests.stack.conftest import QUICK_CONF
+from tests.support import measure
+from tests.support.measure import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "faults"
@@ -38,26 +40,8 @@ FAULT_CONF: dict[str, Any] = {**QUICK_CONF, "force_promote": True}
 
 
 def report(config: pytest.Config, line: str) -> None:
-    """Write a measured figure to the terminal past output capture, and to measurements.txt."""
-    terminal = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if terminal is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            terminal.write_line(line)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with open(ARTIFACTS / "measurements.txt", "a") as out:
-        out.write(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {line}\n")
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something truthy, and return that; fail on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    """A measured figure to the CI log and test-artifacts/faults/measurements.txt."""
+    measure.report(config, line, ARTIFACTS)
 
 
 def _cmdline(pid: int) -> str:

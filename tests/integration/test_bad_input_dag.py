@@ -7,16 +7,13 @@ line; nothing downstream runs, no model version is created and the champion stay
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from review_sentiment.config import PROJECT_ROOT
 from tests.data.test_malformed_input import csv_text
+from tests.support.airflow_cli import airflow, project_airflow_env
 from tests.support.servers import MlflowServer, PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,17 +33,6 @@ CASES = {
         "the allowed data roots (SENTIMENT_DATA_ROOTS): {data}",
     ),
 }
-
-
-def _airflow(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=PROJECT_ROOT,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -78,26 +64,18 @@ def airflow_env(
     mlflow_server: MlflowServer,
     data_dir: Path,
 ) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("airflow-home-bad-input")
     postgres.create_database("airflow_bad_input")
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "SENTIMENT_DATA_ROOTS"},
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url("airflow_bad_input", "postgresql+psycopg2"),
-        "PYTHONPATH": str(PROJECT_ROOT / "include"),
-        "MLFLOW_TRACKING_URI": mlflow_server.url,
-        "SENTIMENT_MODEL_NAME": MODEL,
-        "SENTIMENT_ARTIFACT_ROOT": str(home / "artifacts"),
-        # The default data root is this file's folder (SENTIMENT_DATA_ROOTS unset).
-        "REVIEWS_PATH": str(data_dir / "womens_clothing_reviews.csv.gz"),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    migrate = _airflow(env, "db", "migrate")
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-    return env
+    return project_airflow_env(
+        tmp_path_factory.mktemp("airflow-home-bad-input"),
+        postgres.url("airflow_bad_input", "postgresql+psycopg2"),
+        mlflow_server.url,
+        {
+            "SENTIMENT_MODEL_NAME": MODEL,
+            # The default data root is this file's folder (SENTIMENT_DATA_ROOTS dropped).
+            "REVIEWS_PATH": str(data_dir / "womens_clothing_reviews.csv.gz"),
+        },
+        drop=("SENTIMENT_DATA_ROOTS",),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +88,7 @@ def failed_runs(
     for case, (source, _) in CASES.items():
         conf = {"source": source.format(data=data_dir)}
         started = time.monotonic()
-        done = _airflow(airflow_env, "dags", "test", DAG_ID, "-c", json.dumps(conf))
+        done = airflow(airflow_env, "dags", "test", DAG_ID, "-c", json.dumps(conf))
         seconds = time.monotonic() - started
         with psycopg2.connect(postgres.url("airflow_bad_input")) as conn, conn.cursor() as cur:
             cur.execute(

@@ -4,15 +4,14 @@ real MLflow server (PostgreSQL backend), on a sample of the real data with a two
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from review_sentiment.config import PROJECT_ROOT
 from tests.integration.test_stages_on_servers import real_reviews
+from tests.support.airflow_cli import airflow, project_airflow_env
 from tests.support.servers import MlflowServer, PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -31,46 +30,26 @@ CONF = {
 }
 
 
-def _airflow(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=PROJECT_ROOT,
-    )
-
-
 @pytest.fixture(scope="module")
 def airflow_env(
     tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer, mlflow_server: MlflowServer
 ) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("airflow-home")
     postgres.create_database("airflow")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url("airflow", "postgresql+psycopg2"),
-        "PYTHONPATH": str(PROJECT_ROOT / "include"),
-        "MLFLOW_TRACKING_URI": mlflow_server.url,
-        "MLFLOW_UI_URL": "http://mlflow.example:5000",
-        "SENTIMENT_MODEL_NAME": MODEL,
-        "SENTIMENT_ARTIFACT_ROOT": str(home / "artifacts"),
-        "REVIEWS_PATH": str(real_reviews()),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    migrate = _airflow(env, "db", "migrate")
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-    return env
+    return project_airflow_env(
+        tmp_path_factory.mktemp("airflow-home"),
+        postgres.url("airflow", "postgresql+psycopg2"),
+        mlflow_server.url,
+        {
+            "MLFLOW_UI_URL": "http://mlflow.example:5000",
+            "SENTIMENT_MODEL_NAME": MODEL,
+            "REVIEWS_PATH": str(real_reviews()),
+        },
+    )
 
 
 @pytest.fixture(scope="module")
 def dag_run(airflow_env: dict[str, str], postgres: PostgresServer) -> dict[str, object]:
-    done = _airflow(airflow_env, "dags", "test", DAG_ID, "-c", json.dumps(CONF))
+    done = airflow(airflow_env, "dags", "test", DAG_ID, "-c", json.dumps(CONF))
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-5000:]
     import psycopg2
@@ -199,9 +178,9 @@ def test_clearing_register_creates_no_second_version(
     client = MlflowClient(mlflow_server.url, mlflow_server.url)
     before = [v.version for v in client.search_model_versions(f"name = '{MODEL}'")]
     champion_before = client.get_model_version_by_alias(MODEL, "champion").version
-    cleared = _airflow(airflow_env, "tasks", "clear", DAG_ID, "-t", "^register$", "-y")
+    cleared = airflow(airflow_env, "tasks", "clear", DAG_ID, "-t", "^register$", "-y")
     assert cleared.returncode == 0, cleared.stderr[-3000:]
-    again = _airflow(airflow_env, "tasks", "test", DAG_ID, "register", dag_run["run_id"])
+    again = airflow(airflow_env, "tasks", "test", DAG_ID, "register", dag_run["run_id"])
     assert again.returncode == 0, (again.stdout + again.stderr)[-5000:]
     assert "already registered for this run" in again.stdout + again.stderr
     after = [v.version for v in client.search_model_versions(f"name = '{MODEL}'")]

@@ -20,14 +20,13 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from tests.support.airflow_cli import AIRFLOW, airflow
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.slow
@@ -51,13 +50,6 @@ with DAG(dag_id="mask_probe", schedule=None):
 
     leak_the_password()
 """
-
-
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-
-
-def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 def _healthy(url: str) -> bool:
@@ -108,7 +100,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW_CONN_REVIEWS_DB": f"postgresql://reader:{password}@db.example:5432/reviews",
     }
-    migrate = _airflow(env, "db", "migrate")
+    migrate = airflow(env, "db", "migrate")
     assert migrate.returncode == 0, migrate.stderr[-3000:]
     with open(home / "api-server.log", "wb") as api_log:
         api = subprocess.Popen(
@@ -134,7 +126,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                 ("GET", "/api/v2/monitor/health"),
             )
         }
-        done = _airflow(env, "dags", "test", "mask_probe", "--use-executor")
+        done = airflow(env, "dags", "test", "mask_probe", "--use-executor")
     finally:
         _stop(api)
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]

@@ -6,12 +6,6 @@ Only tests that request ``running_stack`` start it; the static compose tests bes
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from scripts.stack import AIRFLOW_ENV_FILE, Stack, read_env_file
+from scripts.stack import Stack
 from tests.stack.airflow_api import AirflowApi, FinishedRun
-from tests.support.servers import free_port
+from tests.support import measure
+from tests.support.local_stack import stack_session
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "stack.py"
@@ -55,15 +50,8 @@ class RunningStack:
 
 
 def report(config: pytest.Config, line: str) -> None:
-    """Write a line to the terminal, past output capture (measured figures belong in the CI log)."""
-    terminal = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if terminal is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            terminal.write_line(line)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with open(ARTIFACTS / "measurements.txt", "a") as out:
-        out.write(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {line}\n")
+    """A measured figure to the CI log and test-artifacts/stack/measurements.txt."""
+    measure.report(config, line, ARTIFACTS)
 
 
 def _scheduled_runs_at_start(api: AirflowApi, timeout: float = 180) -> list[dict[str, Any]]:
@@ -83,61 +71,11 @@ def _scheduled_runs_at_start(api: AirflowApi, timeout: float = 180) -> list[dict
 @pytest.fixture(scope="session")
 def running_stack(real_reviews_path: Path, pytestconfig: pytest.Config) -> Iterator[RunningStack]:
     """``make stack``'s script on free ports; stopped by ``scripts/stack.py down`` afterwards."""
-    # Not under pytest's tmp folder: it is private to root, and PostgreSQL runs as its own user.
-    root = Path(tempfile.mkdtemp(prefix="sentiment-stack-"))
-    root.chmod(0o755)
-    # The review file under the name deploy/airflow.env gives it (REVIEWS_PATH's file name): a
-    # copy in this throwaway folder, as a bind mount would show it; a symlink out of the data
-    # folder is refused by the DAG's source check.
-    data_dir = root / "data"
-    data_dir.mkdir()
-    reviews_name = Path(read_env_file(AIRFLOW_ENV_FILE)[0]["REVIEWS_PATH"]).name
-    shutil.copyfile(real_reviews_path, data_dir / reviews_name)
-    env = {
-        **os.environ,
-        "STACK_DIR": str(root / "state"),
-        "STACK_ENV_FILE": str(root / ".env"),
-        "STACK_AIRFLOW_PORT": str(free_port()),
-        "STACK_MLFLOW_PORT": str(free_port()),
-        "SENTIMENT_DATA_DIR": str(data_dir),
-    }
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
-    t0 = time.monotonic()
-    up = subprocess.run(
-        [sys.executable, str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=900, cwd=ROOT
-    )
-    (ARTIFACTS / "stack-up.log").write_text(up.stdout + up.stderr)
-    stack = Stack.load(root / "state", root / ".env")
-    try:
-        assert up.returncode == 0, f"scripts/stack.py up failed:\n{up.stdout[-3000:]}\n{up.stderr[-5000:]}"
-        report(pytestconfig, f"stack: scripts/stack.py up took {time.monotonic() - t0:.0f} s")
-        secrets = stack.secrets()
-        api = AirflowApi(
-            stack.airflow_url, secrets["AIRFLOW_ADMIN_USERNAME"], secrets["AIRFLOW_ADMIN_PASSWORD"]
-        )
-        scheduled = _scheduled_runs_at_start(api)
-        yield RunningStack(stack, api, secrets, started, scheduled)
-    finally:
-        down = subprocess.run(
-            [sys.executable, str(SCRIPT), "down"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=ROOT,
-        )
-        left = [name for name, proc in stack.procs.items() if proc.alive()]
-        if stack.logs.is_dir():
-            shutil.copytree(stack.logs, ARTIFACTS / "logs", dirs_exist_ok=True)
-        (ARTIFACTS / "stack-state.json").write_text(
-            json.dumps(
-                {"ports": stack.ports, "processes": {k: vars(p) for k, p in stack.procs.items()}}, indent=2
-            )
-        )
-        shutil.rmtree(root, ignore_errors=True)
-        assert down.returncode == 0, down.stdout + down.stderr
-        assert not left, f"still running after scripts/stack.py down: {left}"
+    with stack_session(real_reviews_path, ARTIFACTS, "sentiment-stack-") as session:
+        report(pytestconfig, f"stack: scripts/stack.py up took {session.up_seconds:.0f} s")
+        scheduled = _scheduled_runs_at_start(session.api)
+        yield RunningStack(session.stack, session.api, session.secrets, started, scheduled)
 
 
 @pytest.fixture(scope="session")
