@@ -237,11 +237,6 @@ def register(
         The decision, version and scores.
     """
     import mlflow
-    import numpy as np
-
-    from review_sentiment import drift as label_drift
-    from review_sentiment.baseline import baseline_scores
-    from review_sentiment.promotion import promotion_lock
 
     mlflow_client = client(tracking_uri)
     best = select_best_run(run_ids, tracking_uri)
@@ -250,33 +245,160 @@ def register(
         log.info("version %s already registered for this run; nothing to do", existing.version)
         return _result_from_tags(model_name, existing, reused=True)
 
-    test = Tokenized(manifest_path).frame("test")
-    y = test[schema.LABEL].to_numpy(dtype=int)
+    data = Tokenized(manifest_path)
+    test = data.frame("test")
     best_run = mlflow_client.get_run(best)
     threshold = float(best_run.data.metrics.get(DECISION_THRESHOLD, 0.5))
     candidate_uri = model_uri(best, tracking_uri)
     candidate_p = _score(candidate_uri, test)
-    candidate = binary_metrics(y, candidate_p, threshold)
-
-    baseline = baseline_p = None
+    evidence = _Evidence(
+        candidate=binary_metrics(test[schema.LABEL].to_numpy(dtype=int), candidate_p, threshold),
+        threshold=threshold,
+        baseline_run_id=baseline_run_id,
+        drift=_label_drift(label_stats_path, artifact_root, model_name),
+    )
+    baseline_p = None
     if baseline_run_id:
-        baseline, predictions = baseline_scores(baseline_run_id, tracking_uri)
-        by_id = predictions.set_index(schema.ID)["probability"]
-        baseline_p = by_id.reindex(test[schema.ID]).to_numpy(dtype=float)
-        if np.isnan(baseline_p).any():
-            raise GateRefused(f"baseline run {baseline_run_id} did not score this run's test split")
-    drift_result = None
-    if label_stats_path is not None and artifact_root is not None:
-        current = label_drift.load_label_stats(label_stats_path)
-        previous = label_drift.load_reference_stats(artifact_root, model_name)
-        drift_result = label_drift.check_label_drift(current, previous)
+        evidence.baseline, baseline_p = _baseline_on_test(baseline_run_id, test, tracking_uri)
 
     if existing is None:
         tags = {TAG_PIPELINE_RUN: pipeline_run_id} if pipeline_run_id else {}
         existing = mlflow.register_model(candidate_uri, model_name, tags=tags, await_registration_for=300)
     version = str(existing.version)
-    for key, value in candidate.items():
+    for key, value in evidence.candidate.items():
         mlflow_client.log_metric(best, f"test_{key}", value)
+
+    decision = _decide_under_lock(
+        mlflow_client,
+        model_name,
+        version,
+        test,
+        evidence,
+        floor=floor,
+        force=force,
+        beat_baseline=beat_baseline,
+        lock_uri=lock_uri,
+        on_promote=lambda: _save_drift_reference(
+            label_stats_path, artifact_root, model_name, pipeline_run_id
+        ),
+    )
+    champion_version = decision.champion_version
+    _log_report(
+        mlflow_client,
+        best_run,
+        version,
+        model_name,
+        data,
+        test,
+        candidate_p,
+        threshold,
+        others=[
+            ("TF-IDF + LR baseline", baseline_p),
+            (f"champion v{champion_version}" if champion_version else "", decision.champion_p),
+        ],
+        decision=decision.reason,
+    )
+    outcome = "promoted" if decision.promote else "refused"
+    mlflow_client.set_model_version_tag(model_name, version, TAG_DECISION, outcome)
+    log.info("version %s of %s: %s (%s)", version, model_name, outcome, decision.reason)
+    return RegisterResult(
+        model_name=model_name,
+        version=version,
+        run_id=best,
+        promoted=decision.promote,
+        reason=decision.reason,
+        candidate=evidence.candidate,
+        champion=decision.champion_scores,
+        champion_version=champion_version,
+        baseline=evidence.baseline,
+    )
+
+
+@dataclass
+class _Evidence:
+    """What the gate weighs besides the champion, gathered before the lock is taken."""
+
+    candidate: dict[str, float]
+    threshold: float
+    baseline_run_id: str | None
+    drift: Any  # drift.DriftResult | None
+    baseline: dict[str, float] | None = None
+
+
+@dataclass
+class _Decision:
+    """The gate's verdict and the champion it was weighed against."""
+
+    promote: bool
+    reason: str
+    champion_version: str | None
+    champion_p: Any
+    champion_scores: dict[str, float] | None
+
+
+def _baseline_on_test(
+    baseline_run_id: str, test: Any, tracking_uri: str | None
+) -> tuple[dict[str, float], Any]:
+    """The baseline's test scores and its probabilities in ``test``'s row order.
+
+    Raises:
+        GateRefused: the baseline did not score every review of this test split.
+    """
+    import numpy as np
+
+    from review_sentiment.baseline import baseline_scores
+
+    scores, predictions = baseline_scores(baseline_run_id, tracking_uri)
+    by_id = predictions.set_index(schema.ID)["probability"]
+    probability = by_id.reindex(test[schema.ID]).to_numpy(dtype=float)
+    if np.isnan(probability).any():
+        raise GateRefused(f"baseline run {baseline_run_id} did not score this run's test split")
+    return scores, probability
+
+
+def _label_drift(
+    label_stats_path: str | Path | None, artifact_root: str | Path | None, model_name: str
+) -> Any:
+    """This run's label shares against the last promoted run's (None: no drift check asked)."""
+    if label_stats_path is None or artifact_root is None:
+        return None
+    from review_sentiment import drift
+
+    current = drift.load_label_stats(label_stats_path)
+    return drift.check_label_drift(current, drift.load_reference_stats(artifact_root, model_name))
+
+
+def _save_drift_reference(
+    label_stats_path: str | Path | None,
+    artifact_root: str | Path | None,
+    model_name: str,
+    pipeline_run_id: str | None,
+) -> None:
+    """After a promotion: this run's label shares become the reference of the next drift check."""
+    if label_stats_path is None or artifact_root is None:
+        return
+    from review_sentiment import drift
+
+    stats = drift.load_label_stats(label_stats_path)
+    drift.save_reference_stats(artifact_root, model_name, stats, pipeline_run_id=pipeline_run_id)
+
+
+def _decide_under_lock(
+    mlflow_client: Any,
+    model_name: str,
+    version: str,
+    test: Any,
+    evidence: _Evidence,
+    *,
+    floor: float,
+    force: bool,
+    beat_baseline: bool,
+    lock_uri: str | None,
+    on_promote: Any,
+) -> _Decision:
+    """Read and score the champion, gate, tag the version and move the aliases, all under the
+    promotion lock, so that two runs registering at once cannot both win."""
+    from review_sentiment.promotion import promotion_lock
 
     with promotion_lock(model_name, lock_uri=lock_uri):
         # Read the champion only now, under the lock: a run that promoted meanwhile is seen.
@@ -288,20 +410,24 @@ def register(
             champion_p = _score(f"models:/{model_name}/{champion_version.version}", test)
             # At its own threshold (versions from before thresholds existed used 0.5).
             champion_threshold = float(champion_version.tags.get("candidate.threshold", 0.5))
-            champion_scores = binary_metrics(y, champion_p, champion_threshold)
+            champion_scores = binary_metrics(
+                test[schema.LABEL].to_numpy(dtype=int), champion_p, champion_threshold
+            )
+        baseline = evidence.baseline
+        drifted = evidence.drift is not None and evidence.drift.drifted
         promote, reason = gate(
-            candidate["roc_auc"],
+            evidence.candidate["roc_auc"],
             champion_scores["roc_auc"] if champion_scores else None,
             floor,
             force,
             baseline_auc=baseline["roc_auc"] if baseline and beat_baseline else None,
-            drift=drift_result.reason if drift_result is not None and drift_result.drifted else None,
+            drift=evidence.drift.reason if drifted else None,
         )
         version_tags = {
-            **{f"candidate.test_{k}": f"{v:.6f}" for k, v in candidate.items()},
-            "candidate.threshold": f"{threshold:.6f}",
+            **{f"candidate.test_{k}": f"{v:.6f}" for k, v in evidence.candidate.items()},
+            "candidate.threshold": f"{evidence.threshold:.6f}",
             **({f"baseline.test_{k}": f"{v:.6f}" for k, v in baseline.items()} if baseline else {}),
-            "baseline.run_id": baseline_run_id or "none",
+            "baseline.run_id": evidence.baseline_run_id or "none",
             "gate.beat_baseline": str(beat_baseline and baseline is not None).lower(),
             "gate.floor": str(floor),
             "gate.forced": str(force).lower(),
@@ -311,7 +437,7 @@ def register(
                 if champion_scores
                 else {}
             ),
-            **(drift_result.to_tags() if drift_result is not None else {}),
+            **(evidence.drift.to_tags() if evidence.drift is not None else {}),
             TAG_REASON: reason,
         }
         for key, value in version_tags.items():
@@ -319,43 +445,13 @@ def register(
         mlflow_client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version)
         if promote:
             mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
-            if label_stats_path is not None and artifact_root is not None:
-                label_drift.save_reference_stats(
-                    artifact_root,
-                    model_name,
-                    label_drift.load_label_stats(label_stats_path),
-                    pipeline_run_id=pipeline_run_id,
-                )
-
-    _log_report(
-        mlflow_client,
-        best_run,
-        version,
-        model_name,
-        Tokenized(manifest_path),
-        test,
-        candidate_p,
-        threshold,
-        others=[
-            ("TF-IDF + LR baseline", baseline_p),
-            (f"champion v{champion_version.version}" if champion_version else "", champion_p),
-        ],
-        decision=reason,
-    )
-    mlflow_client.set_model_version_tag(
-        model_name, version, TAG_DECISION, "promoted" if promote else "refused"
-    )
-    log.info("version %s of %s: %s (%s)", version, model_name, "promoted" if promote else "refused", reason)
-    return RegisterResult(
-        model_name=model_name,
-        version=version,
-        run_id=best,
-        promoted=promote,
+            on_promote()
+    return _Decision(
+        promote=promote,
         reason=reason,
-        candidate=candidate,
-        champion=champion_scores,
-        champion_version=champion_version.version if champion_version else None,
-        baseline=baseline,
+        champion_version=str(champion_version.version) if champion_version else None,
+        champion_p=champion_p,
+        champion_scores=champion_scores,
     )
 
 
