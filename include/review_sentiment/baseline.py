@@ -1,5 +1,5 @@
-"""The linear baseline every run trains beside the grid: TF-IDF word and character n-grams of
-the raw title and text, and a logistic regression (scikit-learn), on the same splits.
+"""The linear baseline every run trains beside the grid: TF-IDF word 1-2-grams of the raw title
+and text, and a logistic regression (scikit-learn), on the same splits.
 
 A champion that cannot beat it is not worth publishing, so ``register`` compares the two on
 the test split. The baseline is never registered or loaded back: its run keeps its parameters,
@@ -27,12 +27,12 @@ log = logging.getLogger(__name__)
 BASELINE_RUN_NAME = "baseline-tfidf-logreg"
 TAG_ROLE = "sentiment.role"
 PREDICTIONS_PATH = "baseline/test_predictions.csv"
-# Chosen on the validation split of the real data; scikit-learn's defaults otherwise.
+# Chosen on the validation split of the real data (C in 2/4/8, min_df in 1/2/3); scikit-learn's
+# defaults otherwise. Character 2-5-grams on top scored lower on validation (0.9502 against
+# 0.9520) and took eight times as long to fit (12.4 s against 1.6 s).
 PARAMS: dict[str, Any] = {
-    "word_ngram_range": (1, 2),
-    "word_min_df": 2,
-    "char_ngram_range": (2, 5),
-    "char_min_df": 3,
+    "ngram_range": (1, 2),
+    "min_df": 2,
     "C": 4.0,
     "class_weight": "balanced",
     "max_iter": 2000,
@@ -49,19 +49,8 @@ def make_pipeline(seed: int = 42) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline as sk_pipeline
-    from sklearn.pipeline import make_union
 
-    features = make_union(
-        TfidfVectorizer(
-            ngram_range=PARAMS["word_ngram_range"], min_df=PARAMS["word_min_df"], sublinear_tf=True
-        ),
-        TfidfVectorizer(
-            analyzer="char_wb",
-            ngram_range=PARAMS["char_ngram_range"],
-            min_df=PARAMS["char_min_df"],
-            sublinear_tf=True,
-        ),
-    )
+    features = TfidfVectorizer(ngram_range=PARAMS["ngram_range"], min_df=PARAMS["min_df"], sublinear_tf=True)
     classifier = LogisticRegression(
         C=PARAMS["C"], class_weight=PARAMS["class_weight"], max_iter=PARAMS["max_iter"], random_state=seed
     )
