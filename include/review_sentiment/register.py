@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -394,7 +395,7 @@ def _decide_under_lock(
     force: bool,
     beat_baseline: bool,
     lock_uri: str | None,
-    on_promote: Any,
+    on_promote: Callable[[], None],
 ) -> _Decision:
     """Read and score the champion, gate, tag the version and move the aliases, all under the
     promotion lock, so that two runs registering at once cannot both win."""
