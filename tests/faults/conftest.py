@@ -27,8 +27,6 @@ import pytest
 from tests.faults.fault_stack import ARTIFACTS, TRAIN_TIMEOUT_FILE, FaultStack, report
 from tests.support.local_stack import stack_session
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "stack.py"
 RETRY_DELAY_S = 10
 
 LOCAL_SETTINGS = f'''"""Test-only cluster policy of the fault stack (written by tests/faults/conftest.py)."""

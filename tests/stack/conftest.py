@@ -21,7 +21,6 @@ from tests.support import measure
 from tests.support.local_stack import stack_session
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "stack.py"
 ARTIFACTS = ROOT / "test-artifacts" / "stack"
 MODEL_NAME = "customer-sentiment-analysis"
 # The quick run of the REST test (and the base of the others): a 20% sample, two small points.
