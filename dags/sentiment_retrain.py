@@ -11,7 +11,7 @@ publishes it through the MLflow model registry as `customer-sentiment-analysis`.
   Parquet snapshot plus its label statistics. A contract violation fails the run at once, listing
   every problem.
 * **preprocess** keeps letters, lowercases, Porter-stems; by default it keeps the title, the
-  negations and the stopwords (the seed dropped NLTK's stopwords: a switch turns that back on).
+  negations and the stopwords (a switch drops NLTK's English stopwords).
 * **tokenize** de-duplicates, splits train/validation/test (stratified, seeded) and fits the
   sequence and word-n-gram vocabularies on train only.
 * **train** fits one grid point per mapped task; each is an MLflow run (link: *MLflow run*) whose
@@ -32,37 +32,18 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+from sentiment_stage import stage
 
 from review_sentiment.config import DEFAULT_PROMOTION_FLOOR, Settings
-from review_sentiment.errors import PipelineError
-from review_sentiment.model import GRIDS, GridPoint, grid_point_json_schema
+from review_sentiment.model import GRIDS, grid_point_json_schema
 
 DAG_ID = "sentiment_retrain"
 log = logging.getLogger(__name__)
 SETTINGS = Settings.from_env()  # environment only: no network, DB or Variable look-ups
-
-
-def _fail_fast(exc: PipelineError) -> AirflowFailException:
-    """Bad input or a gate refusal: retrying cannot help, so fail now with the reason."""
-    return AirflowFailException(f"{type(exc).__name__}: {exc}")
-
-
-def _task_dir(context: Any) -> Path:
-    """The run-scoped output folder of the running task."""
-    ti = context["ti"]
-    return Settings.from_env().artifact_root / ti.dag_id / ti.run_id / ti.task_id
-
-
-def _artifact(path: str) -> Path:
-    """A path received through XCom, accepted only inside the artifact root."""
-    from review_sentiment.artifacts import safe_path
-
-    return safe_path(path, Settings.from_env().artifact_root)
+PREPROCESS_PARAMS = ("keep_negations", "use_title", "remove_stopwords")
 
 
 def _log_failure(context: Any) -> None:
@@ -120,11 +101,12 @@ with DAG(
             description="Epochs without validation-loss improvement before training stops.",
             section="Model grid",
         ),
+        # PREPROCESS_PARAMS: the preprocessing switches, passed to PreprocessSettings as they are.
         "keep_negations": Param(
             True,
             type="boolean",
             title="Keep negations",
-            description="Keep not/no/nor and the n't forms, which the seed's stopword removal drops.",
+            description="Keep not/no/nor and the n't forms, which NLTK's stopword list holds.",
             section="Preprocessing",
         ),
         "use_title": Param(
@@ -138,8 +120,8 @@ with DAG(
             False,
             type="boolean",
             title="Remove stopwords",
-            description="Drop NLTK's English stopwords, as the seed did. Off keeps sentiment-bearing words "
-            "such as too/but/very (measured: better models); the seed grid's reproduction turns it on.",
+            description="Drop NLTK's English stopwords. Off keeps sentiment-bearing words such as "
+            "too/but/very, which gives better models (see README, Model quality).",
             section="Preprocessing",
         ),
         "source": Param(
@@ -195,61 +177,39 @@ with DAG(
     },
 ) as dag:
 
-    @task(execution_timeout=timedelta(minutes=20))
-    def ingest() -> str:
+    @task(execution_timeout=timedelta(minutes=20), multiple_outputs=True)
+    def ingest() -> dict[str, str]:
         """Snapshot the source as Parquet; the data contract is checked here."""
-        from review_sentiment.ingest import allowed_data_roots, check_source
         from review_sentiment.ingest import ingest as run_ingest
+        from review_sentiment.ingest import resolve_source
+        from review_sentiment.layout import IngestFiles
 
-        context = get_current_context()
-        params = context["params"]
-        try:
-            # A user-given value: checked before any file is opened or connection looked up.
-            kind, source = check_source(str(params["source"]), allowed_data_roots())
-            if kind == "table":
-                from airflow.sdk import BaseHook
-
-                # The connection's URI carries the password: it never enters params, XCom or logs.
-                uri = BaseHook.get_connection(params["source_conn_id"]).get_uri()
-                uri = uri.replace("postgres://", "postgresql://", 1)
-                source = f"{uri}{'&' if '?' in uri else '?'}table={source}"
-            return str(
-                run_ingest(
-                    source, _task_dir(get_current_context()), sample_fraction=float(params["sample_fraction"])
-                )
+        with stage() as s:
+            params = s.params
+            source = resolve_source(
+                params["source"], s.settings.data_roots, s.connection_uri, params["source_conn_id"]
             )
-        except PipelineError as exc:
-            raise _fail_fast(exc) from exc
+            files = IngestFiles.of(run_ingest(source, s.folder, sample_fraction=params["sample_fraction"]))
+            return {"snapshot": str(files.snapshot), "label_stats": str(files.label_stats)}
 
     @task(execution_timeout=timedelta(minutes=20))
     def preprocess(snapshot: str) -> str:
-        """Clean the texts with the seed's steps (plus the chosen options)."""
+        """Clean the texts (cached across runs: only reviews not cleaned before are cleaned)."""
         from review_sentiment.preprocess import PreprocessSettings
         from review_sentiment.preprocess import preprocess as run_preprocess
 
-        context = get_current_context()
-        params = context["params"]
-        settings = PreprocessSettings(
-            keep_negations=params["keep_negations"],
-            use_title=params["use_title"],
-            remove_stopwords=params["remove_stopwords"],
-        )
-        # Kept across runs: only reviews not cleaned before (with these settings) are cleaned.
-        cache_dir = Settings.from_env().artifact_root / "cache" / "preprocess"
-        try:
-            return str(run_preprocess(_artifact(snapshot), _task_dir(context), settings, cache_dir=cache_dir))
-        except PipelineError as exc:
-            raise _fail_fast(exc) from exc
+        with stage() as s:
+            options = PreprocessSettings(**{k: s.params[k] for k in PREPROCESS_PARAMS})
+            cache = s.settings.layout.preprocess_cache
+            return str(run_preprocess(s.path(snapshot), s.folder, options, cache_dir=cache))
 
     @task(execution_timeout=timedelta(minutes=20))
     def tokenize(cleaned: str) -> str:
         """Split and vectorise; returns the manifest path."""
         from review_sentiment.tokenize import tokenize as run_tokenize
 
-        try:
-            return str(run_tokenize(_artifact(cleaned), _task_dir(get_current_context())))
-        except PipelineError as exc:
-            raise _fail_fast(exc) from exc
+        with stage() as s:
+            return str(run_tokenize(s.path(cleaned), s.folder))
 
     @task(execution_timeout=timedelta(minutes=5))
     def prepare_grid() -> list[dict[str, Any]]:
@@ -257,92 +217,55 @@ with DAG(
         from review_sentiment.model import resolve_grid
         from review_sentiment.tracking import ensure_experiment
 
-        params = get_current_context()["params"]
-        try:
-            points = resolve_grid(params["grid"])
-        except ValueError as exc:
-            raise AirflowFailException(f"invalid grid: {exc}") from exc
-        experiment_id = ensure_experiment(SETTINGS.experiment_name, Settings.from_env().tracking_uri)
-        overrides = {"max_epochs": params["max_epochs"], "patience": params["patience"]}
-        return [{"point": {**p.to_dict(), **overrides}, "experiment_id": experiment_id} for p in points]
+        with stage() as s:
+            overrides = {"max_epochs": s.params["max_epochs"], "patience": s.params["patience"]}
+            points = resolve_grid([{**p, **overrides} for p in s.params["grid"]])
+            experiment_id = ensure_experiment(s.settings.experiment_name, s.settings.tracking_uri)
+            return [{"point": p.to_dict(), "experiment_id": experiment_id} for p in points]
 
     @task(map_index_template="{{ grid_point_label }}", execution_timeout=timedelta(minutes=60))
     def train(manifest: str, point: dict[str, Any], experiment_id: str) -> dict[str, str]:
         """Train one grid point; returns its MLflow run id."""
+        from review_sentiment.model import GridPoint
         from review_sentiment.train import train as run_train
 
-        context = get_current_context()
-        grid_point = GridPoint.from_dict(point)
-        context["grid_point_label"] = grid_point.label  # type: ignore[literal-required]
-        ti = context["ti"]
-        tags = {
-            "airflow.dag_id": ti.dag_id,
-            "airflow.run_id": ti.run_id,
-            "airflow.task_id": ti.task_id,
-            "airflow.map_index": str(ti.map_index),
-        }
-        try:
-            run_id = run_train(
-                _artifact(manifest),
-                grid_point,
-                experiment_id=experiment_id,
-                tracking_uri=Settings.from_env().tracking_uri,
-                tags=tags,
-            )
-        except PipelineError as exc:
-            raise _fail_fast(exc) from exc
-        return {"run_id": run_id, "experiment_id": experiment_id}
+        with stage() as s:
+            s.context["grid_point_label"] = GridPoint.from_dict(point).label
+            run_id = run_train(s.path(manifest), point, experiment_id=experiment_id, **s.mlflow_run)
+            return {"run_id": run_id, "experiment_id": experiment_id}
 
     @task(execution_timeout=timedelta(minutes=20))
     def baseline(manifest: str, grid: list[dict[str, Any]]) -> dict[str, str]:
         """TF-IDF + logistic regression on the same splits: the bar the champion must clear."""
         from review_sentiment.baseline import train_baseline
 
-        ti = get_current_context()["ti"]
-        experiment_id = grid[0]["experiment_id"]
-        run_id = train_baseline(
-            _artifact(manifest),
-            experiment_id=experiment_id,
-            tracking_uri=Settings.from_env().tracking_uri,
-            tags={"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.task_id": ti.task_id},
-        )
-        return {"run_id": run_id, "experiment_id": experiment_id}
+        with stage() as s:
+            experiment_id = grid[0]["experiment_id"]
+            run_id = train_baseline(s.path(manifest), experiment_id=experiment_id, **s.mlflow_run)
+            return {"run_id": run_id, "experiment_id": experiment_id}
 
     @task(execution_timeout=timedelta(minutes=30))
     def register(
-        manifest: str, trained: list[dict[str, str]], linear: dict[str, str], snapshot: str
-    ) -> dict[str, Any]:
+        manifest: str, trained: list[dict[str, str]], linear: dict[str, str], label_stats: str
+    ) -> dict:
         """Register the best run, report on it, promote it only through the gate (idempotent per
         DAG run)."""
-        from review_sentiment.drift import LABEL_STATS_NAME
         from review_sentiment.register import register as run_register
         from review_sentiment.register import require_promoted
 
-        context = get_current_context()
-        ti, params = context["ti"], context["params"]
-        settings = Settings.from_env()
-        try:
+        with stage() as s:
+            # A slice reads the mapped results in one request (iterating probes one past the end,
+            # which the task log shows as an error).
             result = run_register(
-                [t["run_id"] for t in trained],
-                _artifact(manifest),
-                baseline_run_id=linear["run_id"],
-                label_stats_path=_artifact(str(Path(snapshot).parent / LABEL_STATS_NAME)),
-                artifact_root=settings.artifact_root,
-                tracking_uri=settings.tracking_uri,
-                model_name=settings.model_name,
-                floor=float(params["promotion_floor"]),
-                pipeline_run_id=f"{ti.dag_id}/{ti.run_id}",
-                force=bool(params["force_promote"]),
-                beat_baseline=bool(params["beat_baseline"]),
-            )
-            log.info("register: %s", result.to_dict())
-            require_promoted(result)
-        except PipelineError as exc:
-            raise _fail_fast(exc) from exc
-        return result.to_dict()
+                [t["run_id"] for t in trained[:]], s.path(manifest), settings=s.settings,
+                baseline_run_id=linear["run_id"], label_stats_path=s.path(label_stats),
+                floor=s.params["promotion_floor"], pipeline_run_id=s.pipeline_run_id,
+                force=s.params["force_promote"], beat_baseline=s.params["beat_baseline"],
+            )  # fmt: skip
+            return require_promoted(result).to_dict()
 
     snapshot = ingest()
-    manifest = tokenize(preprocess(snapshot))
+    manifest = tokenize(preprocess(snapshot["snapshot"]))
     grid = prepare_grid()
     trained = train.partial(manifest=manifest).expand_kwargs(grid)
-    register(manifest, trained, baseline(manifest, grid), snapshot)
+    register(manifest, trained, baseline(manifest, grid), snapshot["label_stats"])

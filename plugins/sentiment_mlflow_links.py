@@ -7,7 +7,6 @@ Airflow dag/run/task ids and map index as tags, so the way back is a search in M
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -18,8 +17,10 @@ DAG_ID = "sentiment_retrain"
 
 
 def mlflow_ui_url() -> str:
-    """Base URL of the MLflow UI as users' browsers reach it."""
-    return os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+    """Base URL of the MLflow UI as users' browsers reach it (``Settings.mlflow_ui_url``)."""
+    from review_sentiment.config import Settings
+
+    return Settings.from_env().mlflow_ui_url
 
 
 def run_url(base: str, experiment_id: str, run_id: str) -> str:

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from review_sentiment.config import (
+    CHAMPION_ALIAS,
     DEFAULT_MAX_TOKENS,
     DEFAULT_PROMOTION_FLOOR,
     DEFAULT_SEQUENCE_LENGTH,
@@ -172,9 +173,8 @@ def _run(args: argparse.Namespace) -> str:
         result = register(
             args.runs.split(","),
             args.input,
+            settings=settings,
             baseline_run_id=args.baseline_run,
-            tracking_uri=settings.tracking_uri,
-            model_name=settings.model_name,
             floor=args.floor,
             pipeline_run_id=args.pipeline_run_id,
             force=args.force,
@@ -182,9 +182,9 @@ def _run(args: argparse.Namespace) -> str:
         write_json(args.output / "register.json", result.to_dict())
         if not result.promoted:
             raise GateRefused(f"version {result.version} registered but not promoted: {result.reason}")
-        return f"{result.model_name} version {result.version} is {'champion'}"
+        return f"{result.model_name} version {result.version} is {CHAMPION_ALIAS}"
     if args.stage == "champion":
-        from review_sentiment.register import describe_champion
+        from review_sentiment.registry import describe_champion
 
         return describe_champion(settings.tracking_uri, settings.model_name)
     raise AssertionError(args.stage)

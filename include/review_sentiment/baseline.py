@@ -11,22 +11,30 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from review_sentiment import schema
-from review_sentiment.metrics import binary_metrics, f1_optimal_threshold
+from review_sentiment.errors import GateRefused
+from review_sentiment.metrics import binary_metrics, f1_optimal_threshold, rounded
+from review_sentiment.names import (
+    BASELINE_PREDICTIONS,
+    METRIC_THRESHOLD,
+    PROBABILITY,
+    ROLE_BASELINE,
+    TAG_ROLE,
+)
 from review_sentiment.tokenize import Tokenized
-from review_sentiment.tracking import client
+from review_sentiment.tracking import client, close_stale_runs
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
 BASELINE_RUN_NAME = "baseline-tfidf-logreg"
-TAG_ROLE = "sentiment.role"
-PREDICTIONS_PATH = "baseline/test_predictions.csv"
 # Chosen on the validation split of the real data (C in 2/4/8, min_df in 1/2/3); scikit-learn's
 # defaults otherwise. Character 2-5-grams on top scored lower on validation (0.9502 against
 # 0.9520) and took eight times as long to fit (12.4 s against 1.6 s).
@@ -63,8 +71,16 @@ def train_baseline(
     experiment_id: str,
     tracking_uri: str | None = None,
     tags: dict[str, str] | None = None,
+    run_name_prefix: str = "",
 ) -> str:
     """Fit the baseline on train, pick its threshold on validation, score test; log one run.
+
+    Args:
+        manifest_path: The tokenize stage's manifest.
+        experiment_id: MLflow experiment, created upstream.
+        tracking_uri: MLflow tracking URI (default: the embedded store).
+        tags: Extra run tags, e.g. the Airflow ids of the task instance.
+        run_name_prefix: Put before the run's name, e.g. the week it belongs to.
 
     Returns:
         The MLflow run id.
@@ -72,15 +88,15 @@ def train_baseline(
     import mlflow
     import numpy as np
 
-    from review_sentiment.train import close_stale_runs
-
     tags = {k: str(v) for k, v in (tags or {}).items()}
     client(tracking_uri)
     close_stale_runs(experiment_id, tags, tracking_uri)
     data = Tokenized(manifest_path)
     train, validation, test = (data.frame(s) for s in ("train", "validation", "test"))
     with mlflow.start_run(
-        experiment_id=experiment_id, run_name=BASELINE_RUN_NAME, tags={**tags, TAG_ROLE: "baseline"}
+        experiment_id=experiment_id,
+        run_name=f"{run_name_prefix}{BASELINE_RUN_NAME}",
+        tags={**tags, TAG_ROLE: ROLE_BASELINE},
     ) as run:
         mlflow.log_params({k: str(v) for k, v in PARAMS.items()} | {"train_rows": len(train)})
         started = time.monotonic()
@@ -96,29 +112,49 @@ def train_baseline(
             {
                 **{f"val_{k}": v for k, v in val.items()},
                 **{f"test_{k}": v for k, v in tst.items()},
-                "decision_threshold": threshold,
+                METRIC_THRESHOLD: threshold,
                 "fit_seconds": fit_seconds,
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / Path(PREDICTIONS_PATH).name
-            predictions = test[[schema.ID]].assign(probability=np.round(p_test, 6))
+            path = Path(tmp) / Path(BASELINE_PREDICTIONS).name
+            predictions = test[[schema.ID]].assign(**{PROBABILITY: np.round(p_test, 6)})
             predictions.to_csv(path, index=False)
-            mlflow.log_artifact(str(path), artifact_path=str(Path(PREDICTIONS_PATH).parent))
-        log.info("baseline: validation %s, test %s, fit %.1fs", val, tst, fit_seconds)
+            mlflow.log_artifact(str(path), artifact_path=str(Path(BASELINE_PREDICTIONS).parent))
+        log.info("baseline: validation %s; test %s; fit %.1f s", rounded(val), rounded(tst), fit_seconds)
         return run.info.run_id
 
 
-def baseline_scores(run_id: str, tracking_uri: str | None = None) -> tuple[dict[str, float], pd.DataFrame]:
-    """The baseline run's test metrics and its test-split probabilities (review id, probability)."""
+@dataclass(frozen=True)
+class BaselineScores:
+    """The baseline on a test split: its probabilities in the split's row order, its threshold
+    (chosen on validation) and its metrics at that threshold."""
+
+    scores: dict[str, float]
+    probability: np.ndarray
+    threshold: float
+
+
+def baseline_on(run_id: str, test: pd.DataFrame, tracking_uri: str | None = None) -> BaselineScores:
+    """The baseline run's test-split probabilities, re-aligned to ``test`` and scored there.
+
+    Raises:
+        GateRefused: the baseline did not score every review of this test split.
+    """
     import mlflow.artifacts
+    import numpy as np
     import pandas as pd
 
     run = client(tracking_uri).get_run(run_id)
-    metrics = {k.removeprefix("test_"): v for k, v in run.data.metrics.items() if k.startswith("test_")}
+    threshold = float(run.data.metrics[METRIC_THRESHOLD])
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=PREDICTIONS_PATH, dst_path=tmp, tracking_uri=tracking_uri
+            run_id=run_id, artifact_path=BASELINE_PREDICTIONS, dst_path=tmp, tracking_uri=tracking_uri
         )
         predictions = pd.read_csv(local)
-    return metrics, predictions
+    by_id = predictions.set_index(schema.ID)[PROBABILITY]
+    probability = by_id.reindex(test[schema.ID]).to_numpy(dtype=float)
+    if np.isnan(probability).any():
+        raise GateRefused(f"baseline run {run_id} did not score this run's test split")
+    labels = test[schema.LABEL].to_numpy(dtype=int)
+    return BaselineScores(binary_metrics(labels, probability, threshold), probability, threshold)

@@ -7,8 +7,11 @@ so importing this module (as the DAG file does at parse time) has no side effect
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from review_sentiment.layout import ArtifactLayout
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -23,9 +26,12 @@ CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 
 DEFAULT_SCHEDULE = "0 3 * * 1"  # Mondays 03:00 UTC
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+# Longer than any promotion (scoring the champion inside the lock takes seconds), shorter than
+# the register task's execution_timeout, so a stuck holder shows up as a clear error.
+DEFAULT_LOCK_TIMEOUT_S = 600.0
 DEFAULT_PROMOTION_FLOOR = 0.85
-# The shared sequence vocabulary; each grid point uses its most frequent ``max_tokens`` (the
-# seed's 3,000 by default).
+# The shared sequence vocabulary; each grid point uses its most frequent ``max_tokens``.
 DEFAULT_MAX_TOKENS = 20000
 DEFAULT_NGRAM_MAX_TOKENS = 40000
 DEFAULT_SEQUENCE_LENGTH = 120
@@ -43,20 +49,47 @@ class Settings:
     model_name: str  # SENTIMENT_MODEL_NAME
     mlflow_ui_url: str  # MLFLOW_UI_URL (links shown in the Airflow UI)
     schedule: str  # SENTIMENT_SCHEDULE
+    data_roots: tuple[Path, ...]  # SENTIMENT_DATA_ROOTS (os.pathsep-separated; default: REVIEWS_PATH's dir)
+    lock_uri: str  # SENTIMENT_LOCK_URI (a postgresql:// URI; empty: a lock file under the artifact root)
+    lock_timeout_s: float  # SENTIMENT_LOCK_TIMEOUT
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Build settings from ``env`` (default: ``os.environ``)."""
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: ``os.environ``).
+
+        Raises:
+            ValueError: a value that must be a number is not.
+        """
         env = dict(os.environ if env is None else env)
+        reviews_path = Path(env.get("REVIEWS_PATH", str(DEFAULT_REVIEWS_PATH)))
+        roots = tuple(Path(p) for p in env.get("SENTIMENT_DATA_ROOTS", "").split(os.pathsep) if p.strip())
+        try:
+            lock_timeout = float(env.get("SENTIMENT_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT_S)
+        except ValueError:
+            raise ValueError(
+                f"SENTIMENT_LOCK_TIMEOUT must be a number of seconds, got {env['SENTIMENT_LOCK_TIMEOUT']!r}"
+            ) from None
         return cls(
-            reviews_path=Path(env.get("REVIEWS_PATH", str(DEFAULT_REVIEWS_PATH))),
+            reviews_path=reviews_path,
             artifact_root=Path(env.get("SENTIMENT_ARTIFACT_ROOT", str(LOCAL_STATE_DIR / "artifacts"))),
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or default_tracking_uri(),
             experiment_name=env.get("SENTIMENT_EXPERIMENT", EXPERIMENT_NAME),
             model_name=env.get("SENTIMENT_MODEL_NAME", REGISTERED_MODEL_NAME),
-            mlflow_ui_url=env.get("MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
+            mlflow_ui_url=env.get("MLFLOW_UI_URL", DEFAULT_MLFLOW_UI_URL).rstrip("/"),
             schedule=env.get("SENTIMENT_SCHEDULE", DEFAULT_SCHEDULE),
+            data_roots=roots or (reviews_path.parent,),
+            lock_uri=env.get("SENTIMENT_LOCK_URI", ""),
+            lock_timeout_s=lock_timeout,
         )
+
+    @property
+    def layout(self) -> ArtifactLayout:
+        """The artifact root's folders and files."""
+        return ArtifactLayout(self.artifact_root)
+
+    def lock_target(self) -> str:
+        """Where promotions of the model are serialised: the lock URI, else a lock file."""
+        return self.lock_uri or str(self.layout.lock_file(self.model_name))
 
 
 def default_tracking_uri() -> str:

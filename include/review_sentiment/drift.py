@@ -5,49 +5,30 @@ A week whose share of "recommended" reviews moves more than a threshold (absolut
 export, a relabelling, a different product mix. Training still runs and is logged; the register
 step blocks the promotion and says why.
 
-API for the register step (no Airflow, no MLflow in here)::
-
-    from review_sentiment.drift import (
-        DEFAULT_DRIFT_THRESHOLD, LABEL_STATS_NAME, check_label_drift, load_label_stats,
-        load_reference_stats, save_reference_stats,
-    )
-
-    # ingest writes label_stats.json beside its snapshot:
-    #   <artifact_root>/<dag_id>/<run_id>/ingest/label_stats.json
-    current = load_label_stats(snapshot_dir / LABEL_STATS_NAME)
-    previous = load_reference_stats(artifact_root, model_name)        # None before the first promotion
-    drift = check_label_drift(current, previous, DEFAULT_DRIFT_THRESHOLD)
-    if drift.drifted:
-        ...  # do not move `champion`; tag the version gate.drift = drift.reason
-    ...
-    # only after `champion` moved to this run's version:
-    save_reference_stats(artifact_root, model_name, current, pipeline_run_id="dag/run")
-
-``DriftResult.to_tags()`` gives the figures as MLflow tag values (strings).
-The reference is ``<artifact_root>/state/<model_name>/label_stats.json``, replaced atomically.
+``ingest`` writes each run's label statistics (``IngestFiles.label_stats``); ``register`` compares
+them with the reference saved at the last promotion (under ``ArtifactLayout.state_dir``) and,
+only after ``champion`` moved, saves this run's as the new reference. ``DriftResult.to_tags()``
+gives the figures as MLflow tag values.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from review_sentiment import schema
-from review_sentiment.artifacts import read_json, safe_path, write_json
+from review_sentiment.artifacts import read_json, write_json
 from review_sentiment.errors import DataContractError
+from review_sentiment.layout import LABEL_STATS_NAME, ArtifactLayout
+from review_sentiment.names import TAG_DRIFT, TAG_PIPELINE_RUN
 
 if TYPE_CHECKING:
     import pandas as pd
 
-LABEL_STATS_NAME = "label_stats.json"
-STATE_DIR = "state"
 DEFAULT_DRIFT_THRESHOLD = 0.10
-# Model names become a folder name under state/: no separators, no "..".
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -71,7 +52,7 @@ class DriftResult:
             tags["drift.reference_positive_share"] = f"{self.previous_share:.6f}"
             tags["drift.delta"] = f"{self.delta:+.6f}"
         if self.drifted:
-            tags["gate.drift"] = self.reason
+            tags[TAG_DRIFT] = self.reason
         return tags
 
 
@@ -123,7 +104,7 @@ def check_label_drift(
     reference = _share(previous, "reference")
     delta = share - reference
     drifted = abs(delta) > threshold
-    run = previous.get("pipeline_run_id")
+    run = previous.get(TAG_PIPELINE_RUN)
     where = f"the last promoted run ({run})" if run else "the last promoted run"
     verdict = "above" if drifted else "within"
     return DriftResult(
@@ -146,27 +127,25 @@ def load_label_stats(path: str | Path) -> dict[str, Any]:
     return stats
 
 
-def reference_stats_path(artifact_root: str | Path, model_name: str) -> Path:
+def reference_stats_path(layout: ArtifactLayout, model_name: str) -> Path:
     """Where the last promoted run's label statistics live for ``model_name``.
 
     Raises:
         ValueError: the model name cannot be a single folder name.
     """
-    if not _MODEL_NAME.match(model_name) or ".." in model_name:
-        raise ValueError(f"model name {model_name!r} is not usable as a folder name")
-    return safe_path(Path(STATE_DIR) / model_name / LABEL_STATS_NAME, Path(artifact_root))
+    return layout.state_dir(model_name) / LABEL_STATS_NAME
 
 
-def load_reference_stats(artifact_root: str | Path, model_name: str) -> dict[str, Any] | None:
+def load_reference_stats(layout: ArtifactLayout, model_name: str) -> dict[str, Any] | None:
     """The label statistics saved at the last promotion, or None if nothing was promoted yet."""
-    path = reference_stats_path(artifact_root, model_name)
+    path = reference_stats_path(layout, model_name)
     if not path.is_file():
         return None
     return load_label_stats(path)
 
 
 def save_reference_stats(
-    artifact_root: str | Path, model_name: str, stats: dict[str, Any], *, pipeline_run_id: str
+    layout: ArtifactLayout, model_name: str, stats: dict[str, Any], *, pipeline_run_id: str | None
 ) -> Path:
     """Record ``stats`` as the reference for the next run; call only after a successful promotion.
 
@@ -176,8 +155,8 @@ def save_reference_stats(
         The path written.
     """
     _share(stats, "stats to save")
-    path = reference_stats_path(artifact_root, model_name)
-    payload = {**stats, "pipeline_run_id": pipeline_run_id, "saved_at": datetime.now(UTC).isoformat()}
+    path = reference_stats_path(layout, model_name)
+    payload = {**stats, TAG_PIPELINE_RUN: pipeline_run_id, "saved_at": datetime.now(UTC).isoformat()}
     return write_json(path, payload)
 
 

@@ -27,3 +27,7 @@ class UnsafePathError(PipelineError):
 
 class GateRefused(PipelineError):
     """The candidate model did not pass the promotion gate."""
+
+
+class GridError(PipelineError, ValueError):
+    """A grid or grid point that cannot be trained: unknown keys, values out of bounds."""

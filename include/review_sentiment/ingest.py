@@ -5,11 +5,10 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import os
 import re
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -18,8 +17,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from review_sentiment import schema
 from review_sentiment.artifacts import atomic_file, safe_path, write_json
-from review_sentiment.drift import LABEL_STATS_NAME, label_stats
+from review_sentiment.drift import label_stats
 from review_sentiment.errors import DataContractError, UnsafePathError
+from review_sentiment.layout import IngestFiles
 from review_sentiment.validate import (
     DEFAULT_MIN_ROWS,
     quarantine_rows,
@@ -32,11 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_NAME = "reviews.parquet"
-REPORT_NAME = "ingest.json"
-QUARANTINE_NAME = "quarantine.jsonl"
 DEFAULT_TABLE = "reviews"
-DATA_ROOTS_ENV = "SENTIMENT_DATA_ROOTS"
 TABLE_PREFIX = "postgres:"
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
 _OTHER_DELIMITERS = (";", "\t", "|")
@@ -44,16 +40,29 @@ _OTHER_DELIMITERS = (";", "\t", "|")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 
 
-def allowed_data_roots(env: dict[str, str] | None = None) -> list[Path]:
-    """Folders a run's ``source`` file may come from.
+def resolve_source(
+    source: str, data_roots: Sequence[Path], connection_uri: Callable[[str], str], conn_id: str
+) -> str:
+    """A user-given source (a DAG param) as what :func:`ingest` reads, checked first.
 
-    ``SENTIMENT_DATA_ROOTS`` (``os.pathsep``-separated), else the folder of ``REVIEWS_PATH``.
+    Args:
+        source: A file path, or ``postgres:<table>``.
+        data_roots: Folders files may come from.
+        connection_uri: Called with ``conn_id`` only for a table source: the database's URI (an
+            Airflow connection's, whose password never enters params, XCom or logs).
+        conn_id: The connection of a table source.
+
+    Returns:
+        A resolved file path, or a ``postgresql://...?table=<table>`` URL.
+
+    Raises:
+        UnsafePathError: see :func:`check_source`.
     """
-    from review_sentiment.config import Settings
-
-    env = dict(os.environ if env is None else env)
-    listed = [Path(p) for p in env.get(DATA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
-    return listed or [Settings.from_env(env).reviews_path.parent]
+    kind, name = check_source(source, data_roots)
+    if kind == "file":
+        return name
+    uri = connection_uri(conn_id).replace("postgres://", "postgresql://", 1)
+    return f"{uri}{'&' if '?' in uri else '?'}table={name}"
 
 
 def check_source(source: str, data_roots: Sequence[Path]) -> tuple[str, str]:
@@ -91,7 +100,7 @@ def check_source(source: str, data_roots: Sequence[Path]) -> tuple[str, str]:
             continue
     roots = ", ".join(str(Path(r).resolve()) for r in data_roots)
     raise UnsafePathError(
-        f"source path {source!r} is outside the allowed data roots ({DATA_ROOTS_ENV}): {roots}"
+        f"source path {source!r} is outside the allowed data roots (SENTIMENT_DATA_ROOTS): {roots}"
     )
 
 
@@ -271,14 +280,12 @@ def ingest(
             .reset_index(drop=True)
         )
         reviews, report = validate_reviews(reviews, source=f"{source_name} (sampled)", min_rows=min_rows)
-    output_dir = Path(output_dir)
-    _write_quarantine(output_dir / QUARANTINE_NAME, quarantined)
-    write_json(output_dir / LABEL_STATS_NAME, label_stats(reviews))
-    write_json(
-        output_dir / REPORT_NAME, {"source": source_name, "quarantined": len(quarantined), **asdict(report)}
-    )
+    files = IngestFiles(Path(output_dir))
+    _write_quarantine(files.quarantine, quarantined)
+    write_json(files.label_stats, label_stats(reviews))
+    write_json(files.report, {"source": source_name, "quarantined": len(quarantined), **asdict(report)})
     # The snapshot last: whoever sees it (the XCom) sees its side files complete.
-    snapshot = output_dir / SNAPSHOT_NAME
+    snapshot = files.snapshot
     with atomic_file(snapshot) as tmp:
         reviews.to_parquet(tmp, index=False)
     log.info(

@@ -58,3 +58,8 @@ def f1_optimal_threshold(
     best = int(np.argmax(f1[:-1]))  # the last point has no threshold
     # p <= 1 - cut is "not recommended"; as a ">= threshold is recommended" cut, step just above it.
     return float(np.nextafter(1.0 - cuts[best], 2.0))
+
+
+def rounded(scores: dict[str, float], digits: int = 4) -> str:
+    """``roc_auc=0.9561 accuracy=0.9051 ...``: a metric dict as a log line."""
+    return " ".join(f"{k}={v:.{digits}f}" for k, v in scores.items())

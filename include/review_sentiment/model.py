@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import numbers
-from dataclasses import asdict, dataclass, fields
+import re
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-# average_pooling is the seed's; the others read word sequences (cnn, bigru), a TF-IDF bag of
-# word 1-2-grams (tfidf linear, tfidf_mlp), or both as a two-branch ensemble (ensemble).
+from review_sentiment.errors import GridError
+
+# average_pooling is the classic text classifier's; the others read word sequences (cnn, bigru),
+# a TF-IDF bag of word 1-2-grams (tfidf linear, tfidf_mlp), or both as a two-branch ensemble.
 ARCHITECTURES = ("average_pooling", "cnn", "bigru", "tfidf", "tfidf_mlp", "ensemble")
 SEQUENCE_ARCHITECTURES = frozenset({"average_pooling", "cnn", "bigru", "ensemble"})
 NGRAM_ARCHITECTURES = frozenset({"tfidf", "tfidf_mlp", "ensemble"})
@@ -19,15 +23,61 @@ RECOMMENDED_OUTPUT = "recommended"
 RATING_OUTPUT = "rating"
 
 
+NAME_PATTERN = "^[A-Za-z0-9_.=-]+$"
+NAME_MAX_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The type and range of one numeric grid field: the one declaration that both the
+    dataclass check and the trigger form's JSON schema read."""
+
+    kind: type[int] | type[float]
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+
+    def problem(self, name: str, value: Any) -> str | None:
+        """Why ``value`` is not allowed for field ``name``, or None."""
+        numeric = numbers.Integral if self.kind is int else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, numeric):
+            return f"{name} must be {'an integer' if self.kind is int else 'a number'}, got {value!r}"
+        low_ok = self.minimum is None or (
+            value > self.minimum if self.exclusive_minimum else value >= self.minimum
+        )
+        high_ok = self.maximum is None or (
+            value < self.maximum if self.exclusive_maximum else value <= self.maximum
+        )
+        if low_ok and high_ok:
+            return None
+        low = "(-inf" if self.minimum is None else f"{'(' if self.exclusive_minimum else '['}{self.minimum:g}"
+        high = "inf)" if self.maximum is None else f"{self.maximum:g}{')' if self.exclusive_maximum else ']'}"
+        return f"{name} must be in {low}, {high}, got {value!r}"
+
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "integer" if self.kind is int else "number"}
+        if self.minimum is not None:
+            schema["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
+        if self.maximum is not None:
+            schema["exclusiveMaximum" if self.exclusive_maximum else "maximum"] = self.maximum
+        return schema
+
+
+def _bounded(default: float, bound: Bound) -> Any:
+    return field(default=default, metadata={"bound": bound})
+
+
 @dataclass(frozen=True)
 class GridPoint:
     """One model configuration: one mapped Airflow task, one MLflow run.
 
-    The defaults are the seed's: Embedding -> GlobalAveragePooling1D -> Dense(6, relu) ->
-    Dense(1, sigmoid) over a 3,000-token vocabulary, Adam, up to 50 epochs with early stopping
-    after 2 idle epochs.
+    The defaults are the classic text classifier's: Embedding -> GlobalAveragePooling1D ->
+    Dense(6, relu) -> Dense(1, sigmoid) over a 3,000-token vocabulary, Adam, up to 50 epochs
+    with early stopping after 2 idle epochs. Each numeric field's type and range is its
+    ``Bound``, checked here and published as the trigger form's JSON schema.
 
-    Attributes beyond the seed's:
+    Attributes:
         max_tokens: Sequence vocabulary size used (the most frequent tokens of the shared one).
         conv_filters: Filters per kernel size (cnn, ensemble) or GRU units (bigru).
         class_weight: Loss weight of not-recommended reviews (the rare class); 1 = unweighted.
@@ -37,75 +87,63 @@ class GridPoint:
     """
 
     name: str
-    embedding_dim: int = 64
-    batch_size: int = 64
-    max_epochs: int = 50
-    patience: int = 2
+    embedding_dim: int = _bounded(64, Bound(int, 1, 1024))
+    batch_size: int = _bounded(64, Bound(int, 1, 8192))
+    max_epochs: int = _bounded(50, Bound(int, 1, 500))
+    patience: int = _bounded(2, Bound(int, 0, 50))
     architecture: str = "average_pooling"
-    dense_units: int = 6
-    learning_rate: float = 1e-3
-    dropout: float = 0.0
-    seed: int = 42
-    max_tokens: int = 3000
-    conv_filters: int = 64
-    class_weight: float = 1.0
-    rating_weight: float = 0.0
+    dense_units: int = _bounded(6, Bound(int, 1, 1024))
+    learning_rate: float = _bounded(1e-3, Bound(float, 0, 1, exclusive_minimum=True))
+    dropout: float = _bounded(0.0, Bound(float, 0, 1, exclusive_maximum=True))
+    seed: int = _bounded(42, Bound(int))
+    max_tokens: int = _bounded(3000, Bound(int, 3, 1_000_000))  # padding, out-of-vocabulary, a word
+    conv_filters: int = _bounded(64, Bound(int, 1, 1024))
+    class_weight: float = _bounded(1.0, Bound(float, 0, 100, exclusive_minimum=True))
+    rating_weight: float = _bounded(0.0, Bound(float, 0, 100))
 
     def __post_init__(self) -> None:
         problems = []
-        if not isinstance(self.name, str) or not self.name:
-            problems.append(f"name must be a non-empty string, got {self.name!r}")
+        # Grids arrive as JSON (CLI, DAG params): a "64" or 64.5 must be a ValueError naming the
+        # field, not a TypeError from a comparison or a crash deep inside Keras.
+        if not isinstance(self.name, str) or not re.match(NAME_PATTERN, self.name):
+            problems.append(f"name must be a non-empty string of {NAME_PATTERN}, got {self.name!r}")
+        elif len(self.name) > NAME_MAX_LENGTH:
+            problems.append(f"name must be at most {NAME_MAX_LENGTH} characters, got {len(self.name)}")
         if self.architecture not in ARCHITECTURES:
             problems.append(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
-        # Grids arrive as JSON (CLI, DAG params): a "64" or 64.5 must be a ValueError naming the
-        # field, not a TypeError from a comparison below or a crash deep inside Keras.
-        mistyped = set()
-        for name in (
-            "embedding_dim", "batch_size", "max_epochs", "patience", "dense_units", "seed", "max_tokens",
-            "conv_filters",
-        ):  # fmt: skip
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                mistyped.add(name)
-                problems.append(f"{name} must be an integer, got {value!r}")
-        for name in ("learning_rate", "dropout", "class_weight", "rating_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                mistyped.add(name)
-                problems.append(f"{name} must be a number, got {value!r}")
-        for name in ("embedding_dim", "batch_size", "max_epochs", "dense_units", "conv_filters"):
-            if name not in mistyped and getattr(self, name) < 1:
-                problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        if "patience" not in mistyped and self.patience < 0:
-            problems.append(f"patience must be >= 0, got {self.patience}")
-        if "dropout" not in mistyped and not 0.0 <= self.dropout < 1.0:
-            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
-        if "learning_rate" not in mistyped and not self.learning_rate > 0:
-            problems.append(f"learning_rate must be positive, got {self.learning_rate}")
-        if "max_tokens" not in mistyped and self.max_tokens < 3:
-            problems.append(
-                f"max_tokens must be >= 3 (padding, out-of-vocabulary, a word), got {self.max_tokens}"
-            )
-        if "class_weight" not in mistyped and not self.class_weight > 0:
-            problems.append(f"class_weight must be positive, got {self.class_weight}")
-        if "rating_weight" not in mistyped and not self.rating_weight >= 0:
-            problems.append(f"rating_weight must be >= 0, got {self.rating_weight}")
+        for f in fields(self):
+            bound = f.metadata.get("bound")
+            problem = bound.problem(f.name, getattr(self, f.name)) if bound else None
+            if problem:
+                problems.append(problem)
         if problems:
-            raise ValueError(f"grid point {self.name!r}: " + "; ".join(problems))
+            raise GridError(f"grid point {self.name!r}: " + "; ".join(problems))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GridPoint:
-        """Build from a plain dict (a DAG param, a JSON file), refusing unknown keys."""
+        """Build from a plain dict (a DAG param, a JSON file), refusing unknown keys.
+
+        Raises:
+            GridError: unknown keys or values out of their bounds.
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown grid keys {unknown}; known: {sorted(known)}")
+            raise GridError(f"unknown grid keys {unknown}; known: {sorted(known)}")
         if "name" not in data:
             data = {**data, "name": f"dim{data.get('embedding_dim', 64)}-batch{data.get('batch_size', 64)}"}
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_json(self) -> str:
+        """The grid point as logged with its MLflow run: read back by :meth:`from_json`."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> GridPoint:
+        return cls.from_dict(json.loads(text))
 
     @property
     def label(self) -> str:
@@ -124,31 +162,18 @@ class GridPoint:
 
 
 def grid_point_json_schema() -> dict[str, Any]:
-    """JSON schema of one grid point, for the DAG's trigger-form validation."""
-    integer = {"type": "integer", "minimum": 1}
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_.=-]+$"},
-            "embedding_dim": {**integer, "maximum": 1024},
-            "batch_size": {**integer, "maximum": 8192},
-            "max_epochs": {**integer, "maximum": 500},
-            "patience": {"type": "integer", "minimum": 0, "maximum": 50},
-            "architecture": {"type": "string", "enum": list(ARCHITECTURES)},
-            "dense_units": {**integer, "maximum": 1024},
-            "learning_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-            "dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-            "seed": {"type": "integer"},
-            "max_tokens": {"type": "integer", "minimum": 3, "maximum": 1_000_000},
-            "conv_filters": {**integer, "maximum": 1024},
-            "class_weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-            "rating_weight": {"type": "number", "minimum": 0, "maximum": 100},
-        },
+    """JSON schema of one grid point, for the DAG's trigger-form validation (from the bounds)."""
+    properties: dict[str, Any] = {
+        "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LENGTH, "pattern": NAME_PATTERN},
+        "architecture": {"type": "string", "enum": list(ARCHITECTURES)},
     }
+    for f in fields(GridPoint):
+        if "bound" in f.metadata:
+            properties[f.name] = f.metadata["bound"].json_schema()
+    return {"type": "object", "additionalProperties": False, "properties": properties}
 
 
-# The seed notebook's grid: embedding dim paired with batch size.
+# The classic classifier's grid: embedding dim paired with batch size.
 SEED_GRID: tuple[dict[str, Any], ...] = tuple(
     {"name": f"seed-dim{d}", "embedding_dim": d, "batch_size": d} for d in (32, 64, 128)
 )
@@ -176,18 +201,18 @@ def resolve_grid(grid: str | list[dict[str, Any]]) -> list[GridPoint]:
     """A named grid or an explicit list of configs, validated.
 
     Raises:
-        ValueError: unknown grid name, unknown keys, bad values, or duplicate names.
+        GridError: unknown grid name, unknown keys, bad values, or duplicate names.
     """
     if isinstance(grid, str):
         if grid not in GRIDS:
-            raise ValueError(f"unknown grid {grid!r}; named grids: {sorted(GRIDS)}")
+            raise GridError(f"unknown grid {grid!r}; named grids: {sorted(GRIDS)}")
         grid = list(GRIDS[grid])
     points = [GridPoint.from_dict(dict(p)) for p in grid]
     if not points:
-        raise ValueError("the grid is empty")
+        raise GridError("the grid is empty")
     names = [p.name for p in points]
     if len(set(names)) != len(names):
-        raise ValueError(f"grid point names must be unique, got {names}")
+        raise GridError(f"grid point names must be unique, got {names}")
     return points
 
 

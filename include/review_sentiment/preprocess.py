@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from review_sentiment import schema
 from review_sentiment.artifacts import atomic_file, write_json
 from review_sentiment.config import NLTK_DATA_DIR
+from review_sentiment.layout import PreprocessFiles
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OUTPUT_NAME = "reviews_clean.parquet"
-SETTINGS_NAME = "preprocess.json"
 CLEAN = "clean_text"
 # Bump whenever TextCleaner can give a different output for the same input and settings: it is
 # part of the cache fingerprint, so old cache entries stop matching.
@@ -403,6 +402,7 @@ def preprocess(
 
     settings = settings or PreprocessSettings()
     frame = pd.read_parquet(input_path)
+    cached = "no cache"
     if cache_dir is None:
         frame[CLEAN] = clean_frame(frame, settings)
     else:
@@ -410,13 +410,14 @@ def preprocess(
         cleaned = cache.clean(cleaner_input_array(frame, settings))
         frame[CLEAN] = pd.Series(cleaned, index=frame.index, name=CLEAN, dtype=object)
         cache.save()
-        log.info("preprocess cache %s: %d hits, %d cleaned", cache.folder, cache.hits, cache.misses)
-    output_dir = Path(output_dir)
-    out = output_dir / OUTPUT_NAME
+        cached = f"{cache.hits} from the cache, {cache.misses} cleaned"
+    files = PreprocessFiles(Path(output_dir))
+    write_json(files.settings, settings_payload(settings))
+    # The cleaned file last: whoever sees it (the XCom) sees its settings complete.
+    out = files.cleaned
     with atomic_file(out) as tmp:
         frame.to_parquet(tmp, index=False)
-    write_json(output_dir / SETTINGS_NAME, settings_payload(settings))
-    log.info("preprocessed %d reviews with %s", len(frame), settings)
+    log.info("preprocessed %d reviews (%s) with %s", len(frame), cached, settings)
     return out
 
 

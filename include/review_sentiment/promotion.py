@@ -1,10 +1,10 @@
 """Serialise promotions: MLflow aliases are last-writer-wins, so the read-compare-set of the
 champion alias must run under one lock per registered model.
 
-Backends: a PostgreSQL advisory lock when ``SENTIMENT_LOCK_URI`` is a PostgreSQL URI (works
-across hosts, e.g. Celery workers), else an ``fcntl`` lock file under the artifact root (one
-host: ``make run``, LocalExecutor). Both are released by the operating system or the server when
-their holder dies: a killed process closes its file and its database session.
+Backends: a PostgreSQL advisory lock when the lock URI (``Settings.lock_uri``) is a PostgreSQL
+URI (works across hosts, e.g. Celery workers), else an ``fcntl`` lock file (one host: ``make
+run``, LocalExecutor). Both are released by the operating system or the server when their holder
+dies: a killed process closes its file and its database session.
 """
 
 from __future__ import annotations
@@ -12,23 +12,17 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from review_sentiment.config import Settings
+from review_sentiment.config import DEFAULT_LOCK_TIMEOUT_S
 from review_sentiment.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
-LOCK_URI_ENV = "SENTIMENT_LOCK_URI"
-LOCK_TIMEOUT_ENV = "SENTIMENT_LOCK_TIMEOUT"
-# Longer than any promotion (scoring the champion inside the lock takes seconds), shorter than
-# the register task's execution_timeout, so a stuck holder shows up as a clear error.
-DEFAULT_LOCK_TIMEOUT_S = 600.0
 _POSTGRES_SCHEMES = ("postgresql://", "postgresql+psycopg2://", "postgres://")
 _FILE_POLL_S = 0.1
 
@@ -47,37 +41,27 @@ def lock_key(model_name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _timeout(timeout: float | None) -> float:
-    if timeout is not None:
-        return float(timeout)
-    return float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT_S)
-
-
 @contextmanager
 def promotion_lock(
-    model_name: str, *, lock_uri: str | None = None, timeout: float | None = None
+    model_name: str, *, lock_uri: str | Path, timeout: float = DEFAULT_LOCK_TIMEOUT_S
 ) -> Iterator[None]:
     """Hold the promotion lock of ``model_name`` for the ``with`` body.
 
     Args:
         model_name: Registered model whose aliases are about to change.
-        lock_uri: Where the lock lives; default ``SENTIMENT_LOCK_URI``: a ``postgresql://`` (or
-            ``postgresql+psycopg2://``) URI takes a PostgreSQL advisory lock, a file path locks
-            that file; unset, a lock file under the artifact root.
-        timeout: Longest wait for the lock in seconds; default ``SENTIMENT_LOCK_TIMEOUT``, else
-            600.
+        lock_uri: Where the lock lives: a ``postgresql://`` (or ``postgresql+psycopg2://``) URI
+            takes a PostgreSQL advisory lock; anything else is a lock file's path.
+        timeout: Longest wait for the lock in seconds.
 
     Raises:
         PromotionLockTimeout: the lock stayed taken for ``timeout`` seconds.
     """
-    lock_uri = lock_uri if lock_uri is not None else os.environ.get(LOCK_URI_ENV, "")
-    wait = _timeout(timeout)
-    if lock_uri.startswith(_POSTGRES_SCHEMES):
-        with _advisory_lock(model_name, lock_uri, wait):
+    where = str(lock_uri)
+    if where.startswith(_POSTGRES_SCHEMES):
+        with _advisory_lock(model_name, where, float(timeout)):
             yield
         return
-    path = Path(lock_uri) if lock_uri else Settings.from_env().artifact_root / "locks" / f"{model_name}.lock"
-    with _file_lock(model_name, path, wait):
+    with _file_lock(model_name, Path(where), float(timeout)):
         yield
 
 

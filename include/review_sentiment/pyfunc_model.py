@@ -11,43 +11,36 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow.pyfunc
+import pandas as pd
 
 from review_sentiment import schema
-
-ARTIFACT_KERAS = "keras_model"
-ARTIFACT_PREPROCESS = "preprocess"
-ARTIFACT_DECISION = "decision"
-# Versions logged before the vectorisers moved into the Keras model carry the vocabulary as JSON.
-ARTIFACT_VOCABULARY = "vocabulary"
-PROBABILITY = "probability"
-LABEL = "label"
+from review_sentiment.names import ARTIFACT_DECISION, ARTIFACT_KERAS, ARTIFACT_PREPROCESS, LABEL, PROBABILITY
 
 
 class SentimentModel(mlflow.pyfunc.PythonModel):
     """P(recommended) and the thresholded label, one row per input row."""
 
     def load_context(self, context: Any) -> None:
+        from review_sentiment.console import import_keras
+
+        import_keras()
         import keras
 
         from review_sentiment.artifacts import read_json
         from review_sentiment.preprocess import cleaner_from_payload
-        from review_sentiment.tokenize import make_vectorizer
 
         # safe_mode stays on: loading a model must never run arbitrary code.
         self._model = keras.saving.load_model(
             context.artifacts[ARTIFACT_KERAS], compile=False, safe_mode=True
         )
-        self._vectorizer = None
-        if ARTIFACT_VOCABULARY in context.artifacts:
-            vocabulary = read_json(context.artifacts[ARTIFACT_VOCABULARY])
-            self._vectorizer = make_vectorizer(vocabulary["tokens"], vocabulary["sequence_length"])
-        decision = context.artifacts.get(ARTIFACT_DECISION)
-        self.threshold = float(read_json(decision)["threshold"]) if decision else 0.5
+        self.threshold = float(read_json(context.artifacts[ARTIFACT_DECISION])["threshold"])
         self._cleaner = cleaner_from_payload(read_json(context.artifacts[ARTIFACT_PREPROCESS]))
 
-    def predict(self, context, model_input, params=None):
+    # The DataFrame hint tells MLflow that the logged signature, not the hint, describes the input.
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         import numpy as np
-        import pandas as pd
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if schema.MODEL_TEXT_COLUMN not in frame.columns:
@@ -61,9 +54,8 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
         clean = np.asarray(self._cleaner.clean_many(texts, titles), dtype=object)
         probability = np.zeros(0, dtype=np.float64)
         if len(clean):
-            features = self._vectorizer(clean) if self._vectorizer is not None else clean
             probability = np.asarray(
-                self._model.predict(features, batch_size=1024, verbose=0), dtype=np.float64
+                self._model.predict(clean, batch_size=1024, verbose=0), dtype=np.float64
             ).reshape(-1)
         return pd.DataFrame(
             {PROBABILITY: probability, LABEL: (probability >= self.threshold).astype(np.int64)},

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from review_sentiment import schema
 from review_sentiment.artifacts import atomic_file, write_json
 from review_sentiment.metrics import MINORITY_LABEL, binary_metrics
+from review_sentiment.names import PARAM_GRID_POINT
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,19 +28,31 @@ SLICE_COLUMNS = {"department": "department_name", "length": "length_bucket", "ra
 PLOTS = ("roc.png", "precision_recall.png", "confusion_matrix.png", "calibration.png")
 
 
+# A slice with fewer reviews than this of either class has no meaningful ROC AUC to rank by.
+MIN_CLASS_PER_SLICE = 20
+# Grid-point parameters worth a line in the model card; the sequence ones only for models that
+# read word sequences.
+_CARD_PARAMS = (
+    "architecture", "embedding_dim", "conv_filters", "dense_units", "dropout", "max_tokens",
+    "class_weight", "rating_weight", "learning_rate", "batch_size",
+)  # fmt: skip
+_SEQUENCE_PARAMS = frozenset({"embedding_dim", "conv_filters", "max_tokens"})
+
+
 @dataclass(frozen=True)
 class Scored:
-    """One model's probabilities of "recommended" on the test split."""
+    """One model's probabilities of "recommended" on the test split, and its own threshold."""
 
     name: str
     probability: np.ndarray
+    threshold: float
 
 
 def slice_metrics(frame: pd.DataFrame, probability: np.ndarray, threshold: float) -> pd.DataFrame:
     """Metrics per department, review-length bucket and rating, one row per slice value.
 
     ROC AUC is NaN in a slice with one class (most 5-star reviews recommend): that is a fact
-    about the slice, not a failure, so ``n`` and the class balance are reported beside it.
+    about the slice, not a failure, so ``n`` and the class counts are reported beside it.
     """
     import numpy as np
     import pandas as pd
@@ -63,19 +76,21 @@ def slice_metrics(frame: pd.DataFrame, probability: np.ndarray, threshold: float
             if part["y"].nunique() < 2:  # AUC undefined; accuracy and F1 still say something
                 predicted = (part["p"] >= threshold).astype(int)
                 scores["accuracy"] = float((predicted == part["y"]).mean())
+            minority = int((part["y"] == MINORITY_LABEL).sum())
             rows.append(
                 {
                     "slice": slice_name,
                     "value": str(value),
                     "n": len(part),
-                    "not_recommended_share": float((part["y"] == MINORITY_LABEL).mean()),
+                    "not_recommended": minority,
+                    "not_recommended_share": minority / len(part),
                     **scores,
                 }
             )
     return pd.DataFrame(rows)
 
 
-def _plots(out_dir: Path, y: np.ndarray, models: list[Scored], threshold: float) -> None:
+def _plots(out_dir: Path, y: np.ndarray, models: list[Scored]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # headless workers
@@ -110,13 +125,13 @@ def _plots(out_dir: Path, y: np.ndarray, models: list[Scored], threshold: float)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ConfusionMatrixDisplay.from_predictions(
         y,
-        (candidate.probability >= threshold).astype(int),
+        (candidate.probability >= candidate.threshold).astype(int),
         labels=[0, 1],
         display_labels=["not recommended", "recommended"],
         ax=ax,
         colorbar=False,
     )
-    ax.set_title(f"{candidate.name} at threshold {threshold:.3f}")
+    ax.set_title(f"{candidate.name} at threshold {candidate.threshold:.3f}")
     save(fig, "confusion_matrix.png")
 
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -133,6 +148,14 @@ def _fmt(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
+def rankable(slices: pd.DataFrame) -> pd.Series:
+    """Slices with at least ``MIN_CLASS_PER_SLICE`` reviews of each class: their ROC AUC means
+    something. The others are listed apart, never called weakest."""
+    return (slices["not_recommended"] >= MIN_CLASS_PER_SLICE) & (
+        slices["n"] - slices["not_recommended"] >= MIN_CLASS_PER_SLICE
+    )
+
+
 def model_card(
     *,
     model_name: str,
@@ -146,17 +169,26 @@ def model_card(
     decision: str,
 ) -> str:
     """A short markdown model card: data, splits, metrics, threshold, slices, known limits."""
-    names = list(metrics)
     keys = ("roc_auc", "accuracy", "f1_not_recommended")
     table = [
         "| model | " + " | ".join(keys) + " |",
         "|---|" + "---|" * len(keys),
-        *(f"| {n} | " + " | ".join(_fmt(metrics[n].get(k, math.nan)) for k in keys) + " |" for n in names),
+        *(
+            f"| {n} | " + " | ".join(_fmt(m.get(k, math.nan)) for k in keys) + " |"
+            for n, m in metrics.items()
+        ),
     ]
-    worst = slices[slices["n"] >= 30].sort_values("roc_auc").head(3)
+    ranked = rankable(slices)
+    worst = slices[ranked].sort_values("roc_auc").head(3)
     worst_lines = [
-        f"- {r.slice} = {r.value}: ROC AUC {_fmt(r.roc_auc)} on {r.n} reviews" for r in worst.itertuples()
+        f"- {r.slice} = {r.value}: ROC AUC {_fmt(r.roc_auc)} on {r.n} reviews ({r.not_recommended} not "
+        "recommended)"
+        for r in worst.itertuples()
     ]
+    small = slices[~ranked]
+    small_line = ", ".join(
+        f"{r.slice} = {r.value} ({r.n}, {r.not_recommended} not rec.)" for r in small.itertuples()
+    )
     splits = ", ".join(f"{k} {v}" for k, v in data.get("split_rows", {}).items())
     return "\n".join(
         [
@@ -173,19 +205,20 @@ def model_card(
             f"- preprocessing: {data.get('preprocess', {})}",
             "",
             "## Model",
-            f"- MLflow run `{run_id}`; grid point: "
-            + ", ".join(f"{k}={v}" for k, v in params.items() if k != "seed"),
+            f"- MLflow run `{run_id}`; grid point: " + ", ".join(f"{k}={v}" for k, v in params.items()),
             f"- decision threshold **{threshold:.4f}** on P(recommended), chosen on the validation split",
             "  as the F1-optimal cut for the not-recommended class; `predict` returns `probability` and",
             "  `label` (1 = recommended)",
             "",
-            "## Test-split metrics",
+            "## Test-split metrics (each model at its own threshold)",
             *table,
             "",
             f"Gate: {decision}",
             "",
-            "## Weakest slices (at least 30 reviews)",
-            *(worst_lines or ["- none with enough reviews"]),
+            f"## Weakest slices (at least {MIN_CLASS_PER_SLICE} reviews of each class)",
+            *(worst_lines or ["- none with enough reviews of both classes"]),
+            "",
+            f"Too small to rank (fewer than {MIN_CLASS_PER_SLICE} of a class): {small_line or 'none'}.",
             "",
             "## Known limits",
             "- English reviews of women's clothing from one retailer; other domains are untested.",
@@ -199,11 +232,41 @@ def model_card(
     )
 
 
+def card_facts(model_name: str, version: str, run: Any, data: Any, decision: str) -> dict[str, Any]:
+    """What the model card says besides the metrics: the run's grid point (read back from its
+    ``grid_point`` param), the data it was trained on and the gate's reason.
+
+    Args:
+        model_name: Registered model name.
+        version: The version the card describes.
+        run: The candidate's MLflow run.
+        data: The ``tokenize.Tokenized`` output the run trained on.
+        decision: The gate's reason.
+    """
+    from review_sentiment.artifacts import read_json
+    from review_sentiment.model import GridPoint
+
+    point = GridPoint.from_json(run.data.params[PARAM_GRID_POINT])
+    shown = [k for k in _CARD_PARAMS if point.uses_tokens or k not in _SEQUENCE_PARAMS]
+    manifest = data.manifest
+    return {
+        "model_name": model_name,
+        "version": version,
+        "run_id": run.info.run_id,
+        "params": {k: getattr(point, k) for k in shown},
+        "data": {
+            "rows_in": manifest.get("rows_in"),
+            "split_rows": {k: sum(v.values()) for k, v in manifest.get("label_counts", {}).items()},
+            "preprocess": {k: v for k, v in read_json(data.settings_path).items() if k != "stopwords"},
+        },
+        "decision": decision,
+    }
+
+
 def write_report(
     out_dir: str | Path,
     test: pd.DataFrame,
     candidate: Scored,
-    threshold: float,
     *,
     others: list[Scored] | None = None,
     card: Mapping[str, Any],
@@ -213,17 +276,14 @@ def write_report(
     Args:
         out_dir: Folder for the report files.
         test: The test split (raw text, label, rating, department).
-        candidate: The candidate's test probabilities.
-        threshold: The candidate's decision threshold.
-        others: Models drawn beside it (the baseline, the current champion).
-        card: Keyword arguments of :func:`model_card` besides ``threshold``, ``metrics`` and
-            ``slices``.
+        candidate: The candidate's test probabilities and threshold.
+        others: Models drawn beside it (the baseline, the current champion), each scored at its
+            own threshold, as the version's tags score them.
+        card: :func:`card_facts`.
 
     Returns:
         The metrics of every model at its own threshold and the model card text.
     """
-    import numpy as np
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     y = test[schema.LABEL].to_numpy(dtype=int)
@@ -231,15 +291,14 @@ def write_report(
     for model in models:
         if len(model.probability) != len(y):
             raise ValueError(f"{model.name}: {len(model.probability)} probabilities for {len(y)} reviews")
-    _plots(out_dir, y, models, threshold)
-    slices = slice_metrics(test, candidate.probability, threshold)
+    _plots(out_dir, y, models)
+    slices = slice_metrics(test, candidate.probability, candidate.threshold)
     with atomic_file(out_dir / "slices.csv") as tmp:
         slices.to_csv(tmp, index=False)
-    metrics = {candidate.name: binary_metrics(y, candidate.probability, threshold)}
-    for model in others or []:
-        metrics[model.name] = binary_metrics(y, np.asarray(model.probability), 0.5)
-    text = model_card(threshold=threshold, metrics=metrics, slices=slices, **card)
+    metrics = {model.name: binary_metrics(y, model.probability, model.threshold) for model in models}
+    text = model_card(threshold=candidate.threshold, metrics=metrics, slices=slices, **card)
     with atomic_file(out_dir / "model_card.md") as tmp:
         tmp.write_text(text + "\n")
-    write_json(out_dir / "metrics.json", {"threshold": threshold, "metrics": metrics})
+    thresholds = {model.name: model.threshold for model in models}
+    write_json(out_dir / "metrics.json", {"thresholds": thresholds, "metrics": metrics})
     return {"metrics": metrics, "model_card": text}

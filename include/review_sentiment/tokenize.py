@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +15,16 @@ from review_sentiment.config import (
     DEFAULT_SEQUENCE_LENGTH,
     SPLIT_SEED,
 )
+from review_sentiment.console import import_keras
 from review_sentiment.errors import DataContractError
-from review_sentiment.preprocess import CLEAN, SETTINGS_NAME
+from review_sentiment.layout import (
+    MANIFEST_NAME,
+    NGRAMS_NAME,
+    SETTINGS_NAME,
+    VOCABULARY_NAME,
+    PreprocessFiles,
+)
+from review_sentiment.preprocess import CLEAN
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,9 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
-VOCABULARY_NAME = "vocabulary.json"
-NGRAMS_NAME = "ngrams.json"
 NGRAM_SIZE = 2  # word unigrams and bigrams: "not good", "too small"
 OOV_TOKEN = "[UNK]"  # Keras' out-of-vocabulary token
 SPLITS = ("train", "validation", "test")
@@ -204,7 +208,7 @@ def tokenize(
     import pandas as pd
     import scipy.sparse as sp
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_keras()
     input_path = Path(input_path)
     output_dir = Path(output_dir)
     frame = pd.read_parquet(input_path, columns=list(SPLIT_COLUMNS))  # only what the splits keep
@@ -215,7 +219,7 @@ def tokenize(
     ngrams, ngram_vectorizer = fit_ngrams(train_texts, ngram_max_tokens)
     write_json(output_dir / NGRAMS_NAME, ngrams)
     # Copied beside the vocabulary so this folder alone describes the model's input.
-    write_json(output_dir / SETTINGS_NAME, read_json(input_path.parent / SETTINGS_NAME))
+    write_json(output_dir / SETTINGS_NAME, read_json(PreprocessFiles.of(input_path).settings))
     write_json(
         output_dir / VOCABULARY_NAME,
         {"tokens": vocabulary, "max_tokens": max_tokens, "sequence_length": sequence_length},

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from review_sentiment import schema
+from review_sentiment import names, schema
 from review_sentiment.artifacts import read_json, write_json
 from review_sentiment.config import PACKAGE_DIR
-from review_sentiment.metrics import MINORITY_LABEL, binary_metrics, f1_optimal_threshold
+from review_sentiment.console import import_keras
+from review_sentiment.metrics import MINORITY_LABEL, binary_metrics, f1_optimal_threshold, rounded
 from review_sentiment.model import (
     NGRAMS_INPUT,
     RATING_OUTPUT,
@@ -23,15 +23,11 @@ from review_sentiment.model import (
     GridPoint,
     build_model,
 )
-from review_sentiment.pyfunc_model import ARTIFACT_DECISION, ARTIFACT_KERAS, ARTIFACT_PREPROCESS
 from review_sentiment.tokenize import Tokenized, make_ngram_vectorizer, make_vectorizer
-from review_sentiment.tracking import client
+from review_sentiment.tracking import client, close_stale_runs
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME_IN_RUN = "model"
-VALIDATION_METRIC = "val_roc_auc"
-TAG_MODEL_ID = "model_id"
 _RUNTIME_PACKAGES = ("mlflow", "tensorflow-cpu", "keras", "nltk", "pandas", "numpy", "scikit-learn")
 
 
@@ -59,7 +55,7 @@ def model_signature() -> Any:
                 ColSpec("string", schema.MODEL_TITLE_COLUMN, required=False),
             ]
         ),
-        outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label")]),
+        outputs=Schema([ColSpec("double", names.PROBABILITY), ColSpec("long", names.LABEL)]),
     )
 
 
@@ -86,31 +82,6 @@ class _EpochLogger:
                     mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch)
 
         return EpochLogger()
-
-
-def close_stale_runs(experiment_id: str, tags: dict[str, str], tracking_uri: str | None = None) -> int:
-    """Mark earlier RUNNING runs of the same task instance FAILED (a killed try leaves one).
-
-    Returns:
-        How many runs were closed.
-    """
-    if not tags:
-        return 0
-    mlflow_client = client(tracking_uri)
-    query = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in sorted(tags.items()))
-    stale = mlflow_client.search_runs([experiment_id], f"{query} and attributes.status = 'RUNNING'")
-    for run in stale:
-        mlflow_client.set_terminated(run.info.run_id, status="FAILED")
-    return len(stale)
-
-
-def _quote(value: str) -> str:
-    return str(value).replace("\\", "\\\\").replace("'", "\\'")
-
-
-def model_uri(run_id: str, tracking_uri: str | None = None) -> str:
-    """The ``models:/<model_id>`` URI of the model logged by ``run_id``."""
-    return f"models:/{client(tracking_uri).get_run(run_id).data.tags[TAG_MODEL_ID]}"
 
 
 def _inputs(data: Tokenized, split: str, point: GridPoint) -> dict[str, Any]:
@@ -177,6 +148,7 @@ def train(
     experiment_id: str,
     tracking_uri: str | None = None,
     tags: dict[str, str] | None = None,
+    run_name_prefix: str = "",
 ) -> str:
     """Fit one grid point with early stopping on validation; log everything; return the run id.
 
@@ -189,11 +161,12 @@ def train(
         experiment_id: MLflow experiment, created upstream (see ``ensure_experiment``).
         tracking_uri: MLflow tracking/registry URI (default: the embedded store).
         tags: Extra run tags, e.g. the Airflow dag/run/task ids that made this run.
+        run_name_prefix: Put before the grid point's name in the run name, e.g. the week.
 
     Returns:
         The MLflow run id.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_keras()
     import keras
     import mlflow
     import numpy as np
@@ -215,10 +188,14 @@ def train(
     weights = np.where(labels_train == MINORITY_LABEL, point.class_weight, 1.0)
 
     keras.utils.set_random_seed(point.seed)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=point.name, tags=tags) as run:
+    run_tags = {**tags, names.TAG_ROLE: names.ROLE_CANDIDATE}
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"{run_name_prefix}{point.name}", tags=run_tags
+    ) as run:
         mlflow.log_params(
             {
                 **point.to_dict(),
+                names.PARAM_GRID_POINT: point.to_json(),
                 "vocabulary_size": min(len(vocabulary), point.max_tokens),
                 "sequence_length": sequence_length,
                 "train_rows": len(weights),
@@ -255,7 +232,7 @@ def train(
         mlflow.log_metrics(
             {
                 **{f"val_{k}": v for k, v in scores.items()},
-                "decision_threshold": threshold,
+                names.METRIC_THRESHOLD: threshold,
                 "epochs_trained": epochs,
                 "best_epoch": max(epochs - point.patience, 1) if stopper.stopped_epoch else epochs,
                 "fit_seconds": fit_seconds,
@@ -275,19 +252,26 @@ def train(
                 },
             )
             info = mlflow.pyfunc.log_model(
-                name=MODEL_NAME_IN_RUN,
+                name=names.MODEL_ARTIFACT,
                 python_model=str(PACKAGE_DIR / "pyfunc_entry.py"),
                 code_paths=[str(PACKAGE_DIR)],
                 artifacts={
-                    ARTIFACT_KERAS: str(keras_path),
-                    ARTIFACT_PREPROCESS: str(data.settings_path),
-                    ARTIFACT_DECISION: str(decision_path),
+                    names.ARTIFACT_KERAS: str(keras_path),
+                    names.ARTIFACT_PREPROCESS: str(data.settings_path),
+                    names.ARTIFACT_DECISION: str(decision_path),
                 },
                 signature=model_signature(),
                 input_example=input_example(),
                 pip_requirements=_pip_requirements(),
             )
         # MLflow 3 keeps models as LoggedModels outside the run's artifacts: remember the id.
-        mlflow.set_tag(TAG_MODEL_ID, info.model_id)
-        log.info("grid point %s: %s in %.1fs, %d epochs", point.name, scores, fit_seconds, epochs)
+        mlflow.set_tag(names.TAG_MODEL_ID, info.model_id)
+        log.info(
+            "grid point %s: validation %s; threshold %.4f; %d epochs in %.1f s",
+            point.name,
+            rounded(scores),
+            threshold,
+            epochs,
+            fit_seconds,
+        )
         return run.info.run_id

@@ -1,0 +1,82 @@
+"""What every task of the sentiment DAGs needs around its one stage call, in one place.
+
+    with stage() as s:
+        return str(run_tokenize(s.path(cleaned), s.folder))
+
+``stage()`` reads the settings once, gives the task its run-scoped output folder, the MLflow tags
+that tie a run to this task instance, the DAG params, and turns a ``PipelineError`` (bad input, a
+bad grid, a refusal: retrying cannot help) into an immediate failure with the reason. Anything
+else propagates and is retried.
+
+Not a DAG file (see .airflowignore); imports only what the DAG file may import at parse time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowFailException
+
+from review_sentiment import names
+from review_sentiment.config import Settings
+from review_sentiment.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One running task instance, as its stage call sees it."""
+
+    settings: Settings
+    params: Mapping[str, Any]
+    context: Any  # Airflow's task context, for the rare task that needs more
+    folder: Path  # <artifact root>/<dag_id>/<run_id>/<task_id>[-<map_index>]/
+    tags: dict[str, str]  # MLflow run tags: the Airflow dag, run, task, map index and week
+    pipeline_run_id: str  # <dag_id>/<run_id>
+    week: str  # ISO week of the DAG run, e.g. 2026-W48
+
+    def path(self, received: str) -> Path:
+        """A path received through XCom, accepted only inside the artifact root."""
+        return self.settings.layout.resolve(received)
+
+    @staticmethod
+    def connection_uri(conn_id: str) -> str:
+        """The URI of an Airflow connection (e.g. ``AIRFLOW_CONN_REVIEWS_DB``), password included."""
+        from airflow.sdk import BaseHook
+
+        return BaseHook.get_connection(conn_id).get_uri()
+
+    @property
+    def mlflow_run(self) -> dict[str, Any]:
+        """Keyword arguments of a stage that logs an MLflow run: where, tagged how, named how
+        (the week first, so the runs list reads by week)."""
+        return {
+            "tracking_uri": self.settings.tracking_uri,
+            "tags": self.tags,
+            "run_name_prefix": f"{self.week} ",
+        }
+
+
+@contextmanager
+def stage() -> Iterator[Stage]:
+    """The running task instance's :class:`Stage`; a ``PipelineError`` fails it at once."""
+    context = get_current_context()
+    ti = context["ti"]
+    settings = Settings.from_env()
+    week = context["dag_run"].run_after.strftime("%G-W%V")
+    tags = {
+        names.TAG_DAG_ID: ti.dag_id,
+        names.TAG_RUN_ID: ti.run_id,
+        names.TAG_TASK_ID: ti.task_id,
+        names.TAG_MAP_INDEX: str(ti.map_index),
+        names.TAG_WEEK: week,
+    }
+    folder = settings.layout.task_dir(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+    try:
+        yield Stage(settings, context["params"], context, folder, tags, f"{ti.dag_id}/{ti.run_id}", week)
+    except PipelineError as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,119 @@
+"""The artifact root's layout: where every run-scoped output, cache, state file and lock lives,
+and the names of the files one stage leaves for the next.
+
+    <root>/<dag_id>/<run_id>/<task_id>[-<map_index>]/   one task instance's outputs
+    <root>/cache/preprocess/                           cleaned texts, kept between runs
+    <root>/state/<model_name>/                         what the last promotion left (drift reference)
+    <root>/locks/<model_name>.lock                     the promotion lock without PostgreSQL
+
+A stage's output folder is described by one of the ``*Files`` classes below: the writer fills
+it, the reader finds it from the one path that travelled through XCom.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from review_sentiment.artifacts import safe_path
+
+CACHE_DIR = "cache"
+STATE_DIR = "state"
+LOCKS_DIR = "locks"
+# Model names become a folder name under state/ and locks/: no separators, no "..".
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+# Files of each stage's output folder.
+SNAPSHOT_NAME = "reviews.parquet"
+REPORT_NAME = "ingest.json"
+QUARANTINE_NAME = "quarantine.jsonl"
+LABEL_STATS_NAME = "label_stats.json"
+OUTPUT_NAME = "reviews_clean.parquet"
+SETTINGS_NAME = "preprocess.json"
+MANIFEST_NAME = "manifest.json"
+VOCABULARY_NAME = "vocabulary.json"
+NGRAMS_NAME = "ngrams.json"
+
+
+@dataclass(frozen=True)
+class IngestFiles:
+    """Ingest's folder: the snapshot and what describes it."""
+
+    folder: Path
+
+    @classmethod
+    def of(cls, snapshot: str | Path) -> IngestFiles:
+        return cls(Path(snapshot).parent)
+
+    @property
+    def snapshot(self) -> Path:
+        return self.folder / SNAPSHOT_NAME
+
+    @property
+    def report(self) -> Path:
+        return self.folder / REPORT_NAME
+
+    @property
+    def quarantine(self) -> Path:
+        return self.folder / QUARANTINE_NAME
+
+    @property
+    def label_stats(self) -> Path:
+        return self.folder / LABEL_STATS_NAME
+
+
+@dataclass(frozen=True)
+class PreprocessFiles:
+    """Preprocess's folder: the cleaned reviews and the settings that cleaned them."""
+
+    folder: Path
+
+    @classmethod
+    def of(cls, cleaned: str | Path) -> PreprocessFiles:
+        return cls(Path(cleaned).parent)
+
+    @property
+    def cleaned(self) -> Path:
+        return self.folder / OUTPUT_NAME
+
+    @property
+    def settings(self) -> Path:
+        return self.folder / SETTINGS_NAME
+
+
+@dataclass(frozen=True)
+class ArtifactLayout:
+    """Paths under one artifact root."""
+
+    root: Path
+
+    def task_dir(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Path:
+        """The run-scoped output folder of one task instance (mapped instances apart)."""
+        name = task_id if map_index < 0 else f"{task_id}-{map_index}"
+        return self.resolve(Path(dag_id) / run_id / name)
+
+    @property
+    def preprocess_cache(self) -> Path:
+        return self.root / CACHE_DIR / "preprocess"
+
+    def state_dir(self, model_name: str) -> Path:
+        """Where the last promotion of ``model_name`` left its reference files."""
+        return self.resolve(Path(STATE_DIR) / _folder_name(model_name))
+
+    def lock_file(self, model_name: str) -> Path:
+        return self.resolve(Path(LOCKS_DIR) / f"{_folder_name(model_name)}.lock")
+
+    def resolve(self, path: str | Path) -> Path:
+        """``path`` (absolute, or relative to the root), accepted only inside the root.
+
+        Raises:
+            UnsafePathError: the path escapes the root or holds a NUL byte.
+        """
+        return safe_path(path, self.root)
+
+
+def _folder_name(model_name: str) -> str:
+    if not _MODEL_NAME.match(model_name) or ".." in model_name:
+        raise ValueError(f"model name {model_name!r} is not usable as a folder name")
+    return model_name

@@ -1,0 +1,54 @@
+"""Names shared between a writer and a reader in MLflow: run tags, params, metrics, artifacts,
+model-version tags and the registered model's output columns. Each string is declared here only.
+"""
+
+from __future__ import annotations
+
+# --- MLflow runs: the Airflow task instance that made them --------------------------------------
+TAG_DAG_ID = "airflow.dag_id"
+TAG_RUN_ID = "airflow.run_id"
+TAG_TASK_ID = "airflow.task_id"
+TAG_MAP_INDEX = "airflow.map_index"
+TAG_WEEK = "airflow.week"  # ISO week of the DAG run, e.g. 2026-W48
+TAG_ROLE = "sentiment.role"  # "candidate" (a grid point) or "baseline"
+ROLE_CANDIDATE = "candidate"
+ROLE_BASELINE = "baseline"
+TAG_MODEL_ID = "model_id"  # MLflow 3 keeps logged models apart from runs: the run remembers its id
+
+# MLflow 3.17's UI opens an experiment in the view its kind names.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
+
+# --- MLflow runs: params, metrics, artifacts ---------------------------------------------------
+PARAM_GRID_POINT = "grid_point"  # the whole grid point as JSON, read back as it was
+METRIC_THRESHOLD = "decision_threshold"
+VALIDATION_METRIC = "val_roc_auc"
+MODEL_ARTIFACT = "model"
+REPORT_ARTIFACT_PATH = "evaluation"
+BASELINE_PREDICTIONS = "baseline/test_predictions.csv"
+
+# --- The registered model: its artifacts and output columns ------------------------------------
+ARTIFACT_KERAS = "keras_model"
+ARTIFACT_PREPROCESS = "preprocess"
+ARTIFACT_DECISION = "decision"
+PROBABILITY = "probability"
+LABEL = "label"
+
+# --- Model-version tags ------------------------------------------------------------------------
+TAG_PIPELINE_RUN = "pipeline_run_id"  # <dag_id>/<run_id>: one version per pipeline run
+TAG_DECISION = "gate.decision"  # written last: its presence marks a finished registration
+TAG_REASON = "gate.reason"
+TAG_FLOOR = "gate.floor"
+TAG_FORCED = "gate.forced"
+TAG_BEAT_BASELINE = "gate.beat_baseline"
+TAG_DRIFT = "gate.drift"
+TAG_THRESHOLD = "candidate.threshold"
+TAG_BASELINE_RUN = "baseline.run_id"
+TAG_CHAMPION_VERSION = "champion.version"
+TAG_REPORT = "report.artifacts"
+# Test-split scores, one tag per metric under each prefix, e.g. candidate.test_roc_auc.
+CANDIDATE_SCORES = "candidate.test_"
+BASELINE_SCORES = "baseline.test_"
+CHAMPION_SCORES = "champion.test_"
+DECISION_PROMOTED = "promoted"
+DECISION_REFUSED = "refused"
