@@ -383,9 +383,8 @@ def _incremental(factor: int, repeats: int) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
+    from review_sentiment.layout import OUTPUT_NAME, SETTINGS_NAME
     from review_sentiment.preprocess import (
-        OUTPUT_NAME,
-        SETTINGS_NAME,
         PreprocessCache,
         PreprocessSettings,
         TextCleaner,

@@ -39,14 +39,35 @@ def test_project_root_is_the_repository() -> None:
         ("SENTIMENT_MODEL_NAME", "m", "model_name", "m"),
         ("MLFLOW_UI_URL", "https://ml.example.org/", "mlflow_ui_url", "https://ml.example.org"),
         ("SENTIMENT_SCHEDULE", "@daily", "schedule", "@daily"),
+        ("SENTIMENT_DATA_ROOTS", "/a:/b", "data_roots", (Path("/a"), Path("/b"))),
+        ("SENTIMENT_LOCK_URI", "postgresql://h/db", "lock_uri", "postgresql://h/db"),
+        ("SENTIMENT_LOCK_TIMEOUT", "12.5", "lock_timeout_s", 12.5),
     ],
 )
 def test_each_variable_overrides_its_field(variable: str, value: str, field: str, expected: object) -> None:
     settings = Settings.from_env({variable: value})
     assert getattr(settings, field) == expected
     defaults = Settings.from_env({})
-    others = {f.name for f in dataclasses.fields(Settings)} - {field}
+    # The data roots default to the review file's folder: they follow REVIEWS_PATH.
+    derived = {"data_roots"} if variable == "REVIEWS_PATH" else set()
+    others = {f.name for f in dataclasses.fields(Settings)} - {field} - derived
     assert {n: getattr(settings, n) for n in others} == {n: getattr(defaults, n) for n in others}
+
+
+def test_data_roots_default_to_the_review_files_folder() -> None:
+    assert Settings.from_env({"REVIEWS_PATH": "/data/r.csv.gz"}).data_roots == (Path("/data"),)
+
+
+def test_a_lock_timeout_that_is_not_a_number_is_named() -> None:
+    with pytest.raises(ValueError, match="SENTIMENT_LOCK_TIMEOUT must be a number of seconds, got 'soon'"):
+        Settings.from_env({"SENTIMENT_LOCK_TIMEOUT": "soon"})
+
+
+def test_the_lock_is_a_file_under_the_artifact_root_unless_a_uri_is_set(tmp_path: Path) -> None:
+    local = Settings.from_env({"SENTIMENT_ARTIFACT_ROOT": str(tmp_path)})
+    assert local.lock_target() == str(tmp_path.resolve() / "locks" / f"{local.model_name}.lock")
+    shared = Settings.from_env({"SENTIMENT_LOCK_URI": "postgresql://h/db"})
+    assert shared.lock_target() == "postgresql://h/db"
 
 
 def test_empty_tracking_uri_falls_back_to_the_embedded_store() -> None:

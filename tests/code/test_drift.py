@@ -12,8 +12,6 @@ import pytest
 from review_sentiment import schema
 from review_sentiment.drift import (
     DEFAULT_DRIFT_THRESHOLD,
-    LABEL_STATS_NAME,
-    STATE_DIR,
     check_label_drift,
     label_stats,
     load_label_stats,
@@ -22,6 +20,7 @@ from review_sentiment.drift import (
     save_reference_stats,
 )
 from review_sentiment.errors import DataContractError, UnsafePathError
+from review_sentiment.layout import LABEL_STATS_NAME, STATE_DIR, ArtifactLayout
 
 MODEL = "customer-sentiment-analysis"
 
@@ -113,32 +112,32 @@ def test_malformed_stats_are_refused(bad: dict) -> None:
 
 
 def test_reference_round_trip_under_state(tmp_path: Path) -> None:
-    assert load_reference_stats(tmp_path, MODEL) is None
-    path = save_reference_stats(tmp_path, MODEL, _stats(0.8), pipeline_run_id="dag/run-1")
+    assert load_reference_stats(ArtifactLayout(tmp_path), MODEL) is None
+    path = save_reference_stats(ArtifactLayout(tmp_path), MODEL, _stats(0.8), pipeline_run_id="dag/run-1")
     assert path == (tmp_path / STATE_DIR / MODEL / LABEL_STATS_NAME).resolve()
-    loaded = load_reference_stats(tmp_path, MODEL)
+    loaded = load_reference_stats(ArtifactLayout(tmp_path), MODEL)
     assert loaded["positive_share"] == 0.8
     assert loaded["pipeline_run_id"] == "dag/run-1"
     assert "saved_at" in loaded
     # The next save replaces it, leaving no temporary file beside it.
-    save_reference_stats(tmp_path, MODEL, _stats(0.7), pipeline_run_id="dag/run-2")
-    assert load_reference_stats(tmp_path, MODEL)["pipeline_run_id"] == "dag/run-2"
+    save_reference_stats(ArtifactLayout(tmp_path), MODEL, _stats(0.7), pipeline_run_id="dag/run-2")
+    assert load_reference_stats(ArtifactLayout(tmp_path), MODEL)["pipeline_run_id"] == "dag/run-2"
     assert [p.name for p in path.parent.iterdir()] == [LABEL_STATS_NAME]
     # Models keep separate references.
-    assert load_reference_stats(tmp_path, "other-model") is None
+    assert load_reference_stats(ArtifactLayout(tmp_path), "other-model") is None
 
 
 def test_failed_save_keeps_the_previous_reference(tmp_path: Path) -> None:
-    save_reference_stats(tmp_path, MODEL, _stats(0.8), pipeline_run_id="dag/run-1")
+    save_reference_stats(ArtifactLayout(tmp_path), MODEL, _stats(0.8), pipeline_run_id="dag/run-1")
     with pytest.raises(ValueError, match="positive_share"):
-        save_reference_stats(tmp_path, MODEL, {"rows": 3}, pipeline_run_id="dag/run-2")
-    assert load_reference_stats(tmp_path, MODEL)["pipeline_run_id"] == "dag/run-1"
+        save_reference_stats(ArtifactLayout(tmp_path), MODEL, {"rows": 3}, pipeline_run_id="dag/run-2")
+    assert load_reference_stats(ArtifactLayout(tmp_path), MODEL)["pipeline_run_id"] == "dag/run-1"
 
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", "", "..", ".hidden", "x\x00y"])
 def test_model_name_cannot_leave_the_state_folder(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="not usable as a folder name"):
-        reference_stats_path(tmp_path, name)
+        reference_stats_path(ArtifactLayout(tmp_path), name)
 
 
 def test_state_symlinked_out_of_the_root_is_refused(tmp_path: Path) -> None:
@@ -147,7 +146,7 @@ def test_state_symlinked_out_of_the_root_is_refused(tmp_path: Path) -> None:
     outside.mkdir()
     os.symlink(outside, root / STATE_DIR)
     with pytest.raises(UnsafePathError, match="outside"):
-        save_reference_stats(root, MODEL, _stats(0.8), pipeline_run_id="dag/run")
+        save_reference_stats(ArtifactLayout(root), MODEL, _stats(0.8), pipeline_run_id="dag/run")
     assert list(outside.iterdir()) == []
 
 

@@ -57,22 +57,25 @@ def test_unknown_keys_are_refused_and_named() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"embedding_dim": 0}, "embedding_dim must be positive, got 0"),
-        ({"batch_size": -32}, "batch_size must be positive, got -32"),
-        ({"max_epochs": 0}, "max_epochs must be positive, got 0"),
-        ({"dense_units": 0}, "dense_units must be positive, got 0"),
-        ({"patience": -1}, "patience must be >= 0, got -1"),
+        ({"embedding_dim": 0}, r"embedding_dim must be in \[1, 1024\], got 0"),
+        ({"batch_size": -32}, r"batch_size must be in \[1, 8192\], got -32"),
+        ({"max_epochs": 0}, r"max_epochs must be in \[1, 500\], got 0"),
+        ({"dense_units": 0}, r"dense_units must be in \[1, 1024\], got 0"),
+        ({"patience": -1}, r"patience must be in \[0, 50\], got -1"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
         ({"dropout": -0.1}, r"dropout must be in \[0, 1\), got -0.1"),
-        ({"learning_rate": 0}, "learning_rate must be positive, got 0"),
-        ({"learning_rate": float("nan")}, "learning_rate must be positive, got nan"),
+        ({"learning_rate": 0}, r"learning_rate must be in \(0, 1\], got 0"),
+        ({"learning_rate": float("nan")}, r"learning_rate must be in \(0, 1\], got nan"),
         ({"architecture": "lstm"}, "architecture must be one of .*got 'lstm'"),
         ({"embedding_dim": "64"}, "embedding_dim must be an integer, got '64'"),
         ({"batch_size": 64.5}, "batch_size must be an integer, got 64.5"),
         ({"max_epochs": True}, "max_epochs must be an integer, got True"),
         ({"learning_rate": "0.01"}, "learning_rate must be a number, got '0.01'"),
         ({"dropout": None}, "dropout must be a number, got None"),
-        ({"name": ""}, "name must be a non-empty string, got ''"),
+        ({"name": ""}, "name must be a non-empty string of .*, got ''"),
+        ({"batch_size": 10_000}, r"batch_size must be in \[1, 8192\], got 10000"),  # the form's bound too
+        ({"name": "a b"}, "name must be a non-empty string of"),
+        ({"name": "x" * 65}, "name must be at most 64 characters, got 65"),
     ],
 )
 def test_bad_values_are_a_value_error_naming_the_field(change: dict, message: str) -> None:
@@ -83,7 +86,11 @@ def test_bad_values_are_a_value_error_naming_the_field(change: dict, message: st
 def test_every_bad_value_is_reported_at_once() -> None:
     with pytest.raises(ValueError, match="grid point 'p'") as caught:
         GridPoint(name="p", embedding_dim=0, patience=-1, dropout="high")
-    for fragment in ("embedding_dim must be positive", "patience must be >= 0", "dropout must be a number"):
+    for fragment in (
+        "embedding_dim must be in [1, 1024]",
+        "patience must be in [0, 50]",
+        "dropout must be a number",
+    ):
         assert fragment in str(caught.value)
 
 
@@ -115,6 +122,30 @@ def test_trigger_form_schema_covers_exactly_the_grid_fields() -> None:
     schema = grid_point_json_schema()
     assert set(schema["properties"]) == {f.name for f in dataclasses.fields(GridPoint)}
     assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("batch_size", 8192), ("batch_size", 8193), ("dropout", 0.99), ("dropout", 1.0), ("learning_rate", 0.0),
+     ("max_tokens", 2), ("max_tokens", 3), ("rating_weight", 0.0), ("class_weight", 0.0), ("seed", -7)],
+)  # fmt: skip
+def test_the_form_schema_and_the_dataclass_agree_on_every_bound(field: str, value: float) -> None:
+    """One declaration: a value the trigger form accepts is a value the grid point accepts."""
+    import jsonschema
+
+    schema = grid_point_json_schema()
+    form_ok = jsonschema.Draft7Validator(schema).is_valid({"name": "p", field: value})
+    try:
+        GridPoint(name="p", **{field: value})
+        dataclass_ok = True
+    except ValueError:
+        dataclass_ok = False
+    assert form_ok == dataclass_ok
+
+
+def test_a_grid_point_round_trips_through_its_logged_json() -> None:
+    point = GridPoint.from_dict(dict(GRIDS["default"][0]))
+    assert GridPoint.from_json(point.to_json()) == point
 
 
 @pytest.mark.parametrize(("embedding_dim", "batch_size"), [(32, 32), (64, 64), (128, 128)])
@@ -208,10 +239,10 @@ def test_ngram_architectures_need_the_ngram_size() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"max_tokens": 2}, "max_tokens must be >= 3"),
-        ({"class_weight": 0.0}, "class_weight must be positive"),
-        ({"rating_weight": -1.0}, "rating_weight must be >= 0"),
-        ({"conv_filters": 0}, "conv_filters must be positive"),
+        ({"max_tokens": 2}, r"max_tokens must be in \[3, 1e\+06\], got 2"),
+        ({"class_weight": 0.0}, r"class_weight must be in \(0, 100\], got 0.0"),
+        ({"rating_weight": -1.0}, r"rating_weight must be in \[0, 100\], got -1.0"),
+        ({"conv_filters": 0}, r"conv_filters must be in \[1, 1024\], got 0"),
         ({"architecture": "transformer"}, "architecture must be one of"),
     ],
 )

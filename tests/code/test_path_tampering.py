@@ -8,7 +8,6 @@ file is opened, which an audit hook on ``open`` checks.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -17,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from review_sentiment.config import PROJECT_ROOT
+from review_sentiment.config import Settings
 from review_sentiment.errors import PipelineError, UnsafePathError
-from review_sentiment.ingest import DATA_ROOTS_ENV, allowed_data_roots, check_source
+from review_sentiment.ingest import check_source
 
 # Paths passed to open() while a block runs; None outside the block. The hook stays installed
 # (audit hooks cannot be removed) but records nothing outside ``no_file_opened``.
@@ -60,9 +59,9 @@ def roots(tmp_path: Path) -> dict[str, Path]:
 # --- the source param -----------------------------------------------------------------------------
 def test_default_root_is_the_reviews_folder(tmp_path: Path) -> None:
     env = {"REVIEWS_PATH": str(tmp_path / "d" / "reviews.csv.gz")}
-    assert allowed_data_roots(env) == [tmp_path / "d"]
-    listed = {DATA_ROOTS_ENV: f"{tmp_path / 'a'}{os.pathsep}{os.pathsep}{tmp_path / 'b'}", **env}
-    assert allowed_data_roots(listed) == [tmp_path / "a", tmp_path / "b"]
+    assert Settings.from_env(env).data_roots == (tmp_path / "d",)
+    listed = {"SENTIMENT_DATA_ROOTS": f"{tmp_path / 'a'}{os.pathsep}{os.pathsep}{tmp_path / 'b'}", **env}
+    assert Settings.from_env(listed).data_roots == (tmp_path / "a", tmp_path / "b")
 
 
 @pytest.mark.parametrize(
@@ -151,52 +150,3 @@ def test_plain_table_names_are_accepted(table: str) -> None:
 def test_other_table_names_are_refused(table: str) -> None:
     with pytest.raises(UnsafePathError, match="not a plain"):
         check_source(f"postgres:{table}", [])
-
-
-# --- paths received through XCom, as the DAG checks them --------------------------------------------
-@pytest.fixture(scope="module")
-def dag_module():
-    spec = importlib.util.spec_from_file_location(
-        "_sentiment_retrain_dag", PROJECT_ROOT / "dags/sentiment_retrain.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def artifact_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "artifacts"
-    (root / "sentiment_retrain" / "run" / "ingest").mkdir(parents=True)
-    (root / "sentiment_retrain" / "run" / "ingest" / "reviews.parquet").write_text("x")
-    (tmp_path / "secret").mkdir()
-    os.symlink(tmp_path / "secret", root / "sentiment_retrain" / "run" / "escape")
-    monkeypatch.setenv("SENTIMENT_ARTIFACT_ROOT", str(root))
-    return root
-
-
-@pytest.mark.parametrize(
-    "xcom",
-    [
-        "../secret/x",
-        "sentiment_retrain/run/../../../secret/x",
-        "/etc/passwd",
-        "sentiment_retrain/run/escape/x",
-        "sentiment_retrain/run/ingest/reviews.parquet\x00.txt",
-    ],
-)
-def test_tampered_xcom_paths_fail_the_task_without_retry(dag_module, artifact_root: Path, xcom: str) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
-
-    with no_file_opened(), pytest.raises(UnsafePathError) as caught:
-        dag_module._artifact(xcom)
-    failure = dag_module._fail_fast(caught.value)
-    assert isinstance(failure, AirflowFailException)  # no retries burnt on it
-    assert str(failure).startswith("UnsafePathError: ")
-    assert "\n" not in str(failure)
-
-
-def test_xcom_path_inside_the_root_is_accepted(dag_module, artifact_root: Path) -> None:
-    path = artifact_root / "sentiment_retrain" / "run" / "ingest" / "reviews.parquet"
-    with no_file_opened():
-        assert dag_module._artifact(str(path)) == path.resolve()

@@ -11,12 +11,11 @@ import pytest
 from review_sentiment import schema
 from review_sentiment.artifacts import read_json
 from review_sentiment.config import NLTK_DATA_DIR
+from review_sentiment.layout import OUTPUT_NAME, SETTINGS_NAME
 from review_sentiment.preprocess import (
     CLEAN,
     NEGATED_AUXILIARIES,
     NEGATIONS,
-    OUTPUT_NAME,
-    SETTINGS_NAME,
     PreprocessSettings,
     TextCleaner,
     clean_frame,

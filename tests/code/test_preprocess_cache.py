@@ -13,12 +13,11 @@ import pytest
 import review_sentiment.preprocess as pre
 from review_sentiment import schema
 from review_sentiment.__main__ import main as cli_main
+from review_sentiment.layout import OUTPUT_NAME, SETTINGS_NAME
 from review_sentiment.preprocess import (
     CACHE_STEMS_NAME,
     CACHE_TEXTS_NAME,
     CLEAN,
-    OUTPUT_NAME,
-    SETTINGS_NAME,
     PreprocessCache,
     PreprocessSettings,
     TextCleaner,

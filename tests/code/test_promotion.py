@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from review_sentiment.config import Settings
 from review_sentiment.errors import PipelineError
 from review_sentiment.promotion import PromotionLockTimeout, lock_key, promotion_lock
 from tests.support.servers import PostgresServer
@@ -156,12 +157,11 @@ def test_file_lock_freed_when_its_holder_is_killed(tmp_path: Path, holders: list
     assert _killed_holder_frees_the_lock(str(tmp_path / "model.lock"), holders, "m") < 5
 
 
-def test_file_lock_default_path_is_under_the_artifact_root(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SENTIMENT_ARTIFACT_ROOT", str(tmp_path))
-    monkeypatch.delenv("SENTIMENT_LOCK_URI", raising=False)
-    with promotion_lock("some-model"):
+def test_file_lock_default_path_is_under_the_artifact_root(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"SENTIMENT_ARTIFACT_ROOT": str(tmp_path), "SENTIMENT_MODEL_NAME": "some-model"}
+    )
+    with promotion_lock("some-model", lock_uri=settings.lock_target()):
         assert (tmp_path / "locks" / "some-model.lock").is_file()
 
 
@@ -248,9 +248,7 @@ def test_advisory_lock_released_when_the_body_raises(postgres: PostgresServer) -
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_environment_selects_the_advisory_lock(
-    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SENTIMENT_LOCK_URI", postgres.url())
-    with promotion_lock("env-model", timeout=2):
+def test_the_settings_lock_uri_selects_the_advisory_lock(postgres: PostgresServer) -> None:
+    settings = Settings.from_env({"SENTIMENT_LOCK_URI": postgres.url(), "SENTIMENT_LOCK_TIMEOUT": "2"})
+    with promotion_lock("env-model", lock_uri=settings.lock_target(), timeout=settings.lock_timeout_s):
         assert len(_advisory_locks(postgres)) == 1

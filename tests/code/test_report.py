@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from review_sentiment.report import PLOTS, Scored, slice_metrics, write_report
+from review_sentiment.metrics import binary_metrics
+from review_sentiment.report import MIN_CLASS_PER_SLICE, PLOTS, Scored, rankable, slice_metrics, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -36,13 +37,12 @@ def _probability(frame: pd.DataFrame, noise: float, seed: int = 0) -> np.ndarray
 
 
 def test_report_writes_every_plot_slices_and_card(test_split: pd.DataFrame, tmp_path: Path) -> None:
-    candidate = Scored("candidate v3", _probability(test_split, 0.5))
-    baseline = Scored("baseline", _probability(test_split, 0.9, seed=1))
+    candidate = Scored("candidate v3", _probability(test_split, 0.5), 0.55)
+    baseline = Scored("baseline", _probability(test_split, 0.9, seed=1), 0.7)
     out = write_report(
         tmp_path,
         test_split,
         candidate,
-        0.55,
         others=[baseline],
         card={
             "model_name": "m",
@@ -72,6 +72,33 @@ def test_report_writes_every_plot_slices_and_card(test_split: pd.DataFrame, tmp_
     assert "promoted because reasons" in card
     assert set(out["metrics"]) == {"candidate v3", "baseline"}
     assert out["metrics"]["candidate v3"]["roc_auc"] > out["metrics"]["baseline"]["roc_auc"]
+    # Each model at its own threshold, as the version's tags score it.
+    y = test_split["recommended"].to_numpy()
+    assert out["metrics"]["baseline"] == binary_metrics(y, baseline.probability, 0.7)
+    assert out["metrics"]["baseline"] != binary_metrics(y, baseline.probability, 0.5)
+    accuracy = f"{out['metrics']['baseline']['accuracy']:.4f}"
+    assert any(line.startswith("| baseline |") and accuracy in line for line in card.splitlines())
+
+
+def test_slices_too_small_to_rank_are_listed_apart(test_split: pd.DataFrame, tmp_path: Path) -> None:
+    # Ratings 4 and 5 hold no not-recommended review here, rating 1 only a few recommended ones.
+    frame = test_split.copy()
+    frame.loc[frame.index[:3], ["rating", "recommended"]] = [1, 1]
+    out = write_report(
+        tmp_path, frame, Scored("c", _probability(frame, 0.5), 0.5), card={"model_name": "m", "version": "1",
+        "run_id": "r", "params": {}, "data": {}, "decision": "d"},
+    )  # fmt: skip
+    card = out["model_card"]
+    weakest = card.split("## Weakest slices")[1].split("Too small to rank")[0]
+    small = card.split("Too small to rank")[1].split("\n")[0]
+    assert "rating = 5" not in weakest
+    assert "rating = 1:" not in weakest
+    assert "rating = 5" in small
+    assert "rating = 1 (" in small
+    slices = pd.read_csv(tmp_path / "slices.csv")
+    ranked = slices[rankable(slices)]
+    assert (ranked["not_recommended"] >= MIN_CLASS_PER_SLICE).all()
+    assert (ranked["n"] - ranked["not_recommended"] >= MIN_CLASS_PER_SLICE).all()
 
 
 def test_single_class_slices_report_accuracy_without_auc(test_split: pd.DataFrame) -> None:
@@ -87,8 +114,7 @@ def test_probabilities_of_the_wrong_length_are_refused(test_split: pd.DataFrame,
         write_report(
             tmp_path,
             test_split,
-            Scored("c", _probability(test_split, 0.5)),
-            0.5,
-            others=[Scored("baseline", np.zeros(3))],
+            Scored("c", _probability(test_split, 0.5), 0.5),
+            others=[Scored("baseline", np.zeros(3), 0.5)],
             card={},
         )

@@ -97,18 +97,16 @@ def test_the_scan_finds_each_unsafe_pattern(snippet: str, problem: str) -> None:
 
 def _context(tmp_path: Path, keras_path: Path) -> SimpleNamespace:
     from review_sentiment.artifacts import write_json
+    from review_sentiment.names import ARTIFACT_DECISION, ARTIFACT_KERAS, ARTIFACT_PREPROCESS
     from review_sentiment.preprocess import PreprocessSettings, settings_payload
-    from review_sentiment.pyfunc_model import ARTIFACT_KERAS, ARTIFACT_PREPROCESS, ARTIFACT_VOCABULARY
 
-    vocabulary = write_json(
-        tmp_path / "vocabulary.json", {"tokens": ["", "[UNK]", "love"], "sequence_length": 4}
-    )
     preprocess = write_json(tmp_path / "preprocess.json", settings_payload(PreprocessSettings()))
+    decision = write_json(tmp_path / "decision.json", {"threshold": 0.5})
     return SimpleNamespace(
         artifacts={
             ARTIFACT_KERAS: str(keras_path),
-            ARTIFACT_VOCABULARY: str(vocabulary),
             ARTIFACT_PREPROCESS: str(preprocess),
+            ARTIFACT_DECISION: str(decision),
         }
     )
 
@@ -116,8 +114,12 @@ def _context(tmp_path: Path, keras_path: Path) -> SimpleNamespace:
 def _save(tmp_path: Path, name: str, with_lambda: bool) -> Path:
     import keras
 
-    inputs = keras.Input(shape=(4,), dtype="int32")
-    x = keras.layers.Embedding(3, 2)(inputs)
+    from review_sentiment.tokenize import make_vectorizer
+
+    # As the registered model is: text in, its vectoriser inside.
+    inputs = keras.Input(shape=(), dtype="string")
+    x = make_vectorizer(["", "[UNK]", "love"], 4)(inputs)
+    x = keras.layers.Embedding(3, 2)(x)
     x = keras.layers.GlobalAveragePooling1D()(x)
     if with_lambda:
         x = keras.layers.Lambda(lambda t: t * 2.0)(x)  # code stored in the file: must not load

@@ -318,7 +318,7 @@ def test_nul_rows_below_the_limit_are_quarantined(tmp_path: Path) -> None:
     import json
 
     from review_sentiment.artifacts import read_json
-    from review_sentiment.ingest import QUARANTINE_NAME, REPORT_NAME
+    from review_sentiment.layout import QUARANTINE_NAME, REPORT_NAME
 
     bad = nul_rows(3)
     source = tmp_path / "reviews.csv"
@@ -348,7 +348,7 @@ def test_nul_rows_below_the_limit_are_quarantined(tmp_path: Path) -> None:
 
 
 def test_a_clean_retry_removes_a_stale_quarantine_file(tmp_path: Path) -> None:
-    from review_sentiment.ingest import QUARANTINE_NAME
+    from review_sentiment.layout import QUARANTINE_NAME
 
     source, out = tmp_path / "reviews.csv", tmp_path / "out"
     source.write_text(csv_text(nul_rows(2)), encoding="utf-8", newline="")

@@ -10,8 +10,8 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.artifacts import read_json
-from review_sentiment.drift import LABEL_STATS_NAME
-from review_sentiment.ingest import REPORT_NAME, ingest
+from review_sentiment.ingest import ingest
+from review_sentiment.layout import LABEL_STATS_NAME, REPORT_NAME
 from review_sentiment.validate import validate_reviews
 
 ROWS = 21_186

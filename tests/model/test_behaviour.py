@@ -14,11 +14,12 @@ import pytest
 from review_sentiment import schema
 from review_sentiment.ingest import ingest
 from review_sentiment.model import GRIDS, GridPoint
+from review_sentiment.names import VALIDATION_METRIC
 from review_sentiment.preprocess import PreprocessSettings, preprocess
 from review_sentiment.synthetic import write_synthetic_csv
 from review_sentiment.tokenize import Tokenized, tokenize
-from review_sentiment.tracking import ensure_experiment
-from review_sentiment.train import VALIDATION_METRIC, model_uri, train
+from review_sentiment.tracking import ensure_experiment, model_uri
+from review_sentiment.train import train
 
 pytestmark = pytest.mark.slow
 

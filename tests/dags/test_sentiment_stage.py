@@ -1,0 +1,105 @@
+"""The task helper every DAG task goes through: settings read once, the run-scoped folder, the
+MLflow tags, XCom paths kept inside the artifact root, and bad input failed without retries."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from review_sentiment import names
+from review_sentiment.errors import DataContractError, UnsafePathError
+
+
+@pytest.fixture
+def artifact_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "artifacts"
+    (root / "sentiment_retrain" / "run" / "ingest").mkdir(parents=True)
+    (root / "sentiment_retrain" / "run" / "ingest" / "reviews.parquet").write_text("x")
+    (tmp_path / "secret").mkdir()
+    os.symlink(tmp_path / "secret", root / "sentiment_retrain" / "run" / "escape")
+    monkeypatch.setenv("SENTIMENT_ARTIFACT_ROOT", str(root))
+    return root
+
+
+@pytest.fixture
+def running_task(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The Airflow context of a mapped task instance, as ``get_current_context`` returns it."""
+    import sentiment_stage
+
+    context = {
+        "ti": SimpleNamespace(dag_id="sentiment_retrain", run_id="manual__1", task_id="train", map_index=2),
+        "dag_run": SimpleNamespace(run_after=datetime(2026, 11, 30, 3, tzinfo=UTC)),
+        "params": {"max_epochs": 3},
+    }
+    monkeypatch.setattr(sentiment_stage, "get_current_context", lambda: context)
+    return context
+
+
+def test_stage_gives_folder_tags_and_params(artifact_root: Path, running_task: dict) -> None:
+    from sentiment_stage import stage
+
+    with stage() as s:
+        assert s.folder == (artifact_root / "sentiment_retrain" / "manual__1" / "train-2").resolve()
+        assert s.tags == {
+            names.TAG_DAG_ID: "sentiment_retrain",
+            names.TAG_RUN_ID: "manual__1",
+            names.TAG_TASK_ID: "train",
+            names.TAG_MAP_INDEX: "2",
+            names.TAG_WEEK: "2026-W49",
+        }
+        assert s.params["max_epochs"] == 3
+        assert s.pipeline_run_id == "sentiment_retrain/manual__1"
+        assert s.mlflow_run["run_name_prefix"] == "2026-W49 "
+        assert s.settings.artifact_root == artifact_root
+
+
+def test_a_pipeline_error_fails_the_task_at_once(artifact_root: Path, running_task: dict) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+    from sentiment_stage import stage
+
+    failure = r"^DataContractError: data contract violated"
+    with pytest.raises(AirflowFailException, match=failure) as caught, stage():
+        raise DataContractError(["no rows"], "table reviews")
+    assert isinstance(caught.value.__cause__, DataContractError)
+
+
+def test_other_errors_propagate_to_be_retried(artifact_root: Path, running_task: dict) -> None:
+    from sentiment_stage import stage
+
+    with pytest.raises(ConnectionError), stage():
+        raise ConnectionError("MLflow unreachable")
+
+
+@pytest.mark.parametrize(
+    "xcom",
+    [
+        "../secret/x",
+        "sentiment_retrain/run/../../../secret/x",
+        "/etc/passwd",
+        "sentiment_retrain/run/escape/x",
+        "sentiment_retrain/run/ingest/reviews.parquet\x00.txt",
+    ],
+)
+def test_tampered_xcom_paths_fail_the_task_without_retry(
+    artifact_root: Path, running_task: dict, xcom: str
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+    from sentiment_stage import stage
+
+    with pytest.raises(AirflowFailException) as caught, stage() as s:
+        s.path(xcom)
+    assert isinstance(caught.value.__cause__, UnsafePathError)
+    assert str(caught.value).startswith("UnsafePathError: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_xcom_path_inside_the_root_is_accepted(artifact_root: Path, running_task: dict) -> None:
+    from sentiment_stage import stage
+
+    path = artifact_root / "sentiment_retrain" / "run" / "ingest" / "reviews.parquet"
+    with stage() as s:
+        assert s.path(str(path)) == path.resolve()
