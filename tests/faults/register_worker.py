@@ -9,6 +9,7 @@ Heavy imports happen once, before "ready", so that both sides' calls start toget
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -18,7 +19,11 @@ def main() -> int:
     import keras  # noqa: F401 - imported before the cue, not during the race
     import mlflow.pyfunc  # noqa: F401
 
+    from review_sentiment.config import Settings
     from review_sentiment.register import register
+
+    # The lock and artifact root come from the environment the test gives this process.
+    settings = dataclasses.replace(Settings.from_env(), tracking_uri=tracking_uri)
 
     print("ready", flush=True)
     for line in sys.stdin:
@@ -27,8 +32,7 @@ def main() -> int:
             result = register(
                 [run_id],
                 manifest,
-                tracking_uri=tracking_uri,
-                model_name=model_name,
+                settings=dataclasses.replace(settings, model_name=model_name),
                 floor=0.5,
                 pipeline_run_id=pipeline_run_id,
             ).to_dict()
