@@ -4,9 +4,10 @@
 #
 #   deploy/gen-secrets.sh [--force] [--output PATH]     (default PATH: <repo>/.env)
 #
-# Passwords are hex (safe unquoted in URLs, env files, shells and psql); the Fernet key comes from
-# the cryptography package. Environment overrides: AIRFLOW_ADMIN_USERNAME, SENTIMENT_DATA_DIR,
-# PYTHON (the interpreter to use; default .venv/bin/python, else python3).
+# Passwords are hex (safe unquoted in URLs, env files, shells and psql); the Fernet key is 32
+# random bytes, urlsafe base64 (Fernet's format). Needs only a Python 3.9+ standard library (run
+# with -S, no packages). Environment overrides: AIRFLOW_ADMIN_USERNAME, SENTIMENT_DATA_DIR,
+# PYTHON (the interpreter to use; default python3).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,22 +35,19 @@ if [ -e "$out" ] && [ "$force" != 1 ]; then
   exit 1
 fi
 
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON=$ROOT/.venv/bin/python; else PYTHON=python3; fi
-fi
+PYTHON=${PYTHON:-python3}
 
 umask 077
 tmp=$(mktemp "$(dirname "$out")/.env.gen.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 
-"$PYTHON" - "$ROOT" >"$tmp" <<'PY'
+"$PYTHON" -S - "$ROOT" >"$tmp" <<'PY'
+import base64
 import os
 import secrets
 import sys
-from datetime import UTC, datetime
+import time
 from pathlib import Path
-
-from cryptography.fernet import Fernet
 
 root = Path(sys.argv[1])
 # Same folder as review_sentiment.config.DEFAULT_REVIEWS_PATH.
@@ -62,7 +60,7 @@ def password() -> str:
 
 
 print(f"""\
-# Written by deploy/gen-secrets.sh on {datetime.now(UTC):%Y-%m-%d %H:%M UTC}. Never commit this file.
+# Written by deploy/gen-secrets.sh on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Never commit this file.
 # Read by docker compose (interpolation) and by `make stack`; non-secret settings are in
 # deploy/airflow.env. Changing a *_DB_PASSWORD after the first start needs ALTER ROLE or a fresh
 # postgres volume (docker compose down -v); see deploy/postgres/init-databases.sh.
@@ -83,7 +81,7 @@ MLFLOW_FLASK_SERVER_SECRET_KEY={secrets.token_urlsafe(48)}
 
 # Fernet key and API secret key: every Airflow component. JWT secret: the API server and the
 # scheduler only (docker-compose.yaml gives it to no other service).
-AIRFLOW__CORE__FERNET_KEY={Fernet.generate_key().decode()}
+AIRFLOW__CORE__FERNET_KEY={base64.urlsafe_b64encode(os.urandom(32)).decode()}
 AIRFLOW__API_AUTH__JWT_SECRET={secrets.token_urlsafe(48)}
 AIRFLOW__API__SECRET_KEY={secrets.token_urlsafe(48)}
 
