@@ -14,7 +14,7 @@ help: ## List the targets
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v uv >/dev/null || $(PYTHON) -m pip install --quiet uv
-	uv venv --allow-existing -q -p $(PYTHON) $(VENV)
+	uv venv --allow-existing --seed -q -p $(PYTHON) $(VENV)
 	uv pip install -q -p $(PY) -r requirements.txt -r requirements-dev.txt
 	uv pip install -q -p $(PY) --no-deps -e .
 	@touch $@

@@ -14,6 +14,10 @@ export AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///$AIRFLOW_HOME/airflow.db}
 export AIRFLOW__LOGGING__LOGGING_LEVEL=${AIRFLOW__LOGGING__LOGGING_LEVEL:-INFO}
+# The console shows each task's start, its stage's summary line and its result: Airflow's own
+# bookkeeping (DAG parsing, serialisation, Execution API calls, XCom pushes, library
+# deprecation warnings) is kept out, and with it the lines `dags test` printed twice.
+export AIRFLOW__LOGGING__NAMESPACE_LEVELS=${AIRFLOW__LOGGING__NAMESPACE_LEVELS:-"airflow.dag_processing=WARNING airflow.serialization=WARNING airflow.models.dag=WARNING airflow.models.dagrun=WARNING airflow.api_fastapi=WARNING task=WARNING py.warnings=ERROR"}
 export PYTHONPATH=$ROOT/include${PYTHONPATH:+:$PYTHONPATH}
 export SENTIMENT_ARTIFACT_ROOT=${SENTIMENT_ARTIFACT_ROOT:-$STATE/artifacts}
 export TF_CPP_MIN_LOG_LEVEL=2

@@ -21,6 +21,7 @@ import pytest
 
 from review_sentiment.config import CHAMPION_ALIAS, Settings
 from review_sentiment.ingest import ingest, load_table
+from review_sentiment.model import GridPoint
 from review_sentiment.preprocess import PreprocessSettings, preprocess
 from review_sentiment.register import register
 from review_sentiment.tokenize import tokenize
@@ -120,6 +121,11 @@ def test_best_run_becomes_champion(pipeline) -> None:
     assert float(champion.tags["candidate.test_roc_auc"]) == pytest.approx(
         first.candidate["roc_auc"], abs=1e-5
     )
+    # The experiment opens in MLflow's model-training view; the grid point reads back as it was.
+    experiment = client.get_experiment_by_name("stages-integration")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    logged = GridPoint.from_json(client.get_run(first.run_id).data.params["grid_point"])
+    assert logged == GridPoint.from_dict(GOOD)
 
 
 def test_second_register_for_same_run_is_a_no_op(pipeline) -> None:
@@ -309,6 +315,18 @@ def test_a_candidate_that_loses_to_the_baseline_is_refused(pipeline) -> None:
     version = client.get_model_version(MODEL, result.version)
     assert version.tags["gate.decision"] == "refused"
     assert version.tags["baseline.run_id"] == baseline_run
+    # The model card's table holds the very figures of the version's tags, each model at its own
+    # threshold: candidate, baseline, champion.
+    rows = [line for line in version.description.splitlines() if line.startswith("| ") and "---" not in line]
+    header, *models = (line.strip("| ").split(" | ") for line in rows)
+    assert [m[0] for m in models] == [
+        f"candidate v{result.version}",
+        "TF-IDF + LR baseline",
+        f"champion v{champion_before}",
+    ]
+    for (name, *figures), prefix in zip(models, ("candidate", "baseline", "champion"), strict=True):
+        tagged = [f"{float(version.tags[f'{prefix}.test_{metric}']):.4f}" for metric in header[1:]]
+        assert figures == tagged, name
     assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == champion_before
 
 
