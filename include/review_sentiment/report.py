@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 # Review length in words: the seed truncates sequences, and short reviews carry little signal.
 LENGTH_BUCKETS = (0, 20, 40, 60, 80, 10_000)
 SLICE_COLUMNS = {"department": "department_name", "length": "length_bucket", "rating": "rating"}
-PLOTS = ("roc.png", "precision_recall.png", "confusion_matrix.png", "calibration.png")
+ROC_PNG, PR_PNG, CONFUSION_PNG, CALIBRATION_PNG = PLOTS = (
+    "roc.png",
+    "precision_recall.png",
+    "confusion_matrix.png",
+    "calibration.png",
+)
 
 
 # A slice with fewer reviews than this of either class has no meaningful ROC AUC to rank by.
@@ -110,7 +115,7 @@ def _plots(out_dir: Path, y: np.ndarray, models: list[Scored]) -> None:
     ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, test split")
     ax.legend(loc="lower right")
-    save(fig, "roc.png")
+    save(fig, ROC_PNG)
 
     # Precision-recall of the class that matters: not recommended (score = 1 - p).
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -119,7 +124,7 @@ def _plots(out_dir: Path, y: np.ndarray, models: list[Scored]) -> None:
         ax.plot(recall, precision, label=model.name)
     ax.set(xlabel="recall (not recommended)", ylabel="precision", title="Precision-recall, test split")
     ax.legend(loc="lower left")
-    save(fig, "precision_recall.png")
+    save(fig, PR_PNG)
 
     candidate = models[0]
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
@@ -132,7 +137,7 @@ def _plots(out_dir: Path, y: np.ndarray, models: list[Scored]) -> None:
         colorbar=False,
     )
     ax.set_title(f"{candidate.name} at threshold {candidate.threshold:.3f}")
-    save(fig, "confusion_matrix.png")
+    save(fig, CONFUSION_PNG)
 
     fig, ax = plt.subplots(figsize=(5, 5))
     for model in models:
@@ -141,7 +146,7 @@ def _plots(out_dir: Path, y: np.ndarray, models: list[Scored]) -> None:
     ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
     ax.set(xlabel="mean predicted P(recommended)", ylabel="observed share recommended", title="Calibration")
     ax.legend(loc="upper left")
-    save(fig, "calibration.png")
+    save(fig, CALIBRATION_PNG)
 
 
 def _fmt(value: float) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,11 +39,6 @@ ENCODE_BATCH = 8192
 SPLIT_COLUMNS = (
     schema.ID, schema.TITLE, schema.TEXT, "rating", "department_name", CLEAN, schema.LABEL,
 )  # fmt: skip
-
-
-def text_hash(texts: pd.Series) -> pd.Series:
-    """Stable SHA-1 of each text, to prove that no text sits in two splits."""
-    return texts.map(lambda t: hashlib.sha1(t.encode("utf-8")).hexdigest())
 
 
 def split_frame(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from review_sentiment.artifacts import atomic_dir, atomic_file, read_json, safe_path, write_json
+from review_sentiment.artifacts import atomic_file, read_json, safe_path, write_json
 from review_sentiment.errors import UnsafePathError
 
 
@@ -52,46 +52,6 @@ def test_atomic_file_leaves_nothing_on_failure(tmp_path: Path, existing: str | N
     with pytest.raises(Boom):
         write_then_fail()
     assert (final.read_text() if final.exists() else None) == existing
-    assert _leftovers(tmp_path) == []
-
-
-def test_atomic_dir_swaps_in_a_complete_folder(tmp_path: Path) -> None:
-    final = tmp_path / "model"
-    final.mkdir()
-    (final / "stale.bin").write_text("old")
-    with atomic_dir(final) as tmp:
-        (tmp / "weights.bin").write_text("new")
-        assert (final / "stale.bin").exists()
-    assert sorted(p.name for p in final.iterdir()) == ["weights.bin"]
-    assert _leftovers(tmp_path) == []
-
-
-def test_atomic_dir_creates_a_new_folder(tmp_path: Path) -> None:
-    final = tmp_path / "a" / "model"
-    with atomic_dir(final) as tmp:
-        (tmp / "weights.bin").write_text("new")
-    assert (final / "weights.bin").read_text() == "new"
-    assert _leftovers(final.parent) == []
-
-
-@pytest.mark.parametrize("existing", [False, True])
-def test_atomic_dir_leaves_nothing_on_failure(tmp_path: Path, existing: bool) -> None:
-    final = tmp_path / "model"
-    if existing:
-        final.mkdir()
-        (final / "weights.bin").write_text("old")
-
-    def write_then_fail() -> None:
-        with atomic_dir(final) as tmp:
-            (tmp / "weights.bin").write_text("partial")
-            raise Boom
-
-    with pytest.raises(Boom):
-        write_then_fail()
-    if existing:
-        assert (final / "weights.bin").read_text() == "old"
-    else:
-        assert not final.exists()
     assert _leftovers(tmp_path) == []
 
 
