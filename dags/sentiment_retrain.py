@@ -37,10 +37,10 @@ from typing import Any
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 from sentiment_stage import stage
 
-from review_sentiment.config import DEFAULT_PROMOTION_FLOOR, Settings
+from review_sentiment.config import DEFAULT_PROMOTION_FLOOR, RETRAIN_DAG_ID, Settings
 from review_sentiment.model import GRIDS, grid_point_json_schema
+from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
 
-DAG_ID = "sentiment_retrain"
 log = logging.getLogger(__name__)
 SETTINGS = Settings.from_env()  # environment only: no network, DB or Variable look-ups
 PREPROCESS_PARAMS = ("keep_negations", "use_title", "remove_stopwords")
@@ -54,7 +54,7 @@ def _log_failure(context: Any) -> None:
 
 
 with DAG(
-    dag_id=DAG_ID,
+    dag_id=RETRAIN_DAG_ID,
     description="Weekly retraining of the review-sentiment model, gated into the MLflow registry",
     doc_md=__doc__,
     # No start_date: a new deployment waits for the next slot instead of starting a full retrain
@@ -221,7 +221,7 @@ with DAG(
             overrides = {"max_epochs": s.params["max_epochs"], "patience": s.params["patience"]}
             points = resolve_grid([{**p, **overrides} for p in s.params["grid"]])
             experiment_id = ensure_experiment(s.settings.experiment_name, s.settings.tracking_uri)
-            return [{"point": p.to_dict(), "experiment_id": experiment_id} for p in points]
+            return [{"point": p.to_dict(), XCOM_EXPERIMENT_ID: experiment_id} for p in points]
 
     @task(map_index_template="{{ grid_point_label }}", execution_timeout=timedelta(minutes=60))
     def train(manifest: str, point: dict[str, Any], experiment_id: str) -> dict[str, str]:
@@ -232,7 +232,7 @@ with DAG(
         with stage() as s:
             s.context["grid_point_label"] = GridPoint.from_dict(point).label
             run_id = run_train(s.path(manifest), point, experiment_id=experiment_id, **s.mlflow_run)
-            return {"run_id": run_id, "experiment_id": experiment_id}
+            return {XCOM_RUN_ID: run_id, XCOM_EXPERIMENT_ID: experiment_id}
 
     @task(execution_timeout=timedelta(minutes=20))
     def baseline(manifest: str, grid: list[dict[str, Any]]) -> dict[str, str]:
@@ -240,9 +240,9 @@ with DAG(
         from review_sentiment.baseline import train_baseline
 
         with stage() as s:
-            experiment_id = grid[0]["experiment_id"]
+            experiment_id = grid[0][XCOM_EXPERIMENT_ID]
             run_id = train_baseline(s.path(manifest), experiment_id=experiment_id, **s.mlflow_run)
-            return {"run_id": run_id, "experiment_id": experiment_id}
+            return {XCOM_RUN_ID: run_id, XCOM_EXPERIMENT_ID: experiment_id}
 
     @task(execution_timeout=timedelta(minutes=30))
     def register(
@@ -257,8 +257,8 @@ with DAG(
             # A slice reads the mapped results in one request (iterating probes one past the end,
             # which the task log shows as an error).
             result = run_register(
-                [t["run_id"] for t in trained[:]], s.path(manifest), settings=s.settings,
-                baseline_run_id=linear["run_id"], label_stats_path=s.path(label_stats),
+                [t[XCOM_RUN_ID] for t in trained[:]], s.path(manifest), settings=s.settings,
+                baseline_run_id=linear[XCOM_RUN_ID], label_stats_path=s.path(label_stats),
                 floor=s.params["promotion_floor"], pipeline_run_id=s.pipeline_run_id,
                 force=s.params["force_promote"], beat_baseline=s.params["beat_baseline"],
             )  # fmt: skip

@@ -13,13 +13,12 @@ from urllib.parse import quote
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
-DAG_ID = "sentiment_retrain"
+from review_sentiment.config import RETRAIN_DAG_ID, Settings
+from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
 
 
 def mlflow_ui_url() -> str:
     """Base URL of the MLflow UI as users' browsers reach it (``Settings.mlflow_ui_url``)."""
-    from review_sentiment.config import Settings
-
     return Settings.from_env().mlflow_ui_url
 
 
@@ -57,12 +56,12 @@ class MLflowRunLink(BaseOperatorLink):
     name = "MLflow run"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.dag_id != DAG_ID or ti_key.task_id not in ("train", "baseline"):
+        if ti_key.dag_id != RETRAIN_DAG_ID or ti_key.task_id not in ("train", "baseline"):
             return ""
         value = _return_value(ti_key)
-        if not isinstance(value, dict) or "run_id" not in value:
+        if not isinstance(value, dict) or XCOM_RUN_ID not in value:
             return ""
-        return run_url(mlflow_ui_url(), value.get("experiment_id", "0"), value["run_id"])
+        return run_url(mlflow_ui_url(), value.get(XCOM_EXPERIMENT_ID, "0"), value[XCOM_RUN_ID])
 
 
 class MLflowModelVersionLink(BaseOperatorLink):
@@ -71,7 +70,7 @@ class MLflowModelVersionLink(BaseOperatorLink):
     name = "MLflow model version"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.dag_id != DAG_ID or ti_key.task_id != "register":
+        if ti_key.dag_id != RETRAIN_DAG_ID or ti_key.task_id != "register":
             return ""
         value = _return_value(ti_key)
         if not isinstance(value, dict) or "version" not in value:

@@ -20,6 +20,7 @@ NLTK_DATA_DIR = PACKAGE_DIR / "nltk_data"
 DEFAULT_REVIEWS_PATH = PROJECT_ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv.gz"
 LOCAL_STATE_DIR = PROJECT_ROOT / ".local"
 
+RETRAIN_DAG_ID = "sentiment_retrain"
 REGISTERED_MODEL_NAME = "customer-sentiment-analysis"
 EXPERIMENT_NAME = "sentiment-retrain"
 CHAMPION_ALIAS = "champion"

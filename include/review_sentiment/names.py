@@ -33,6 +33,11 @@ ARTIFACT_PREPROCESS = "preprocess"
 ARTIFACT_DECISION = "decision"
 PROBABILITY = "probability"
 LABEL = "label"
+DECISION_THRESHOLD_KEY = "threshold"  # in the model's decision artifact (JSON)
+
+# --- XCom of the tasks that log to MLflow, read by the Airflow UI's extra links -----------------
+XCOM_RUN_ID = "run_id"
+XCOM_EXPERIMENT_ID = "experiment_id"
 
 # --- Model-version tags ------------------------------------------------------------------------
 TAG_PIPELINE_RUN = "pipeline_run_id"  # <dag_id>/<run_id>: one version per pipeline run

@@ -14,7 +14,14 @@ import mlflow.pyfunc
 import pandas as pd
 
 from review_sentiment import schema
-from review_sentiment.names import ARTIFACT_DECISION, ARTIFACT_KERAS, ARTIFACT_PREPROCESS, LABEL, PROBABILITY
+from review_sentiment.names import (
+    ARTIFACT_DECISION,
+    ARTIFACT_KERAS,
+    ARTIFACT_PREPROCESS,
+    DECISION_THRESHOLD_KEY,
+    LABEL,
+    PROBABILITY,
+)
 
 
 class SentimentModel(mlflow.pyfunc.PythonModel):
@@ -33,7 +40,7 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
         self._model = keras.saving.load_model(
             context.artifacts[ARTIFACT_KERAS], compile=False, safe_mode=True
         )
-        self.threshold = float(read_json(context.artifacts[ARTIFACT_DECISION])["threshold"])
+        self.threshold = float(read_json(context.artifacts[ARTIFACT_DECISION])[DECISION_THRESHOLD_KEY])
         self._cleaner = cleaner_from_payload(read_json(context.artifacts[ARTIFACT_PREPROCESS]))
 
     # The DataFrame hint tells MLflow that the logged signature, not the hint, describes the input.

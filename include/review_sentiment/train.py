@@ -245,7 +245,7 @@ def train(
             decision_path = write_json(
                 Path(tmp) / "decision.json",
                 {
-                    "threshold": threshold,
+                    names.DECISION_THRESHOLD_KEY: threshold,
                     "chosen_on": "validation",
                     "criterion": "maximum F1 of the not-recommended class",
                     "label_when_probability_at_least_threshold": 1,
