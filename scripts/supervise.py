@@ -219,6 +219,25 @@ class Supervisor:
             self.rpc.addProcessGroup(name)
         return changed + removed
 
+    def spec(self, name: str) -> dict[str, Any]:
+        """The program as supervisord starts it (argv, env, cwd, ...)."""
+        return json.loads(next(self.specs.glob(f"{name}.*.json")).read_text())
+
+    def run_beside(self, name: str, argv: list[str], timeout: float) -> bool:
+        """Run ``argv`` with the program's environment and folder (as `docker exec`); True on exit 0."""
+        spec = self.spec(name)
+        try:
+            done = subprocess.run(
+                argv, env=spec["env"], cwd=spec["cwd"], capture_output=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
+
+    def tail(self, name: str, chars: int = 3000) -> str:
+        """The end of the program's log."""
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-chars:]
+
     def info(self) -> dict[str, dict[str, Any]]:
         """Program name -> supervisord's process info (statename, pid, exitstatus, ...)."""
         return {p["name"]: p for p in self.rpc.getAllProcessInfo()}
@@ -247,7 +266,7 @@ class Supervisor:
             found.append(Session(int(pid), int(ticks), name))
         return found
 
-    def sweep(self, last: set[str], timeout: float = 20) -> list[str]:
+    def sweep(self, last: set[str], timeout: float = 10) -> list[str]:
         """Stop what is left in every recorded session (those named in ``last`` after the others,
         with SIGINT); clear the record. Returns the names of the sessions that had processes."""
         sessions = [s for s in self.sessions() if s.members()]

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # One copy of "which initdb, and as which user": the same as `make stack` uses.
-from scripts.stack import _pg_bin, _run_as_postgres
+from scripts.stack_images import pg_bin as _pg_bin
+from scripts.stack_images import run_as_postgres
+
+
+def _run_as_postgres() -> list[str]:
+    """runuser's prefix for PostgreSQL's programs (root may not run them), or nothing."""
+    user = run_as_postgres()
+    return ["runuser", "-u", user, "--"] if user else []
 
 
 def free_port() -> int:
