@@ -255,11 +255,9 @@ class Stack:
             health = ("healthy" if self.healthy(name) else "UNHEALTHY") if running else ""
             ok &= info["statename"] in ("RUNNING", "EXITED") and health != "UNHEALTHY"
             print(f"  {name:<22} {info['statename']:<8} {health:<9} {info['description']:<28} {name}.log")
-        for session in self.supervisor.sessions():
-            if session.name in infos and session.pid != infos[session.name]["pid"] and session.members():
-                print(
-                    f"  left by an earlier {session.name} (session {session.pid}): {len(session.members())} processes"
-                )
+        for old in self.supervisor.sessions():
+            if old.name in infos and old.pid != infos[old.name]["pid"] and (left := len(old.members())):
+                print(f"  left by an earlier {old.name} (session {old.pid}): {left} processes")
         print(self.summary())
         return 0 if ok else 1
 
