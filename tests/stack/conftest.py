@@ -1,5 +1,6 @@
-"""Session fixtures of the stack tests: ``scripts/stack.py up`` on free loopback ports, in a
-temporary state folder with its own .env, and ``scripts/stack.py down`` at the end (by pid).
+"""Session fixtures of the stack tests: ``scripts/stack.py up`` (``make stack``: the services of
+docker-compose.yaml under supervisord) on free loopback ports, in a temporary state folder with its
+own .env, and ``scripts/stack.py down`` at the end (by pid).
 
 Only tests that request ``running_stack`` start it; the static compose tests beside them do not.
 """
@@ -18,7 +19,7 @@ import pytest
 from scripts.stack import Stack
 from tests.stack.airflow_api import AirflowApi, FinishedRun
 from tests.support import measure
-from tests.support.local_stack import stack_session
+from tests.support.local_stack import StackSession, stack_session
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "stack"
@@ -40,12 +41,17 @@ QUICK_CONF: dict[str, Any] = {
 class RunningStack:
     """The stack under test, its admin API client, and what happened when it started."""
 
-    stack: Stack
+    session: StackSession
     api: AirflowApi
     secrets: dict[str, str]
     started_at: datetime
     scheduled_at_start: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def stack(self) -> Stack:
+        """The stack as last started (``up`` again reloads it)."""
+        return self.session.stack
 
 
 def report(config: pytest.Config, line: str) -> None:
@@ -74,7 +80,7 @@ def running_stack(real_reviews_path: Path, pytestconfig: pytest.Config) -> Itera
     with stack_session(real_reviews_path, ARTIFACTS, "sentiment-stack-") as session:
         report(pytestconfig, f"stack: scripts/stack.py up took {session.up_seconds:.0f} s")
         scheduled = _scheduled_runs_at_start(session.api)
-        yield RunningStack(session.stack, session.api, session.secrets, started, scheduled)
+        yield RunningStack(session, session.api, session.secrets, started, scheduled)
 
 
 @pytest.fixture(scope="session")

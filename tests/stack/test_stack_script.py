@@ -1,8 +1,13 @@
-"""Fast checks of scripts/stack.py without starting the stack: how deploy/airflow.env is localised,
-and how processes are told apart and stopped by pid."""
+"""Fast checks of ``make stack`` without starting the stack: compose's semantics (interpolation,
+env files, merged files, profiles, dependencies), what the mapping to local programs changes (only
+host names, ports, container paths and the images' built-ins), the supervisord configuration, and
+how processes are recorded and stopped by session."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -11,149 +16,334 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from scripts import stack as stack_script
-from scripts.stack import AIRFLOW_ENV_FILE, Proc, Stack, StackError, read_env_file
+from scripts import compose_local as compose
+from scripts import supervise
+from scripts.stack import Stack
+from scripts.stack_map import Mapper
+from tests.support.servers import free_port
 
-PORTS = {"airflow": 18080, "mlflow": 15000, "postgres": 15432, "scheduler-health": 18974, "redis": 16379}
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+BASIC_AUTH = ROOT / "deploy" / "mlflow" / "basic-auth.yaml"
 SECRETS = {
     "POSTGRES_PASSWORD": "pg-secret",
     "AIRFLOW_DB_PASSWORD": "airflow-db-secret",
     "MLFLOW_DB_PASSWORD": "mlflow-db-secret",
     "AIRFLOW_ADMIN_USERNAME": "ops",
     "AIRFLOW_ADMIN_PASSWORD": "admin-secret",
+    "MLFLOW_ADMIN_USERNAME": "mlflow-admin",
+    "MLFLOW_ADMIN_PASSWORD": "mlflow-admin-secret",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask",
     "AIRFLOW__CORE__FERNET_KEY": "fernet",
     "AIRFLOW__API_AUTH__JWT_SECRET": "jwt",
     "AIRFLOW__API__SECRET_KEY": "api",
     "SENTIMENT_DATA_DIR": "/srv/reviews",
 }
-LOCAL_PORTS = {"postgres": 15432, "mlflow": 15000, "airflow-apiserver": 18080, "redis": 16379}
+# Set by the mapping on every program: the executable path, home, locale, and the container's name.
+LOCAL_ONLY = {"PATH", "HOME", "HOSTNAME", "LANG", "LC_ALL"}
+
+
+def _write_env(path: Path, values: dict[str, str]) -> Path:
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    return path
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Stack:
-    return Stack(state_dir=tmp_path / "state", env_file=tmp_path / ".env", ports=dict(PORTS))
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    for variable in ("STACK_AIRFLOW_PORT", "STACK_MLFLOW_PORT", "STACK_FLOWER_PORT"):
+        monkeypatch.setenv(variable, str(free_port()))
+    for variable in ("COMPOSE_PROFILES", "AIRFLOW__CORE__EXECUTOR"):
+        monkeypatch.delenv(variable, raising=False)
+    return Stack(tmp_path / "state", _write_env(tmp_path / ".env", SECRETS), [COMPOSE_FILE])
 
 
-def test_container_path_lines_are_the_marked_ones() -> None:
-    values, container_paths = read_env_file(AIRFLOW_ENV_FILE)
-    assert container_paths == {
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
-        "REVIEWS_PATH",
-        "SENTIMENT_ARTIFACT_ROOT",
-    }
-    assert all(values[key].startswith("/opt/airflow/") for key in container_paths)
+def _compose_env(stack: Stack, name: str) -> dict[str, str]:
+    """What compose gives the container: interpolated, before any mapping."""
+    variables = {**SECRETS, **os.environ}
+    services = compose.active_services(compose.load(stack.compose_files, variables), variables)
+    return compose.environment(services[name], ROOT, variables)
 
 
-def test_only_hosts_ports_and_container_paths_change(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW__CORE__PARALLELISM", "3")  # the caller's environment never leaks in
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://elsewhere:5000")
-    shared, container_paths = read_env_file(AIRFLOW_ENV_FILE)
-    env = stack.airflow_env(SECRETS)
-    assert "AIRFLOW__CORE__PARALLELISM" not in env
-    for key, value in shared.items():
-        local = env[key]
-        if key in container_paths:
-            assert Path(local).is_relative_to(stack.state_dir) or Path(local).is_relative_to("/srv/reviews")
-            assert Path(local).name == Path(value).name
-        elif "://" in value:
-            before, after = urlsplit(value), urlsplit(local)
-            assert after.hostname == "127.0.0.1", key
-            assert (after.scheme, after.username, after.path) == (before.scheme, before.username, before.path)
-            assert after.port == LOCAL_PORTS.get(before.hostname, PORTS["mlflow"]), key
-        else:
-            assert local == value, key
-    assert not [key for key, value in env.items() if "/opt/airflow" in value]
-    assert env["REVIEWS_PATH"] == "/srv/reviews/womens_clothing_reviews.csv.gz"
-    assert env["MLFLOW_TRACKING_URI"] == env["MLFLOW_UI_URL"] == "http://127.0.0.1:15000"
-    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
-
-
-def test_secrets_and_compose_settings_come_from_dot_env(stack: Stack) -> None:
-    env = stack.airflow_env(SECRETS)
-    for key in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
-        assert env[key] == SECRETS[key]
-    assert env["PGPASSWORD"] == SECRETS["AIRFLOW_DB_PASSWORD"]
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "ops:admin"
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    assert env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == "127.0.0.1"
-    assert "admin-secret" not in env.values(), "the admin password is for airflow-init only"
-    overridden = stack.airflow_env(SECRETS, overrides={"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"})
-    assert overridden["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+# --- compose's semantics ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("${SET}", "x"),
+        ("$SET/and", "x/and"),
+        ("$${SET}", "${SET}"),
+        ("${UNSET}", ""),
+        ("${UNSET:-d}", "d"),
+        ("${EMPTY:-d}", "d"),
+        ("${EMPTY-d}", ""),
+        ("${UNSET-d}", "d"),
+        ("${UNSET:-${SET}}", "x"),
+        ("${SET:+alt}", "alt"),
+        ("${EMPTY:+alt}", ""),
+        ("${EMPTY+alt}", "alt"),
+        ("${SET:?never}", "x"),
+        ("${EMPTY?set, even if empty}", ""),
+        ("a $ b", "a $ b"),
+    ],
+)
+def test_interpolation_matches_compose(text: str, expected: str) -> None:
+    assert compose.interpolate(text, {"SET": "x", "EMPTY": ""}) == expected
 
 
 @pytest.mark.parametrize(
-    ("line", "message"),
-    [
-        ("SOME_URL=http://elsewhere:1234/x", "unknown to the local stack"),
-        ("SOME_PATH=/opt/airflow/other", "not marked"),
-        ("# container path\nSOME_PATH=/srv/elsewhere", "no known mount point"),
-    ],
+    "text", ["${UNSET:?run gen-secrets}", "${EMPTY:?run gen-secrets}", "${UNSET?run gen-secrets}"]
 )
-def test_unknown_hosts_and_paths_are_refused(
-    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, message: str
+def test_required_variables_fail_with_their_message(text: str) -> None:
+    with pytest.raises(compose.ComposeError, match=r"required variable (UNSET|EMPTY) .*: run gen-secrets"):
+        compose.interpolate(text, {"EMPTY": ""})
+
+
+def test_env_file_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "x.env"
+    path.write_text(
+        "# comment\n\nA=plain value # comment\nexport B=b\nC='single ${A}'\nD=\"double ${B}\"\nE=${B}-e\nF=\n"
+    )
+    assert compose.read_env_file(path) == {
+        "A": "plain value",
+        "B": "b",
+        "C": "single ${A}",
+        "D": "double b",
+        "E": "b-e",
+        "F": "",
+    }
+
+
+def test_a_later_file_overrides_and_extends(stack: Stack) -> None:
+    """deploy/mlflow/basic-auth.yaml over the base file, as `docker compose -f a -f b` merges them."""
+    variables = {**SECRETS}
+    merged = compose.load([COMPOSE_FILE, BASIC_AUTH], variables)["services"]
+    base = compose.load([COMPOSE_FILE], variables)["services"]
+    assert compose.argv(merged["mlflow"]["command"]) == [
+        *compose.argv(base["mlflow"]["command"]),
+        "--app-name=basic-auth",
+    ]
+    assert merged["mlflow"]["environment"]["PGPASSWORD"] == "mlflow-db-secret"  # kept
+    assert merged["mlflow"]["environment"]["MLFLOW_AUTH_ADMIN_USERNAME"] == "mlflow-admin"  # added
+    assert merged["mlflow"]["volumes"][: len(base["mlflow"]["volumes"])] == base["mlflow"]["volumes"]
+    assert "mlflow-auth:/mlauth" in merged["mlflow"]["volumes"]
+    assert merged["airflow-scheduler"]["environment"]["AIRFLOW__CORE__FERNET_KEY"] == "fernet"
+
+
+@pytest.mark.parametrize(("profiles", "celery"), [("", False), ("celery", True), ("other,celery", True)])
+def test_profiles_and_dependencies(profiles: str, celery: bool) -> None:
+    variables = {**SECRETS, "COMPOSE_PROFILES": profiles}
+    services = compose.active_services(compose.load([COMPOSE_FILE], variables), variables)
+    assert ({"redis", "airflow-worker", "flower"} <= services.keys()) is celery
+    order = compose.start_order(services)
+    assert order.index("postgres") < order.index("airflow-init") < order.index("airflow-apiserver")
+    assert order.index("airflow-apiserver") < order.index("airflow-scheduler")
+    scheduler = compose.dependencies(services, "airflow-scheduler")
+    assert scheduler["airflow-init"] == "service_completed_successfully"
+    assert ("redis" in scheduler) is celery  # required: false without the profile
+
+
+def test_a_missing_required_variable_is_named(stack: Stack) -> None:
+    _write_env(stack.env_file, {k: v for k, v in SECRETS.items() if k != "AIRFLOW__API__SECRET_KEY"})
+    with pytest.raises(
+        compose.ComposeError, match="AIRFLOW__API__SECRET_KEY is missing a value: run deploy/gen"
+    ):
+        stack.mapper()
+
+
+# --- the mapping ----------------------------------------------------------------------------------
+def _programs(stack: Stack) -> tuple[Mapper, dict]:
+    mapper = stack.mapper()
+    return mapper, {name: mapper.program(name, 1) for name in mapper.services}
+
+
+def test_only_hosts_ports_and_container_paths_change(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__CORE__PARALLELISM", "3")  # not in compose: never reaches a program
+    mapper, programs = _programs(stack)
+    for name, program in programs.items():
+        given = _compose_env(stack, name)
+        builtins = set(program.env) - set(given) - LOCAL_ONLY
+        assert "AIRFLOW__CORE__PARALLELISM" not in program.env
+        for key, value in given.items():
+            local = program.env[key]
+            if "://" in value:
+                before, after = urlsplit(value), urlsplit(local)
+                # A service that is not enabled (redis without the celery profile) has no address.
+                assert after.hostname == (
+                    "127.0.0.1" if before.hostname in mapper.services else before.hostname
+                )
+                assert (after.scheme, after.username, after.path) == (
+                    before.scheme,
+                    before.username,
+                    before.path,
+                )
+            elif value.startswith("/"):
+                assert not local.startswith(("/opt/airflow", "/mlartifacts")), (name, key, local)
+                assert local == str(mapper.path(name, value)), (name, key)
+            else:
+                assert local == value, (name, key)
+        if mapper.kinds[name] == "airflow":
+            assert builtins <= {
+                "AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER",
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER", "PYTHONPATH", "AIRFLOW__API__HOST", "AIRFLOW__API__PORT",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT",
+            }, (name, builtins)  # fmt: skip
+        else:
+            assert builtins <= {"PGDATA", "PGPORT"}, (name, builtins)
+    scheduler = programs["airflow-scheduler"].env
+    assert scheduler["AIRFLOW__CORE__DAGS_FOLDER"] == str(ROOT / "dags")
+    assert scheduler["PYTHONPATH"] == str(ROOT / "include")
+    assert scheduler["REVIEWS_PATH"] == "/srv/reviews/womens_clothing_reviews.csv.gz"
+    assert scheduler["SENTIMENT_ARTIFACT_ROOT"] == str(stack.volume("sentiment-artifacts"))
+    assert scheduler["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] == str(stack.volume("airflow-logs"))
+    # The browser's URL is MLflow's published port; the tasks' is the service's: the same here.
+    assert (
+        scheduler["MLFLOW_UI_URL"]
+        == scheduler["MLFLOW_TRACKING_URI"]
+        == f"http://127.0.0.1:{os.environ['STACK_MLFLOW_PORT']}"
+    )
+    api_port = os.environ["STACK_AIRFLOW_PORT"]
+    assert scheduler["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{api_port}/execution/"
+    auth = programs["airflow-apiserver"].env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert auth == programs["airflow-init"].env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert Path(auth).is_relative_to(stack.volume("airflow-auth"))
+
+
+def test_the_caller_environment_interpolates_as_for_compose(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env_file = tmp_path / "airflow.env"
-    env_file.write_text(AIRFLOW_ENV_FILE.read_text() + f"\n{line}\n")
-    monkeypatch.setattr(stack_script, "AIRFLOW_ENV_FILE", env_file)
-    with pytest.raises(StackError, match=message):
-        stack.airflow_env(SECRETS)
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    monkeypatch.setenv("COMPOSE_PROFILES", "celery")
+    _, programs = _programs(stack)
+    assert programs["airflow-scheduler"].env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    worker = programs["airflow-worker"]
+    assert worker.argv[1:] == ["celery", "worker", "--skip-serve-logs"]
+    redis = stack.ports["redis:6379"]
+    assert worker.env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://127.0.0.1:{redis}/0"
+    assert programs["redis"].argv[1:5] == ["--bind", "127.0.0.1", "--port", str(redis)]
+    assert not worker.stop_as_group, "DUMB_INIT_SETSID=0: Celery's warm shutdown, the worker alone"
+    assert programs["flower"].env["AIRFLOW__CELERY__FLOWER_HOST"] == "127.0.0.1"
 
 
-def test_missing_secrets_are_named(stack: Stack) -> None:
-    stack.env_file.write_text("POSTGRES_PASSWORD=x\nAIRFLOW_DB_PASSWORD=\n")
-    with pytest.raises(StackError, match="AIRFLOW_DB_PASSWORD"):
-        stack.secrets()
+def test_a_variable_removed_from_compose_is_missing_here(stack: Stack, tmp_path: Path) -> None:
+    line = "      AIRFLOW_ADMIN_USERNAME: ${AIRFLOW_ADMIN_USERNAME:?run deploy/gen-secrets.sh}\n"
+    text = COMPOSE_FILE.read_text()
+    assert text.count(line) == 1
+    stack.compose_files = [tmp_path / "compose.yaml"]
+    stack.compose_files[0].write_text(text.replace(line, ""))
+    _, programs = _programs(stack)
+    assert "AIRFLOW_ADMIN_USERNAME" not in programs["airflow-init"].env
+    assert programs["airflow-init"].env["AIRFLOW_ADMIN_PASSWORD"] == "admin-secret"
 
 
-def test_state_file_round_trip(stack: Stack) -> None:
-    stack.procs["mlflow"] = Proc(pid=123, ticks=456, log="/x/mlflow.log")
-    stack.save()
-    loaded = Stack.load(stack.state_dir, stack.env_file)
-    assert loaded.ports == PORTS
-    assert loaded.procs == stack.procs
+def test_the_jwt_secret_goes_where_compose_puts_it(stack: Stack) -> None:
+    _, programs = _programs(stack)
+    holders = {name for name, program in programs.items() if "AIRFLOW__API_AUTH__JWT_SECRET" in program.env}
+    assert holders == {"airflow-apiserver", "airflow-scheduler"}
 
 
-def test_a_reused_pid_is_not_stopped() -> None:
-    sleeper = subprocess.Popen(["sleep", "60"])
+def test_every_server_binds_loopback(stack: Stack) -> None:
+    _, programs = _programs(stack)
+    mlflow = programs["mlflow"].argv
+    assert Path(mlflow[0]).name == "mlflow"
+    assert f"--port={os.environ['STACK_MLFLOW_PORT']}" in mlflow
+    assert "--host=127.0.0.1" in mlflow
+    hosts = next(arg for arg in mlflow if arg.startswith("--allowed-hosts=")).split("=", 1)[1].split(",")
+    assert "mlflow" not in hosts
+    assert "127.0.0.1:*" in hosts
+    assert "listen_addresses=127.0.0.1" in programs["postgres"].argv
+    assert programs["airflow-apiserver"].env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    scheduler = programs["airflow-scheduler"]
+    assert scheduler.env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == "127.0.0.1"
+    for name in ("airflow-scheduler", "airflow-triggerer"):  # no log server: it binds every interface
+        assert "--skip-serve-logs" in programs[name].argv
+    assert not any("0.0.0.0" in arg for program in programs.values() for arg in program.argv)
+
+
+def test_healthchecks_are_compose_s_own_commands_made_local(stack: Stack) -> None:
+    mapper, _ = _programs(stack)
+    scheduler = mapper.health("airflow-scheduler")
+    port = stack.ports["airflow-scheduler:8974"]
+    assert scheduler.argv == ["curl", "--fail", "--silent", f"http://127.0.0.1:{port}/health"]
+    assert (scheduler.start_period, scheduler.interval, scheduler.retries) == (60, 30, 5)
+    assert mapper.health("airflow-triggerer").argv[:2] == ["sh", "-c"]
+    assert mapper.health("airflow-init").argv is None
+
+
+def test_supervisord_config_follows_the_restart_policies(stack: Stack) -> None:
+    _, programs = _programs(stack)
+    supervisor = supervise.Supervisor(stack.state_dir, stack.logs)
+    supervisor.write(list(programs.values()))
+    sections = dict(re.findall(r"\[program:([\w-]+)\]\n(.*?)(?=\n\[|\Z)", supervisor.conf.read_text(), re.S))
+    assert set(sections) == set(programs)
+    assert "autorestart=false" in sections["airflow-init"]
+    assert "startsecs=0" in sections["airflow-init"]
+    for name in set(programs) - {"airflow-init"}:
+        assert "autorestart=true" in sections[name], name
+    assert "stopsignal=INT" in sections["postgres"]
+    assert "stopasgroup=true" in sections["airflow-scheduler"]
+    spec = json.loads(next(supervisor.specs.glob("airflow-scheduler.*.json")).read_text())
+    assert spec["env"] == programs["airflow-scheduler"].env
+    assert oct(next(supervisor.specs.glob("*.json")).stat().st_mode)[-3:] == "600"
+
+
+# --- sessions --------------------------------------------------------------------------------------
+def _ticks(pid: int) -> int:
+    return int(supervise.proc_stat(pid)[19])  # type: ignore[index]
+
+
+def test_session_exec_starts_a_recorded_session_with_the_given_environment(tmp_path: Path) -> None:
+    spec = {
+        "name": "probe",
+        "argv": ["sh", "-c", 'echo "$$ $(ps -o sid= -p $$) $ONLY"; env | wc -l'],
+        "env": {"PATH": "/usr/bin:/bin", "ONLY": "this"},
+        "cwd": str(tmp_path),
+        "sessions": str(tmp_path / "sessions"),
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    # As supervisord starts it: a process group leader.
+    argv = [sys.executable, "-I", "-S", str(supervise.SESSION_EXEC), str(tmp_path / "spec.json")]
+    done = subprocess.run(argv, capture_output=True, text=True, process_group=0, timeout=30, check=True)
+    pid, sid, only = done.stdout.split("\n")[0].split()
+    assert pid == sid, "not a session of its own"
+    assert only == "this"
+    assert int(done.stdout.split("\n")[1]) <= 4, "more than the spec's environment (PWD, SHLVL, _ aside)"
+    recorded_pid, _, name = (tmp_path / "sessions").read_text().split()
+    assert (recorded_pid, name) == (pid, "probe")
+
+
+def test_a_reused_pid_is_not_signalled() -> None:
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        real = Proc(sleeper.pid, stack_script._start_ticks(sleeper.pid), "-", session=False)
-        impostor = Proc(sleeper.pid, real.ticks + 1, "-", session=False)
+        real = supervise.Session(sleeper.pid, _ticks(sleeper.pid), "x")
+        impostor = supervise.Session(sleeper.pid, real.ticks + 1, "x")
         assert real.alive()
         assert not impostor.alive()
-        impostor.stop(timeout=1)
+        assert impostor.members() == []
+        supervise.stop_sessions([impostor], supervise.signal.SIGTERM, timeout=1)
         assert sleeper.poll() is None, "a process with another start time was signalled"
-        real.stop(timeout=10)
-        assert stack_script._proc_stat(sleeper.pid) is None, "the recorded process is still there"
+        supervise.stop_sessions([real], supervise.signal.SIGTERM, timeout=10)
+        assert sleeper.wait(10) is not None
     finally:
         sleeper.kill()
         sleeper.wait()
 
 
-def test_stop_takes_the_whole_session_and_ignores_zombies(tmp_path: Path) -> None:
-    # Like the scheduler: a child in the same process group, and one in a group of its own (as
-    # Airflow runs each task); both stay in the component's session.
+def test_stopping_a_session_takes_children_in_other_groups_and_ignores_zombies() -> None:
+    # Like the scheduler: one child in its process group, one in a group of its own (as Airflow runs
+    # each task); both stay in the program's session.
     code = (
         "import subprocess\n"
         "subprocess.Popen(['sleep', '60'], process_group=0)\n"
         "subprocess.Popen(['sleep', '60']).wait()\n"
     )
-    proc = stack_script._spawn([sys.executable, "-c", code], {"PATH": "/usr/bin:/bin"}, tmp_path / "x.log")
+    leader = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    session = supervise.Session(leader.pid, _ticks(leader.pid), "x")
     deadline = time.monotonic() + 10
-    while len(proc.members()) < 3 and time.monotonic() < deadline:
+    while len(session.members()) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
-    members = proc.members()
+    members = session.members()
     assert len(members) == 3
-    groups = {stack_script._proc_stat(pid)[2] for pid in members}
-    assert len(groups) == 2, "expected one child in a process group of its own"
-    proc.stop(timeout=10)
-    assert proc.members() == []
-    # Gone, or zombies of a parent that has not reaped them yet.
-    assert all((stack_script._proc_stat(pid) or ["Z"])[0] == "Z" for pid in members)
-
-    # A finished child nobody reaped yet (a zombie) counts as stopped.
-    quick = subprocess.Popen(["true"])
-    zombie = Proc(quick.pid, stack_script._start_ticks(quick.pid), "-", session=False)
-    time.sleep(0.5)
-    assert zombie.ticks is not None
-    assert not zombie.alive()
-    quick.wait()
+    assert len({supervise.proc_stat(pid)[2] for pid in members}) == 2, "one child should lead its own group"  # type: ignore[index]
+    supervise.stop_sessions([session], supervise.signal.SIGTERM, timeout=10)
+    leader.wait(10)
+    assert session.members() == []
