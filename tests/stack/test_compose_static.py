@@ -1,11 +1,13 @@
 """Static checks of the compose stack: docker-compose.yaml, deploy/, Dockerfile, .env.example.
 
-No Docker engine is needed: the files are parsed (PyYAML, line parsing) and deploy/gen-secrets.sh
-is run into a temporary folder.
+No Docker engine is needed: the files are parsed (PyYAML, line parsing, and compose's own
+interpolation as `make stack` reads it) and deploy/gen-secrets.sh is run into a temporary folder
+with a bare Python (no site-packages).
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import os
 import re
@@ -18,6 +20,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from scripts import compose_local
+from tests.support.local_stack import bare_python, gen_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
@@ -158,11 +163,18 @@ def _is_secret(name: str) -> bool:
 
 
 def _run_gen_secrets(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHON": sys.executable}
+    """deploy/gen-secrets.sh with the first python3 outside the virtualenv (the script adds -S)."""
+    env = {**os.environ, "PYTHON": bare_python()}
     env.pop("AIRFLOW_ADMIN_USERNAME", None)
     return subprocess.run(
         ["bash", str(GEN_SECRETS), *args], capture_output=True, text=True, env=env, timeout=60, check=False
     )
+
+
+def _required_by(script: Path) -> set[str]:
+    """Variables a deploy script refuses to run without (``: "${X:?`` or ``[ -z "${X:-}" ]``)."""
+    text = script.read_text()
+    return set(re.findall(r':\s+"\$\{(\w+):\?', text)) | set(re.findall(r'-z "\$\{(\w+):-\}"', text))
 
 
 # --- fixtures --------------------------------------------------------------------------------------
@@ -589,17 +601,6 @@ def test_jwt_secret_only_where_tokens_are_signed_or_checked(compose: dict, servi
         assert "AIRFLOW__CORE__FERNET_KEY" in _environment(services[name])
 
 
-def test_make_stack_gives_the_jwt_secret_to_the_same_components() -> None:
-    from scripts.stack import JWT_SECRET_COMPONENTS, component_env
-
-    env = {JWT: "s3cret", "AIRFLOW__CORE__FERNET_KEY": "k"}
-    assert {f"airflow-{c}".replace("api-server", "apiserver") for c in JWT_SECRET_COMPONENTS} == JWT_SERVICES
-    for component in ("api-server", "scheduler"):
-        assert component_env(env, component)[JWT] == "s3cret"
-    for component in ("dag-processor", "triggerer", "airflow-init"):
-        assert component_env(env, component) == {"AIRFLOW__CORE__FERNET_KEY": "k"}
-
-
 @pytest.fixture(scope="module")
 def basic_auth() -> dict:
     return yaml.safe_load(MLFLOW_BASIC_AUTH.read_text())
@@ -655,17 +656,62 @@ def test_mlflow_basic_auth_secrets_are_generated_and_documented(tmp_path: Path, 
     assert "docker compose -f docker-compose.yaml -f deploy/mlflow/basic-auth.yaml up" in text
 
 
-def test_make_stack_listens_on_loopback_only() -> None:
-    """Every server `make stack` starts binds 127.0.0.1; the log servers (which bind every
-    interface) are not started."""
-    import scripts.stack as stack_script
+@pytest.mark.parametrize("name", ["airflow-scheduler", "airflow-triggerer", "airflow-worker"])
+def test_airflow_services_run_no_log_server(services: dict[str, dict], name: str) -> None:
+    """A log server binds every interface; every task runner shares the airflow-logs volume with
+    the API server, which reads task logs from it, under compose and under `make stack` alike."""
+    assert "--skip-serve-logs" in _args(services[name]["command"])
+    assert any(v.startswith("airflow-logs:") for v in services[name]["volumes"])
+    assert any(v.startswith("airflow-logs:") for v in services["airflow-apiserver"]["volumes"])
 
-    assert stack_script.HOST == "127.0.0.1"
-    text = (ROOT / "scripts" / "stack.py").read_text()
-    assert "0.0.0.0" not in text
-    assert '"api-server", "--host", HOST' in text
-    assert 'f"--host={HOST}"' in text  # mlflow server
-    assert "listen_addresses={HOST}" in text  # PostgreSQL
-    assert "unix_socket_directories=''" in text  # and no socket for local users either
-    for component in ('"scheduler", "--skip-serve-logs"', '"triggerer", "--skip-serve-logs"'):
-        assert component in text, component
+
+# --- every service gets what its own scripts require ---------------------------------------------------
+@pytest.fixture(scope="module")
+def generated_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("env") / ".env"
+    done = gen_secrets(out, os.environ)
+    assert done.returncode == 0, done.stderr
+    return compose_local.read_env_file(out)
+
+
+@pytest.mark.parametrize(("name", "script"), [("airflow-init", AIRFLOW_INIT), ("postgres", POSTGRES_INIT)])
+def test_services_get_every_variable_their_script_requires(
+    generated_env: dict[str, str], name: str, script: Path
+) -> None:
+    """As compose builds the container's environment from a fresh .env: airflow-init once lacked
+    AIRFLOW_ADMIN_USERNAME (compose only put it into SIMPLE_AUTH_MANAGER_USERS), and exited 1."""
+    required = _required_by(script)
+    assert required, f"no required variable found in {script.name}"
+    for profiles in ("", "celery"):
+        variables = {**generated_env, "COMPOSE_PROFILES": profiles}
+        service = compose_local.load([COMPOSE_FILE], variables)["services"][name]
+        env = compose_local.environment(service, ROOT, variables)
+        assert required <= {key for key, value in env.items() if value}, required - env.keys()
+
+
+def test_the_admin_login_agrees_between_compose_and_airflow_init(generated_env: dict[str, str]) -> None:
+    service = compose_local.load([COMPOSE_FILE], generated_env)["services"]["airflow-init"]
+    env = compose_local.environment(service, ROOT, generated_env)
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{env['AIRFLOW_ADMIN_USERNAME']}:admin"
+    assert env["AIRFLOW_ADMIN_PASSWORD"] == generated_env["AIRFLOW_ADMIN_PASSWORD"]
+
+
+def test_gen_secrets_needs_only_a_python_3_9_standard_library() -> None:
+    text = GEN_SECRETS.read_text()
+    assert '"$PYTHON" -S -' in text, "the generator must run without site-packages"
+    source = text.split("<<'PY'\n", 1)[1].split("\nPY\n", 1)[0]
+    tree = ast.parse(source, feature_version=(3, 9))
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert imported <= sys.stdlib_module_names, imported - sys.stdlib_module_names
+    assert "datetime.UTC" not in source
+    assert "from datetime import UTC" not in source
