@@ -55,7 +55,7 @@ stack-down: ## Stop the processes `make stack` started (by their recorded pids)
 	$(PY) scripts/stack.py down
 
 .PHONY: bench
-bench: $(STAMP) ## Speed-and-scale benchmark (issue 5, ~15 min): one line per figure, bench/results.json
+bench: $(STAMP) ## Speed-and-scale benchmark (~15 min): one line per figure, bench/results.json
 	$(PY) -m bench.run_bench
 
 clean: ## Remove local state (.local: embedded Airflow DB, MLflow store, artifacts)

@@ -1,1 +1,1 @@
-"""`make bench`: the speed-and-scale benchmark (issue 5). Not part of `make test`."""
+"""`make bench`: the speed-and-scale benchmark. Not part of `make test`."""

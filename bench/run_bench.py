@@ -1,4 +1,4 @@
-"""`make bench`: the speed-and-scale figures of issue 5, measured on this machine.
+"""`make bench`: the speed-and-scale figures, measured on this machine.
 
     .venv/bin/python -m bench.run_bench [--parts parse,preprocess,scale,incremental,full]
 
@@ -185,11 +185,11 @@ def part_parse(repeats: int) -> dict[str, Any]:
     }
 
 
-# --- Part: preprocess throughput against the seed's loop --------------------------------------
+# --- Part: preprocess throughput against the notebook's loop --------------------------------------
 
 
 def part_preprocess(seed_rows: int, repeats: int) -> dict[str, Any]:
-    """The seed's loop and the project's cleaning side by side, plus their agreement."""
+    """The original notebook's loop and the project's cleaning side by side, plus their agreement."""
     import numpy as np
     import pandas as pd
 
@@ -204,13 +204,13 @@ def part_preprocess(seed_rows: int, repeats: int) -> dict[str, Any]:
 
     _log(f"seed loop on {seed_rows} reviews (about {seed_rows / 44:.0f} s) ...")
     seed_seconds, seed_out = _timed(lambda: seed_clean(sample, SEED_PATTERN))
-    _log("seed loop again with the regex fixed, for the agreement check ...")
+    _log("notebook loop again with the regex fixed, for the agreement check ...")
     fixed_out = seed_clean(sample, FIXED_PATTERN)
     project = TextCleaner(PreprocessSettings(unescape_html=False)).clean_many(sample)
     disagree = [i for i, (a, b) in enumerate(zip(project, fixed_out, strict=True)) if a != b]
     changed_by_bug = sum(a != b for a, b in zip(seed_out, fixed_out, strict=True))
 
-    settings = PreprocessSettings()  # what the pipeline runs: the seed's steps, regex fixed
+    settings = PreprocessSettings()  # what the pipeline runs: the notebook's steps, regex fixed
     rates: dict[str, dict[str, Any]] = {}
     for factor in (1, 10):
         data = frame if factor == 1 else pd.read_parquet(snapshot(factor))
@@ -246,7 +246,7 @@ def part_preprocess(seed_rows: int, repeats: int) -> dict[str, Any]:
             ],
             "rows_changed_by_seed_regex_bug": changed_by_bug,
             "method": (
-                "TextCleaner(PreprocessSettings(unescape_html=False)) against the seed loop rerun "
+                "TextCleaner(PreprocessSettings(unescape_html=False)) against the notebook loop rerun "
                 f"with {FIXED_PATTERN} instead of {SEED_PATTERN}, on the same rows"
             ),
         },
@@ -559,19 +559,19 @@ def _full_run(name: str, conf: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def part_full() -> dict[str, Any]:
-    """The whole DAG on the full data, as `make run` runs it: seed grid, then default params."""
+    """The whole DAG on the full data, as `make run` runs it: classic grid, then default params."""
     from review_sentiment.model import GRIDS
 
-    # The seed's run reproduced: its grid and preprocessing (stopwords dropped, no title or
+    # The original notebook's run reproduced: its grid and preprocessing (stopwords dropped, no title or
     # negations); its models cannot beat the baseline, which is trained and recorded anyway.
     seed_conf = {
-        "grid": [dict(p) for p in GRIDS["seed"]],
+        "grid": [dict(p) for p in GRIDS["classic"]],
         "remove_stopwords": True,
         "keep_negations": False,
         "use_title": False,
         "beat_baseline": False,
     }
-    seed = _full_run("seed-grid", seed_conf)
+    seed = _full_run("classic-grid", seed_conf)
     default = _full_run("default-params", None)
     return {
         "full_run_seconds": seed["wall_seconds"] if seed["succeeded"] else None,
@@ -583,7 +583,7 @@ def part_full() -> dict[str, Any]:
             "wall clock of scripts/run_local.sh (airflow db migrate + airflow dags test "
             "sentiment_retrain + printing the champion), each with a fresh AIRFLOW_HOME, a fresh "
             "SQLite MLflow store in a temp dir and a fresh SENTIMENT_ARTIFACT_ROOT (so the "
-            "preprocess cache starts empty); the seed run passes the seed grid and preprocessing as "
+            "preprocess cache starts empty); the classic run passes the classic grid and preprocessing as "
             "conf, the default run no conf"
         ),
     }
@@ -628,8 +628,8 @@ def _context(name: str, detail: dict[str, Any]) -> str:
         return (
             f"project {x1['rows_per_second']:,} rows/s on {x1['rows']:,} reviews, "
             f"{x10['rows_per_second']:,} rows/s on {x10['rows']:,} ({d['speedup_vs_seed_at_10x']:,.0f}x); "
-            f"seed loop {seed['rows_per_second']} rows/s on {seed['rows']:,}; "
-            f"{agree['rows_differing']} of {agree['rows_compared']:,} rows differ from the seed (regex fixed)"
+            f"notebook loop {seed['rows_per_second']} rows/s on {seed['rows']:,}; "
+            f"{agree['rows_differing']} of {agree['rows_compared']:,} rows differ from the notebook (regex fixed)"
         )
     if name in ("full_run_seconds", "full_run_default_grid_seconds"):
         run = d["seed_grid" if name == "full_run_seconds" else "default_grid"]

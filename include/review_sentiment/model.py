@@ -174,8 +174,8 @@ def grid_point_json_schema() -> dict[str, Any]:
 
 
 # The classic classifier's grid: embedding dim paired with batch size.
-SEED_GRID: tuple[dict[str, Any], ...] = tuple(
-    {"name": f"seed-dim{d}", "embedding_dim": d, "batch_size": d} for d in (32, 64, 128)
+CLASSIC_GRID: tuple[dict[str, Any], ...] = tuple(
+    {"name": f"classic-dim{d}", "embedding_dim": d, "batch_size": d} for d in (32, 64, 128)
 )
 # The default grid, chosen on the validation split of the real data (see README, "Model
 # quality"). All read the DAG's default preprocessing (title, negations and stopwords kept,
@@ -193,7 +193,7 @@ DEFAULT_GRID: tuple[dict[str, Any], ...] = (
      "dense_units": 32, "dropout": 0.3, "max_tokens": 20000, "batch_size": 128, "rating_weight": 0.5,
      **_WEIGHTED},
 )  # fmt: skip
-GRIDS: dict[str, tuple[dict[str, Any], ...]] = {"seed": SEED_GRID, "default": DEFAULT_GRID}
+GRIDS: dict[str, tuple[dict[str, Any], ...]] = {"classic": CLASSIC_GRID, "default": DEFAULT_GRID}
 STEPS_PER_EXECUTION = 32
 
 
@@ -301,7 +301,7 @@ def build_model(
         loss_weights=weights,
         metrics={RECOMMENDED_OUTPUT: [keras.metrics.AUC(name="auc")]},
         # Several batches per graph call: the same updates in the same order, but far less
-        # Python overhead per step, which dominates for these small models (seed grid 1.4x faster).
+        # Python overhead per step, which dominates for these small models (classic grid 1.4x faster).
         steps_per_execution=STEPS_PER_EXECUTION,
     )
     return model

@@ -1,4 +1,4 @@
-"""Preprocess: the seed's cleaning (letters only, lowercase, NLTK stopwords, Porter stems)."""
+"""Preprocess: the classic cleaning (letters only, lowercase, NLTK stopwords, Porter stems)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ CACHE_STEMS_NAME = "stems.arrow"
 CACHE_SETTINGS_NAME = "settings.json"
 _INPUT = "input"
 
-# The seed wrote [^a-zA-z], whose A-z range also keeps [ \ ] ^ _ and the backtick. This table
+# The original notebook wrote [^a-zA-z], whose A-z range also keeps [ \ ] ^ _ and the backtick. This table
 # keeps a-z, lowercases A-Z and turns every other byte into a space: [^a-zA-Z] -> " ", lower().
 # "can't" splits into "can" "t", both stopwords (the other n't forms leave a negated
 # auxiliary such as "didn"): with negations kept, it becomes "not".
@@ -56,13 +56,13 @@ NEGATED_AUXILIARIES = frozenset(
 
 @dataclass(frozen=True)
 class PreprocessSettings:
-    """Switches over the seed's steps; the defaults reproduce the seed (with the regex fixed).
+    """Switches over the classic steps; the defaults reproduce the original notebook (regex fixed).
 
     Attributes:
         keep_negations: Keep no/nor/not and map the n't forms to "not".
         use_title: Prepend the review title to its text.
         unescape_html: Turn entities such as ``&#39;`` back into characters first.
-        remove_stopwords: Drop NLTK's English stopwords (the seed's step). Off keeps words
+        remove_stopwords: Drop NLTK's English stopwords (the classic step). Off keeps words
             such as "too", "but" and "very" that carry sentiment in reviews ("too small").
     """
 
@@ -391,7 +391,7 @@ def preprocess(
     Args:
         input_path: Ingest's Parquet snapshot.
         output_dir: Folder for the cleaned Parquet file and the settings.
-        settings: Preprocessing switches (default: the seed's).
+        settings: Preprocessing switches (default: the classic steps).
         cache_dir: Folder of a :class:`PreprocessCache` kept between runs; only reviews not in
             it are cleaned, and the output is the same as without it. None: no cache.
 

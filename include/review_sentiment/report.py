@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-# Review length in words: the seed truncates sequences, and short reviews carry little signal.
+# Review length in words: sequence models truncate long reviews, and short reviews carry little signal.
 LENGTH_BUCKETS = (0, 20, 40, 60, 80, 10_000)
 SLICE_COLUMNS = {"department": "department_name", "length": "length_bucket", "rating": "rating"}
 ROC_PNG, PR_PNG, CONFUSION_PNG, CALIBRATION_PNG = PLOTS = (

@@ -9,7 +9,7 @@ import pytest
 
 from review_sentiment.model import (
     GRIDS,
-    SEED_GRID,
+    CLASSIC_GRID,
     GridPoint,
     build_model,
     grid_point_json_schema,
@@ -18,7 +18,7 @@ from review_sentiment.model import (
 
 
 def test_seed_grid_is_the_notebooks_three_points() -> None:
-    points = resolve_grid("seed")
+    points = resolve_grid("classic")
     assert [(p.embedding_dim, p.batch_size) for p in points] == [(32, 32), (64, 64), (128, 128)]
     for point in points:
         assert point.max_epochs == 50
@@ -31,7 +31,7 @@ def test_seed_grid_is_the_notebooks_three_points() -> None:
 
 def test_default_grid_tries_what_helps_on_review_text() -> None:
     points = resolve_grid("default")
-    assert resolve_grid("seed") == [GridPoint.from_dict(p) for p in SEED_GRID]  # still a named grid
+    assert resolve_grid("classic") == [GridPoint.from_dict(p) for p in CLASSIC_GRID]  # still a named grid
     assert {p.architecture for p in points} >= {"tfidf_mlp", "tfidf", "cnn"}
     assert all(p.class_weight > 1 for p in points)  # the rare not-recommended class counts more
     assert any(p.rating_weight > 0 for p in points)
@@ -106,7 +106,7 @@ def test_duplicate_names_are_refused() -> None:
 
 @pytest.mark.parametrize(
     ("grid", "message"),
-    [("nope", r"unknown grid 'nope'; named grids: \['default', 'seed'\]"), ([], "the grid is empty")],
+    [("nope", r"unknown grid 'nope'; named grids: \['classic', 'default'\]"), ([], "the grid is empty")],
 )
 def test_unknown_or_empty_grid_is_refused(grid, message: str) -> None:
     with pytest.raises(ValueError, match=message):
