@@ -629,7 +629,8 @@ def _context(name: str, detail: dict[str, Any]) -> str:
             f"project {x1['rows_per_second']:,} rows/s on {x1['rows']:,} reviews, "
             f"{x10['rows_per_second']:,} rows/s on {x10['rows']:,} ({d['speedup_vs_seed_at_10x']:,.0f}x); "
             f"notebook loop {seed['rows_per_second']} rows/s on {seed['rows']:,}; "
-            f"{agree['rows_differing']} of {agree['rows_compared']:,} rows differ from the notebook (regex fixed)"
+            f"{agree['rows_differing']} of {agree['rows_compared']:,} rows differ from the notebook "
+            "(regex fixed)"
         )
     if name in ("full_run_seconds", "full_run_default_grid_seconds"):
         run = d["seed_grid" if name == "full_run_seconds" else "default_grid"]

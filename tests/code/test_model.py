@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from review_sentiment.model import (
-    GRIDS,
     CLASSIC_GRID,
+    GRIDS,
     GridPoint,
     build_model,
     grid_point_json_schema,
