@@ -46,6 +46,44 @@ SETTINGS = Settings.from_env()  # environment only: no network, DB or Variable l
 PREPROCESS_PARAMS = ("keep_negations", "use_title", "remove_stopwords")
 
 
+# The trigger form, one Param a row and grouped by section: a table, so laid out by hand.
+# fmt: off
+PARAMS = {
+    "grid": Param([dict(p) for p in GRIDS["default"]], type="array", minItems=1, maxItems=32,
+        items=grid_point_json_schema(), title="Model grid", section="Model grid",
+        description="One entry per model config; each becomes a mapped train task and an MLflow run."),
+    "max_epochs": Param(50, type="integer", minimum=1, maximum=500, title="Max epochs", section="Model grid",
+        description="Upper bound on epochs for every grid point (early stopping on validation)."),
+    "patience": Param(2, type="integer", minimum=0, maximum=50, title="Early-stopping patience",
+        section="Model grid", description="Epochs without validation-loss improvement before stopping."),
+    # PREPROCESS_PARAMS: the preprocessing switches, passed to PreprocessSettings as they are.
+    "keep_negations": Param(True, type="boolean", title="Keep negations", section="Preprocessing",
+        description="Keep not/no/nor and the n't forms, which NLTK's stopword list holds."),
+    "use_title": Param(True, type="boolean", title="Use the title", section="Preprocessing",
+        description="Prepend the review title to its text."),
+    "remove_stopwords": Param(False, type="boolean", title="Remove stopwords", section="Preprocessing",
+        description="Drop NLTK's English stopwords. Off keeps sentiment-bearing words such as too/but/very, "
+        "which gives better models (see README, Model quality)."),
+    "source": Param(str(SETTINGS.reviews_path), type="string", minLength=1, title="Source",
+        section="Data source",
+        description="A CSV/Parquet file in the original schema, or postgres:<table> to read that table "
+        "through the Airflow connection below."),
+    "source_conn_id": Param("reviews_db", type="string", pattern="^[A-Za-z0-9_.-]+$", section="Data source",
+        title="PostgreSQL connection id",
+        description="Airflow connection (e.g. AIRFLOW_CONN_REVIEWS_DB) used for postgres: sources."),
+    "sample_fraction": Param(1.0, type="number", exclusiveMinimum=0, maximum=1, title="Sample fraction",
+        section="Data source", description="Share of each class to keep, for quick runs (1 = all reviews)."),
+    "promotion_floor": Param(DEFAULT_PROMOTION_FLOOR, type="number", minimum=0.5, maximum=1,
+        section="Promotion", title="Promotion floor", description="Lowest test ROC AUC a champion may have."),
+    "beat_baseline": Param(True, type="boolean", title="Must beat the baseline", section="Promotion",
+        description="Promote only a model whose test ROC AUC beats the TF-IDF + logistic regression baseline "
+        "trained in the same run. Turn off only for quick plumbing runs with tiny models."),
+    "force_promote": Param(False, type="boolean", title="Force promote", section="Promotion",
+        description="Make the new version champion even if the gate refuses (recorded on the version)."),
+}
+# fmt: on
+
+
 def _log_failure(context: Any) -> None:
     ti = context["ti"]
     where = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
@@ -72,109 +110,7 @@ with DAG(
         "execution_timeout": timedelta(minutes=30),
         "on_failure_callback": _log_failure,
     },
-    params={
-        "grid": Param(
-            [dict(p) for p in GRIDS["default"]],
-            type="array",
-            minItems=1,
-            maxItems=32,
-            items=grid_point_json_schema(),
-            title="Model grid",
-            description="One entry per model config; each becomes a mapped train task and an MLflow run.",
-            section="Model grid",
-        ),
-        "max_epochs": Param(
-            50,
-            type="integer",
-            minimum=1,
-            maximum=500,
-            title="Max epochs",
-            description="Upper bound on epochs for every grid point (early stopping on validation).",
-            section="Model grid",
-        ),
-        "patience": Param(
-            2,
-            type="integer",
-            minimum=0,
-            maximum=50,
-            title="Early-stopping patience",
-            description="Epochs without validation-loss improvement before training stops.",
-            section="Model grid",
-        ),
-        # PREPROCESS_PARAMS: the preprocessing switches, passed to PreprocessSettings as they are.
-        "keep_negations": Param(
-            True,
-            type="boolean",
-            title="Keep negations",
-            description="Keep not/no/nor and the n't forms, which NLTK's stopword list holds.",
-            section="Preprocessing",
-        ),
-        "use_title": Param(
-            True,
-            type="boolean",
-            title="Use the title",
-            description="Prepend the review title to its text.",
-            section="Preprocessing",
-        ),
-        "remove_stopwords": Param(
-            False,
-            type="boolean",
-            title="Remove stopwords",
-            description="Drop NLTK's English stopwords. Off keeps sentiment-bearing words such as "
-            "too/but/very, which gives better models (see README, Model quality).",
-            section="Preprocessing",
-        ),
-        "source": Param(
-            str(SETTINGS.reviews_path),
-            type="string",
-            minLength=1,
-            title="Source",
-            description="A CSV/Parquet file in the original schema, or postgres:<table> to read that table "
-            "through the Airflow connection below.",
-            section="Data source",
-        ),
-        "source_conn_id": Param(
-            "reviews_db",
-            type="string",
-            pattern="^[A-Za-z0-9_.-]+$",
-            title="PostgreSQL connection id",
-            description="Airflow connection (e.g. AIRFLOW_CONN_REVIEWS_DB) used for postgres: sources.",
-            section="Data source",
-        ),
-        "sample_fraction": Param(
-            1.0,
-            type="number",
-            exclusiveMinimum=0,
-            maximum=1,
-            title="Sample fraction",
-            description="Share of each class to keep, for quick runs (1 = all reviews).",
-            section="Data source",
-        ),
-        "promotion_floor": Param(
-            DEFAULT_PROMOTION_FLOOR,
-            type="number",
-            minimum=0.5,
-            maximum=1,
-            title="Promotion floor",
-            description="Lowest test ROC AUC a new champion may have.",
-            section="Promotion",
-        ),
-        "beat_baseline": Param(
-            True,
-            type="boolean",
-            title="Must beat the baseline",
-            description="Promote only a model whose test ROC AUC beats the TF-IDF + logistic regression "
-            "baseline trained in the same run. Turn off only for quick plumbing runs with tiny models.",
-            section="Promotion",
-        ),
-        "force_promote": Param(
-            False,
-            type="boolean",
-            title="Force promote",
-            description="Make the new version champion even if the gate refuses (recorded on the version).",
-            section="Promotion",
-        ),
-    },
+    params=PARAMS,
 ) as dag:
 
     @task(execution_timeout=timedelta(minutes=20), multiple_outputs=True)

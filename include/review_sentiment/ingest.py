@@ -280,7 +280,7 @@ def ingest(
             .reset_index(drop=True)
         )
         reviews, report = validate_reviews(reviews, source=f"{source_name} (sampled)", min_rows=min_rows)
-    files = IngestFiles(Path(output_dir))
+    files = IngestFiles.in_folder(output_dir)
     _write_quarantine(files.quarantine, quarantined)
     write_json(files.label_stats, label_stats(reviews))
     write_json(files.report, {"source": source_name, "quarantined": len(quarantined), **asdict(report)})

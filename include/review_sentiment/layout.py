@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Self
 
 from review_sentiment.artifacts import safe_path
 
@@ -36,50 +37,39 @@ VOCABULARY_NAME = "vocabulary.json"
 NGRAMS_NAME = "ngrams.json"
 
 
+class _StageFiles:
+    """The files of one stage's output folder, found from any one of them."""
+
+    NAMES: ClassVar[tuple[str, ...]]  # the file names, in field order
+
+    @classmethod
+    def in_folder(cls, folder: str | Path) -> Self:
+        return cls(*(Path(folder) / name for name in cls.NAMES))
+
+    @classmethod
+    def of(cls, path: str | Path) -> Self:
+        """The files beside ``path`` (the one that travelled through XCom)."""
+        return cls.in_folder(Path(path).parent)
+
+
 @dataclass(frozen=True)
-class IngestFiles:
+class IngestFiles(_StageFiles):
     """Ingest's folder: the snapshot and what describes it."""
 
-    folder: Path
-
-    @classmethod
-    def of(cls, snapshot: str | Path) -> IngestFiles:
-        return cls(Path(snapshot).parent)
-
-    @property
-    def snapshot(self) -> Path:
-        return self.folder / SNAPSHOT_NAME
-
-    @property
-    def report(self) -> Path:
-        return self.folder / REPORT_NAME
-
-    @property
-    def quarantine(self) -> Path:
-        return self.folder / QUARANTINE_NAME
-
-    @property
-    def label_stats(self) -> Path:
-        return self.folder / LABEL_STATS_NAME
+    NAMES = (SNAPSHOT_NAME, REPORT_NAME, QUARANTINE_NAME, LABEL_STATS_NAME)
+    snapshot: Path
+    report: Path
+    quarantine: Path
+    label_stats: Path
 
 
 @dataclass(frozen=True)
-class PreprocessFiles:
+class PreprocessFiles(_StageFiles):
     """Preprocess's folder: the cleaned reviews and the settings that cleaned them."""
 
-    folder: Path
-
-    @classmethod
-    def of(cls, cleaned: str | Path) -> PreprocessFiles:
-        return cls(Path(cleaned).parent)
-
-    @property
-    def cleaned(self) -> Path:
-        return self.folder / OUTPUT_NAME
-
-    @property
-    def settings(self) -> Path:
-        return self.folder / SETTINGS_NAME
+    NAMES = (OUTPUT_NAME, SETTINGS_NAME)
+    cleaned: Path
+    settings: Path
 
 
 @dataclass(frozen=True)

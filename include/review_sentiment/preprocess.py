@@ -411,7 +411,7 @@ def preprocess(
         frame[CLEAN] = pd.Series(cleaned, index=frame.index, name=CLEAN, dtype=object)
         cache.save()
         cached = f"{cache.hits} from the cache, {cache.misses} cleaned"
-    files = PreprocessFiles(Path(output_dir))
+    files = PreprocessFiles.in_folder(output_dir)
     write_json(files.settings, settings_payload(settings))
     # The cleaned file last: whoever sees it (the XCom) sees its settings complete.
     out = files.cleaned
