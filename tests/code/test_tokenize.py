@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,6 +21,7 @@ from review_sentiment.tokenize import (
     tokenize,
 )
 from review_sentiment.validate import validate_reviews
+from tests.support.hashing import text_hashes
 
 
 def _reviews(n: int, seed: int = 0) -> pd.DataFrame:
@@ -70,7 +69,7 @@ def test_no_clean_text_in_two_splits(reviews: pd.DataFrame) -> None:
     echoes[schema.TEXT] = echoes[schema.TEXT].str.upper() + "!!"
     echoes[CLEAN] = clean_frame(echoes, PreprocessSettings())
     splits = split_frame(pd.concat([reviews, echoes], ignore_index=True))
-    hashes = {name: set(part[CLEAN].map(_sha1)) for name, part in splits.items()}
+    hashes = {name: text_hashes(part[CLEAN]) for name, part in splits.items()}
     assert not hashes["train"] & hashes["validation"]
     assert not hashes["train"] & hashes["test"]
     assert not hashes["validation"] & hashes["test"]
@@ -170,7 +169,3 @@ def test_tokenize_stage_writes_a_complete_manifest(tmp_path, reviews: pd.DataFra
         rows += len(frame)
     assert rows + data.manifest["duplicates_or_empty_dropped"] == data.manifest["rows_in"] == len(reviews)
     assert not list((tmp_path / "tokenize").glob(".*.tmp"))
-
-
-def _sha1(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()

@@ -8,8 +8,9 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.preprocess import CLEAN, PreprocessSettings, clean_frame
-from review_sentiment.tokenize import split_frame, text_hash
+from review_sentiment.tokenize import split_frame
 from review_sentiment.validate import validate_reviews
+from tests.support.hashing import text_hashes
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["seed-settings", "keep-negations"])
@@ -20,7 +21,7 @@ def splits(request: pytest.FixtureRequest, real_raw: pd.DataFrame) -> dict[str, 
 
 
 def _overlaps(splits: dict[str, pd.DataFrame], column: str) -> dict[str, int]:
-    hashes = {name: set(text_hash(part[column])) for name, part in splits.items()}
+    hashes = {name: text_hashes(part[column]) for name, part in splits.items()}
     names = list(hashes)
     return {f"{a}&{b}": len(hashes[a] & hashes[b]) for i, a in enumerate(names) for b in names[i + 1 :]}
 
