@@ -185,13 +185,12 @@ with DAG(
         manifest: str, trained: list[dict[str, str]], linear: dict[str, str], label_stats: str
     ) -> dict:
         """Register the best run, report on it, promote it only through the gate (idempotent per
-        DAG run)."""
+        DAG run). The mapped results are read as one slice: iterating them would probe one past
+        the end, which the task log shows as an error."""
         from review_sentiment.register import register as run_register
         from review_sentiment.register import require_promoted
 
         with stage() as s:
-            # A slice reads the mapped results in one request (iterating probes one past the end,
-            # which the task log shows as an error).
             result = run_register(
                 [t[XCOM_RUN_ID] for t in trained[:]], s.path(manifest), settings=s.settings,
                 baseline_run_id=linear[XCOM_RUN_ID], label_stats_path=s.path(label_stats),

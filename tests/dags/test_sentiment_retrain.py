@@ -149,3 +149,20 @@ def test_parse_is_fast_and_light() -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["heavy"] == []
     assert result["seconds"] < 1.0
+
+
+def test_task_bodies_only_call_their_stage() -> None:
+    """Each task body is a few lines around one stage call (logic lives in include/)."""
+    import ast
+
+    lines = (DAGS / "sentiment_retrain.py").read_text().splitlines()
+    sizes = {}
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, ast.FunctionDef) and node.decorator_list:
+            body = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body  # past the docstring
+            sizes[node.name] = sum(
+                1 for line in lines[body[0].lineno - 1 : body[-1].end_lineno] if line.strip()
+            )
+    assert set(sizes) == {"ingest", "preprocess", "tokenize", "prepare_grid", "train", "baseline", "register"}
+    assert sum(sizes.values()) / len(sizes) < 8, sizes
+    assert max(sizes.values()) <= 12, sizes
