@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import json
@@ -428,9 +429,7 @@ def settings_payload(settings: PreprocessSettings) -> dict[str, object]:
 
 def cleaner_from_payload(payload: dict[str, object]) -> TextCleaner:
     """Rebuild the exact cleaner that ``settings_payload`` describes."""
-    fields = {k: bool(payload[k]) for k in ("keep_negations", "use_title", "unescape_html")}
-    # Settings written before the option existed always removed stopwords.
-    fields["remove_stopwords"] = bool(payload.get("remove_stopwords", True))
+    fields = {f.name: bool(payload[f.name]) for f in dataclasses.fields(PreprocessSettings)}
     stopwords = payload["stopwords"]
     assert isinstance(stopwords, list)
     return TextCleaner(PreprocessSettings(**fields), stopwords=stopwords)
