@@ -251,9 +251,9 @@ class Stack:
             return 1
         infos, ok = self.supervisor.info(), True
         for name, info in infos.items():
-            running = info["statename"] == "RUNNING"
+            running = info["statename"] in ("STARTING", "RUNNING")
             health = ("healthy" if self.healthy(name) else "UNHEALTHY") if running else ""
-            ok &= info["statename"] in ("RUNNING", "EXITED") and health != "UNHEALTHY"
+            ok &= (running or info["statename"] == "EXITED") and health != "UNHEALTHY"
             print(f"  {name:<22} {info['statename']:<8} {health:<9} {info['description']:<28} {name}.log")
         for old in self.supervisor.sessions():
             if old.name in infos and old.pid != infos[old.name]["pid"] and (left := len(old.members())):

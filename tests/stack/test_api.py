@@ -7,6 +7,7 @@ server, Airflow api-server, scheduler (LocalExecutor), dag-processor and trigger
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -103,6 +104,35 @@ def test_task_logs_are_served_from_the_shared_log_folder(
     )
     assert "register: {" in text, text[-2000:]
     assert "'promoted': True" in text
+
+
+def _log_lines(running_stack: RunningStack, run_id: str, ti: dict) -> list[tuple[str, str]]:
+    """(level, text) of every line of one try's log, read through the REST API."""
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
+    content = running_stack.api.get(path, full_content=True, map_index=ti["map_index"])["content"]
+    lines = []
+    for line in content:
+        if isinstance(line, dict):
+            lines.append((str(line.get("level", "")).upper(), str(line.get("event", ""))))
+        else:
+            match = re.search(r"\b(ERROR|CRITICAL)\b", str(line))
+            lines.append((match[1] if match else "", str(line)))
+    return lines
+
+
+def test_a_successful_run_logs_no_error_line(rest_run: FinishedRun, running_stack: RunningStack) -> None:
+    """What a user opens first: every task's log of a run that succeeded, as the UI shows it."""
+    assert rest_run.state == "success", rest_run.states()
+    errors = {}
+    for ti in rest_run.task_instances:
+        lines = _log_lines(running_stack, rest_run.run_id, ti)
+        assert lines, f"no log for {ti['task_id']}[{ti['map_index']}]"
+        bad = [text[:300] for level, text in lines if level in ("ERROR", "CRITICAL")]
+        if bad:
+            errors[f"{ti['task_id']}[{ti['map_index']}]"] = bad
+    assert not errors, "ERROR lines in a successful run's task logs:\n" + "\n".join(
+        f"{task}: {line}" for task, lines in errors.items() for line in lines
+    )
 
 
 def test_api_needs_a_token_but_health_is_public(running_stack: RunningStack) -> None:
