@@ -1,9 +1,11 @@
-"""Drive faults into the local stack: find its processes by pid, kill and restart them, and read
-back what Airflow, MLflow and the artifact folder recorded.
+"""Drive faults into the local stack: find its processes by pid, kill or stop them, and read back
+what Airflow, MLflow and the artifact folder recorded.
 
-Every process is found through what the stack recorded (``scripts/stack.py``'s pids and
-sessions) and, for a task, through the title Airflow gives its task process (``airflow worker --
-<task instance id>``); nothing is looked up or killed by name alone.
+Every process is found through what the stack recorded (supervisord's pids and the session
+record of ``scripts/supervise.py``) and, for a task, through the title Airflow gives its task
+process (``airflow worker -- <task instance id>``); nothing is looked up or killed by name alone.
+Restarting is the stack's job (compose's ``restart: unless-stopped`` under supervisord): the
+tests only kill, stop (as ``docker compose stop``) and start (as ``docker compose start``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from scripts.stack import Proc, Stack, _proc_stat
+from scripts.stack import Stack
+from scripts.supervise import Session, proc_stat
 from tests.stack.airflow_api import DAG_ID, FINISHED, AirflowApi
 from tests.stack.conftest import QUICK_CONF
 from tests.support import measure
@@ -59,8 +63,6 @@ class FaultStack:
     api: AirflowApi
     secrets: dict[str, str]
     config: pytest.Config
-    # Components that died in a test: their sessions may hold orphaned workers, stopped at the end.
-    dead_schedulers: list[Proc] = field(default_factory=list)
     unwritable: list[Path] = field(default_factory=list)
 
     # --- Airflow -----------------------------------------------------------------------------
@@ -108,11 +110,13 @@ class FaultStack:
         return wait_until(checked, timeout, what, interval)
 
     # --- processes ---------------------------------------------------------------------------
-    def scheduler_sessions(self) -> set[int]:
-        sessions = {proc.pid for proc in self.dead_schedulers}
-        if "scheduler" in self.stack.procs:
-            sessions.add(self.stack.procs["scheduler"].pid)
-        return sessions
+    def sessions(self, name: str | None = None) -> list[Session]:
+        """Every session the stack's programs started (or one program's), oldest first."""
+        return [s for s in self.stack.supervisor.sessions() if name is None or s.name == name]
+
+    def pid(self, name: str) -> int:
+        """The pid supervisord runs program ``name`` as (0 when it is not running)."""
+        return self.stack.supervisor.info()[name]["pid"]
 
     def task_process(self, ti_id: str) -> int | None:
         """The pid of the process running task instance ``ti_id``, in a scheduler's session.
@@ -121,11 +125,11 @@ class FaultStack:
         ``airflow worker -- <task instance id>``; the id is unique to this try's row.
         """
         title = f"airflow worker -- {ti_id}"
-        sessions = self.scheduler_sessions()
+        sessions = {s.pid for s in self.sessions("airflow-scheduler")}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
-            fields = _proc_stat(int(entry.name))
+            fields = proc_stat(int(entry.name))
             if (
                 fields
                 and fields[0] != "Z"
@@ -137,50 +141,70 @@ class FaultStack:
 
     @staticmethod
     def alive(pid: int) -> bool:
-        fields = _proc_stat(pid)
+        fields = proc_stat(pid)
         return fields is not None and fields[0] != "Z"
 
-    def kill_mlflow(self) -> None:
-        """SIGKILL every process of the MLflow server (its session), by the recorded pid."""
-        proc = self.stack.procs["mlflow"]
-        proc.send(signal.SIGKILL)
-        assert proc.wait(20), "the MLflow server survived SIGKILL"
-        del self.stack.procs["mlflow"]
-        self.stack.save()
-
-    def stop_mlflow(self) -> None:
-        """A clean stop (SIGTERM), as ``docker compose stop mlflow``."""
-        self.stack.stop("mlflow")
-
-    def start_mlflow(self, timeout: float = 180) -> float:
-        """Start the MLflow server again on its port; returns the seconds until /health answered."""
+    def wait_back(self, name: str, old_pid: int, timeout: float = 180) -> float:
+        """Wait until program ``name`` runs as another pid than ``old_pid`` and passes its compose
+        healthcheck; returns the seconds waited."""
         started = time.monotonic()
-        self.stack._start_mlflow(self.secrets)
-        wait_until(self.stack.mlflow_healthy, timeout, "the MLflow server to answer /health")
+
+        def back() -> bool:
+            pid = self.pid(name)
+            return pid not in (0, old_pid) and self.stack.healthy(name)
+
+        wait_until(back, timeout, f"{name} to run again and pass its healthcheck")
+        return time.monotonic() - started
+
+    def kill_mlflow(self) -> int:
+        """SIGKILL every process of the MLflow server (its session), as a crash; returns its pid."""
+        pid = self.pid("mlflow")
+        session = next(s for s in self.sessions("mlflow") if s.pid == pid)
+        session.signal(signal.SIGKILL)
+        wait_until(lambda: not session.members(), 20, "the MLflow server to die")
+        return pid
+
+    def stop(self, name: str) -> None:
+        """A clean stop that stays stopped, as ``docker compose stop NAME``."""
+        self.stack.supervisor.rpc.stopProcess(name)
+
+    def start(self, name: str, timeout: float = 180) -> float:
+        """``docker compose start NAME`` (if it is not running), then wait for its healthcheck;
+        returns the seconds until healthy."""
+        started = time.monotonic()
+        if self.stack.supervisor.info()[name]["statename"] not in {"STARTING", "RUNNING", "BACKOFF"}:
+            self.stack.supervisor.rpc.startProcess(name, False)
+        wait_until(
+            lambda: self.pid(name) and self.stack.healthy(name), timeout, f"{name} to pass its healthcheck"
+        )
         return time.monotonic() - started
 
     def restart_postgres(self) -> float:
         """Fast shutdown, then start on the same data and port; returns the seconds it was down."""
         stopped = time.monotonic()
-        self.stack.stop("postgres")
-        self.stack._start_postgres(self.secrets, time.monotonic() + 120)
+        self.stop("postgres")
+        self.start("postgres", timeout=120)
         return time.monotonic() - stopped
 
     def kill_scheduler(self) -> int:
         """SIGKILL the scheduler process itself (as the OOM killer would); returns its pid."""
-        proc = self.stack.procs.pop("scheduler")
-        self.dead_schedulers.append(proc)
-        self.stack.save()
-        os.kill(proc.pid, signal.SIGKILL)
-        wait_until(lambda: not proc.alive(), 20, "the scheduler to die")
-        return proc.pid
+        pid = self.pid("airflow-scheduler")
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not self.alive(pid), 20, "the scheduler to die")
+        return pid
 
-    def start_scheduler(self, timeout: float = 180) -> float:
-        """Start a scheduler as ``scripts/stack.py up`` does; returns the seconds until healthy."""
-        started = time.monotonic()
-        self.stack.start("scheduler", self.stack.scheduler_argv(), self.stack.airflow_env(self.secrets))
-        wait_until(self.stack.scheduler_healthy, timeout, "the restarted scheduler's /health")
-        return time.monotonic() - started
+    def wait_for_run_tolerant(self, run_id: str, timeout: float) -> Any:
+        """Wait for the run to finish, riding out an API server that restarts meanwhile."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                state = self.api.run(run_id)["state"]
+            except (AssertionError, OSError, requests.RequestException):
+                state = None
+            if state in FINISHED:
+                return self.api.wait_for_run(run_id, timeout=30)
+            time.sleep(2)
+        raise AssertionError(f"run {run_id} did not finish within {timeout:.0f}s")
 
     def set_train_timeout(self, seconds: float | None) -> None:
         """Give train tries that start from now on this execution_timeout (None: the DAG's own),
@@ -191,49 +215,11 @@ class FaultStack:
         else:
             path.write_text(str(seconds))
 
-    def airflow_argv(self, name: str) -> list[str]:
-        """The command ``scripts/stack.py up`` starts an Airflow component with."""
-        airflow = self.stack._airflow_bin
-        return {
-            "api-server": self.stack.api_server_argv(),
-            "scheduler": self.stack.scheduler_argv(),
-            "dag-processor": [airflow, "dag-processor"],
-            "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
-        }[name]
-
-    def restart_exited(self) -> list[str]:
-        """Start again every Airflow component that has exited, as compose's ``restart:
-        unless-stopped`` does for their containers; returns their names."""
-        restarted = []
-        for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
-            proc = self.stack.procs.get(name)
-            if proc is None or proc.alive():
-                continue
-            self.dead_schedulers.append(proc)  # its session may hold children: stopped at the end
-            self.stack.start(name, self.airflow_argv(name), self.stack.airflow_env(self.secrets))
-            restarted.append(name)
-        return restarted
-
-    def wait_for_run_restarting(self, run_id: str, timeout: float) -> tuple[Any, list[str]]:
-        """Wait for the run to finish while restarting exited components; returns the finished
-        run and the names restarted (in order)."""
-        restarted: list[str] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            restarted += self.restart_exited()
-            try:
-                run = self.api.run(run_id)
-            except (AssertionError, OSError):  # the API server itself may be restarting
-                run = {"state": None}
-            if run["state"] in FINISHED:
-                return self.api.wait_for_run(run_id, timeout=30), restarted
-            time.sleep(2)
-        raise AssertionError(f"run {run_id} did not finish within {timeout:.0f}s (restarted {restarted})")
-
     # --- the artifact folder -------------------------------------------------------------------
     @property
     def artifact_root(self) -> Path:
-        return self.stack.state_dir / "artifacts"
+        """SENTIMENT_ARTIFACT_ROOT: the sentiment-artifacts volume's folder."""
+        return self.stack.volume("sentiment-artifacts")
 
     def run_dir(self, run_id: str) -> Path:
         return self.artifact_root / DAG_ID / run_id
@@ -242,7 +228,7 @@ class FaultStack:
         """Leftovers of interrupted writes: atomic_file/atomic_dir temporaries and swapped-out
         directories, in the run's folder and in the MLflow server's artifact store."""
         found = []
-        for folder in (self.run_dir(run_id), self.stack.state_dir / "mlartifacts"):
+        for folder in (self.run_dir(run_id), self.stack.volume("mlflow-artifacts")):
             if folder.is_dir():
                 found += [p for p in folder.rglob("*") if p.name.endswith(".tmp") or ".old-" in p.name]
         return found
@@ -338,9 +324,7 @@ class FaultStack:
 
     # --- teardown ------------------------------------------------------------------------------
     def cleanup(self) -> None:
-        """Stop what killed schedulers left (by their session), make folders writable again."""
-        for proc in self.dead_schedulers:
-            proc.stop(10)
+        """Make folders writable again (``down`` then stops every recorded session)."""
         for folder in list(self.unwritable):
             with contextlib.suppress(OSError):
                 self.make_writable(folder)

@@ -1,6 +1,7 @@
-"""The MLflow server SIGKILLed while ``train`` runs and restarted; then stopped just before
-``register`` and restarted after register's first failed try. The run still ends with exactly one
-version, gated as usual, and no MLflow run left RUNNING."""
+"""The MLflow server SIGKILLed while ``train`` runs (the stack starts it again by itself); then
+stopped just before ``register`` (as ``docker compose stop``) and started after register's first
+failed try. The run still ends with exactly one version, gated as usual, and no MLflow run left
+RUNNING."""
 
 from __future__ import annotations
 
@@ -26,17 +27,17 @@ def test_mlflow_lost_during_train_and_before_register(fault_stack: FaultStack) -
         return [r.info.run_id for r in running if faults.epochs_logged(r.info.run_id) >= 1]
 
     orphaned = faults.wait_in_run(run_id, an_epoch_logged, 420, "a train task to log its first epoch")
-    faults.kill_mlflow()
+    killed_pid = faults.kill_mlflow()
     killed_at = time.monotonic()
-    time.sleep(5)  # an outage, not a blip: the train tasks' next MLflow calls fail
-    train_restart_s = faults.start_mlflow()
+    # An outage, not a blip: the server takes seconds to start, so the train tasks' next calls fail.
+    train_restart_s = faults.wait_back("mlflow", killed_pid)
 
     def trained():
         states = faults.task_instances(run_id)
         return all(states[("train", i)]["state"] == "success" for i in (0, 1))
 
     faults.wait_in_run(run_id, trained, 600, "both train tasks to succeed", interval=0.2)
-    faults.stop_mlflow()
+    faults.stop("mlflow")
     stopped_at = time.monotonic()
     faults.wait_in_run(
         run_id,
@@ -45,7 +46,7 @@ def test_mlflow_lost_during_train_and_before_register(fault_stack: FaultStack) -
         "register's first try to fail",
     )
     register_failed_s = time.monotonic() - stopped_at
-    register_restart_s = faults.start_mlflow()
+    register_restart_s = faults.start("mlflow")
     restarted_at = time.monotonic()
     finished = faults.api.wait_for_run(run_id, timeout=600)
     recovered_s = time.monotonic() - restarted_at
@@ -69,7 +70,7 @@ def test_mlflow_lost_during_train_and_before_register(fault_stack: FaultStack) -
         assert faults.champion() is None
     report(
         faults.config,
-        f"faults: MLflow SIGKILLed mid-train (restarted in {train_restart_s:.0f} s, "
+        f"faults: MLflow SIGKILLed mid-train (back by itself in {train_restart_s:.0f} s, "
         f"{time.monotonic() - killed_at:.0f} s to the end), train tries {train_tries}; MLflow stopped "
         f"before register: first try failed after {register_failed_s:.0f} s, restart took "
         f"{register_restart_s:.0f} s, run done {recovered_s:.0f} s after the restart; register tries "

@@ -1,9 +1,10 @@
 """PostgreSQL (Airflow's metadata and MLflow's store) restarted while ``train`` runs: the run
 completes, with one version.
 
-Airflow's scheduler, dag-processor and triggerer exit when their database goes away (seen here:
-``OperationalError: the database system is shutting down``); compose restarts them
-(``restart: unless-stopped``), so the test does the same for any component that exits.
+Airflow's scheduler, dag-processor and triggerer may exit when their database goes away (seen here:
+``OperationalError: the database system is shutting down``); compose's ``restart:
+unless-stopped``, which ``make stack`` keeps under supervisord, starts them again. The test does
+not: it only observes which components exited and that each came back healthy by itself.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import time
 
 import pytest
 
-from tests.faults.fault_stack import FaultStack, report
+from tests.faults.fault_stack import FaultStack, report, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.integration]
 
 CONF = {"max_epochs": 15, "patience": 15}
+LONG_RUNNING = ("postgres", "mlflow", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                "airflow-triggerer")  # fmt: skip
 
 
 def test_postgres_restarted_during_train(fault_stack: FaultStack) -> None:
@@ -29,15 +32,19 @@ def test_postgres_restarted_during_train(fault_stack: FaultStack) -> None:
         return any(faults.epochs_logged(r.info.run_id) >= 1 for r in running)
 
     faults.wait_in_run(run_id, an_epoch_logged, 420, "a train task to log its first epoch")
+    before = len(faults.sessions())
     down_s = faults.restart_postgres()
     restarted_at = time.monotonic()
-    finished, restarted = faults.wait_for_run_restarting(run_id, timeout=600)
+    finished = faults.wait_for_run_tolerant(run_id, timeout=600)
     done_s = time.monotonic() - restarted_at
+    restarted = [s.name for s in faults.sessions()[before:] if s.name != "postgres"]
     assert finished.state == "success", finished.states()
+    for name in LONG_RUNNING:  # every component runs and is healthy again, restarted or not
+        wait_until(lambda name=name: faults.pid(name) and faults.stack.healthy(name), 180, f"{name} healthy")
     tries = {f"{t}[{i}]" if i >= 0 else t: len(faults.tries(run_id, t, i)) for t, i in finished.states()}
     outcome = faults.check_outcome(run_id)
     report(
         faults.config,
-        f"faults: PostgreSQL restarted mid-train (down {down_s:.1f} s): components that exited and were "
-        f"restarted {restarted}; run done {done_s:.0f} s after; tries {tries}; {outcome}",
+        f"faults: PostgreSQL restarted mid-train (down {down_s:.1f} s): components that exited and came back "
+        f"by themselves {restarted}; run done {done_s:.0f} s after; tries {tries}; {outcome}",
     )

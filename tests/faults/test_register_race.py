@@ -44,7 +44,7 @@ def test_concurrent_registers_promote_the_better_model(fault_stack: FaultStack, 
     stack = faults.stack
     env = {
         **os.environ,
-        "SENTIMENT_LOCK_URI": f"postgresql://mlflow@127.0.0.1:{stack.ports['postgres']}/mlflow",
+        "SENTIMENT_LOCK_URI": f"postgresql://mlflow@127.0.0.1:{stack.ports['postgres:5432']}/mlflow",
         "PGPASSWORD": faults.secrets["MLFLOW_DB_PASSWORD"],
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
