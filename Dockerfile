@@ -13,7 +13,7 @@ RUN pip install --no-cache-dir -r /opt/airflow/requirements.txt
 RUN mkdir -p /opt/airflow/artifacts /opt/airflow/auth /opt/airflow/data \
     && chmod 0770 /opt/airflow/auth
 
-# The stage package is imported from include/ (no airflow import there; see STYLE.md).
+# The stage package is imported from include/ (plain Python: it never imports airflow).
 ENV PYTHONPATH=/opt/airflow/include
 
 COPY --chown=airflow:0 deploy/airflow/airflow-init.sh /opt/airflow/deploy/airflow-init.sh

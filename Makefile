@@ -45,20 +45,23 @@ lock: ## Re-resolve requirements*.txt from requirements*.in (uv)
 	uv pip compile --universal --python-version 3.11 requirements.in -o requirements.txt
 	uv pip compile --universal --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 
-secrets: ## Write .env with fresh random secrets for docker compose / make stack (never overwrites)
+secrets: ## Write .env with fresh random secrets for docker compose / make stack (never overwrites; any python3)
 	deploy/gen-secrets.sh
 
-stack: $(STAMP) ## The compose topology as local processes (PostgreSQL, MLflow, Airflow on 127.0.0.1)
+stack: $(STAMP) ## docker-compose.yaml's services as local processes under supervisord, on 127.0.0.1
 	$(PY) scripts/stack.py up
 
-stack-down: ## Stop the processes `make stack` started (by their recorded pids)
+stack-down: ## Stop everything `make stack` started, leftovers of killed programs included (by pid)
 	$(PY) scripts/stack.py down
+
+stack-status: ## State, health and log of each `make stack` program
+	$(PY) scripts/stack.py status
 
 .PHONY: bench
 bench: $(STAMP) ## Speed-and-scale benchmark (~15 min): one line per figure, bench/results.json
 	$(PY) -m bench.run_bench
 
-clean: ## Remove local state (.local: embedded Airflow DB, MLflow store, artifacts)
+clean: ## Remove local state (.local: embedded Airflow DB, MLflow store, artifacts, make stack's volumes)
 	rm -rf .local
 
-.PHONY: help install run smoke test test-fast lint format lock secrets stack stack-down clean
+.PHONY: help install run smoke test test-fast lint format lock secrets stack stack-down stack-status clean
