@@ -109,6 +109,15 @@ class FaultStack:
 
         return wait_until(checked, timeout, what, interval)
 
+    def wait_for_training(self, run_id: str, timeout: float = 420) -> list[str]:
+        """Wait until a train try has logged an epoch; returns the MLflow runs that have."""
+
+        def logged() -> list[str]:
+            running = [r for r in self.train_runs(run_id) if r.info.status == "RUNNING"]
+            return [r.info.run_id for r in running if self.epochs_logged(r.info.run_id) >= 1]
+
+        return self.wait_in_run(run_id, logged, timeout, "a train task to log its first epoch")
+
     # --- processes ---------------------------------------------------------------------------
     def sessions(self, name: str | None = None) -> list[Session]:
         """Every session the stack's programs started (or one program's), oldest first."""

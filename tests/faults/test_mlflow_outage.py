@@ -21,12 +21,7 @@ def test_mlflow_lost_during_train_and_before_register(fault_stack: FaultStack) -
     faults = fault_stack
     faults.clear_champion()
     run_id = faults.trigger("mlflow_outage", CONF)
-
-    def an_epoch_logged():
-        running = [r for r in faults.train_runs(run_id) if r.info.status == "RUNNING"]
-        return [r.info.run_id for r in running if faults.epochs_logged(r.info.run_id) >= 1]
-
-    orphaned = faults.wait_in_run(run_id, an_epoch_logged, 420, "a train task to log its first epoch")
+    orphaned = faults.wait_for_training(run_id)
     killed_pid = faults.kill_mlflow()
     killed_at = time.monotonic()
     # An outage, not a blip: the server takes seconds to start, so the train tasks' next calls fail.

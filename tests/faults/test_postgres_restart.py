@@ -26,12 +26,7 @@ def test_postgres_restarted_during_train(fault_stack: FaultStack) -> None:
     faults = fault_stack
     faults.clear_champion()
     run_id = faults.trigger("postgres_restart", CONF)
-
-    def an_epoch_logged():
-        running = [r for r in faults.train_runs(run_id) if r.info.status == "RUNNING"]
-        return any(faults.epochs_logged(r.info.run_id) >= 1 for r in running)
-
-    faults.wait_in_run(run_id, an_epoch_logged, 420, "a train task to log its first epoch")
+    faults.wait_for_training(run_id)
     before = len(faults.sessions())
     down_s = faults.restart_postgres()
     restarted_at = time.monotonic()
