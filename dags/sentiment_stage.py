@@ -3,10 +3,10 @@
     with stage() as s:
         return str(run_tokenize(s.path(cleaned), s.folder))
 
-``stage()`` reads the settings once, gives the task its run-scoped output folder, the MLflow tags
-that tie a run to this task instance, the DAG params, and turns a ``PipelineError`` (bad input, a
-bad grid, a refusal: retrying cannot help) into an immediate failure with the reason. Anything
-else propagates and is retried.
+``stage()`` reads the settings once, refuses a trigger conf with keys that are not params, gives
+the task its run-scoped output folder, the MLflow tags that tie a run to this task instance, the
+DAG params, and turns a ``PipelineError`` (bad input, a bad grid, a refusal: retrying cannot help)
+into an immediate failure with the reason. Anything else propagates and is retried.
 
 Not a DAG file (see .airflowignore); imports only what the DAG file may import at parse time.
 """
@@ -24,7 +24,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from review_sentiment import names
 from review_sentiment.config import Settings
-from review_sentiment.errors import PipelineError
+from review_sentiment.errors import ConfigError, PipelineError
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,14 @@ class Stage:
         }
 
 
+def _check_conf(conf: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+    """A trigger's conf may only set params: a misspelt key would otherwise be ignored and the
+    run go ahead with the default (a full-data, 50-epoch run for ``{"epochs": 2}``)."""
+    unknown = sorted(set(conf) - set(params))
+    if unknown:
+        raise ConfigError(f"unknown conf keys {unknown}; valid keys: {sorted(params)}")
+
+
 @contextmanager
 def stage() -> Iterator[Stage]:
     """The running task instance's :class:`Stage`; a ``PipelineError`` fails it at once."""
@@ -77,6 +85,8 @@ def stage() -> Iterator[Stage]:
     }
     folder = settings.layout.task_dir(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
     try:
+        # The DAG's declared params: the context's params also hold every conf key.
+        _check_conf(context["dag_run"].conf or {}, context["dag"].params)
         yield Stage(settings, context["params"], context, folder, tags, f"{ti.dag_id}/{ti.run_id}", week)
     except PipelineError as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc

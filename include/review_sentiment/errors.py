@@ -31,3 +31,7 @@ class GateRefused(PipelineError):
 
 class GridError(PipelineError, ValueError):
     """A grid or grid point that cannot be trained: unknown keys, values out of bounds."""
+
+
+class ConfigError(PipelineError, ValueError):
+    """A run's configuration names something that does not exist, e.g. an unknown conf key."""

@@ -32,8 +32,9 @@ def running_task(monkeypatch: pytest.MonkeyPatch) -> dict:
 
     context = {
         "ti": SimpleNamespace(dag_id="sentiment_retrain", run_id="manual__1", task_id="train", map_index=2),
-        "dag_run": SimpleNamespace(run_after=datetime(2026, 11, 30, 3, tzinfo=UTC)),
-        "params": {"max_epochs": 3},
+        "dag_run": SimpleNamespace(run_after=datetime(2026, 11, 30, 3, tzinfo=UTC), conf={"max_epochs": 3}),
+        "params": {"max_epochs": 3, "sample_fraction": 1.0},
+        "dag": SimpleNamespace(params={"max_epochs": 50, "sample_fraction": 1.0}),
     }
     monkeypatch.setattr(sentiment_stage, "get_current_context", lambda: context)
     return context
@@ -65,6 +66,22 @@ def test_a_pipeline_error_fails_the_task_at_once(artifact_root: Path, running_ta
     with pytest.raises(AirflowFailException, match=failure) as caught, stage():
         raise DataContractError(["no rows"], "table reviews")
     assert isinstance(caught.value.__cause__, DataContractError)
+
+
+def test_a_conf_key_that_is_not_a_param_fails_the_task_at_once(
+    artifact_root: Path, running_task: dict
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+    from sentiment_stage import stage
+
+    running_task["dag_run"].conf = {"epochs": 2, "sample": 0.2, "max_epochs": 2}
+    running_task["params"].update(running_task["dag_run"].conf)  # as Airflow merges conf into params
+    expected = (
+        "ConfigError: unknown conf keys ['epochs', 'sample']; valid keys: ['max_epochs', 'sample_fraction']"
+    )
+    with pytest.raises(AirflowFailException) as caught, stage():
+        pytest.fail("the stage body must not run")
+    assert str(caught.value) == expected
 
 
 def test_other_errors_propagate_to_be_retried(artifact_root: Path, running_task: dict) -> None:

@@ -1,7 +1,8 @@
 """Bad input end to end: ``airflow dags test sentiment_retrain`` on a real PostgreSQL metadata DB
 and a real MLflow server, with a header-only file and then a path out of the data roots as the
-``source`` param. Each run fails at ``ingest`` on its first try (no retries burnt), with one clear
-line; nothing downstream runs, no model version is created and the champion stays where it was.
+``source`` param, and with misspelt conf keys. Each run fails at ``ingest`` on its first try (no
+retries burnt), with one clear line; nothing downstream runs, no model version is created and the
+champion stays where it was.
 """
 
 from __future__ import annotations
@@ -23,14 +24,20 @@ MODEL = "customer-sentiment-analysis-bad-input"
 DOWNSTREAM = {"preprocess", "tokenize", "train", "register"}
 CASES = {
     "header-only": (
-        "{data}/header_only.csv",
+        {"source": "{data}/header_only.csv"},
         "AirflowFailException: DataContractError: data contract violated by {data}/header_only.csv (1): "
         "only 0 rows with review text, need at least 200",
     ),
     "path-out-of-the-data-roots": (
-        "{data}/../../../../etc/passwd",
+        {"source": "{data}/../../../../etc/passwd"},
         "AirflowFailException: UnsafePathError: source path '{data}/../../../../etc/passwd' is outside "
         "the allowed data roots (SENTIMENT_DATA_ROOTS): {data}",
+    ),
+    # Misspelt keys: without the check, a full-data 50-epoch run would start.
+    "unknown-conf-keys": (
+        {"epochs": 2, "sample": 0.2},
+        "AirflowFailException: ConfigError: unknown conf keys ['epochs', 'sample']; "
+        "valid keys: ['beat_baseline', 'force_promote', 'grid', ",
     ),
 }
 
@@ -85,8 +92,11 @@ def failed_runs(
     import psycopg2
 
     results = {}
-    for case, (source, _) in CASES.items():
-        conf = {"source": source.format(data=data_dir)}
+    for case, (template, _) in CASES.items():
+        conf = {
+            key: value.format(data=data_dir) if isinstance(value, str) else value
+            for key, value in template.items()
+        }
         started = time.monotonic()
         done = airflow(airflow_env, "dags", "test", DAG_ID, "-c", json.dumps(conf))
         seconds = time.monotonic() - started
