@@ -214,6 +214,15 @@ def start_order(services: dict[str, dict[str, Any]]) -> list[str]:
     return order
 
 
+def depths(services: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Each active service's rank in the start order, in start order: 1 + its deepest dependency's
+    (stable when services it does not depend on come or go)."""
+    depth: dict[str, int] = {}
+    for name in start_order(services):
+        depth[name] = 1 + max((depth[dep] for dep in dependencies(services, name)), default=0)
+    return depth
+
+
 # --- one service -------------------------------------------------------------------------------------
 def environment(service: dict[str, Any], project_dir: Path, variables: Mapping[str, str]) -> dict[str, str]:
     """The container's variables from compose: its env files, then ``environment``.

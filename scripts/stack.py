@@ -134,17 +134,13 @@ class Stack:
     # --- up ------------------------------------------------------------------------------------
     def up(self, timeout: float = 900) -> None:
         """Start every service once its dependencies meet their conditions; wait for health."""
-        t0 = time.monotonic()
-        try:
-            mapper = self.mapper()
-            order = compose.start_order(mapper.services)
-            programs = {name: mapper.program(name, 10 * (i + 1)) for i, name in enumerate(order)}
-            self.health = {name: asdict(mapper.health(name)) for name in order}
-            depends = {name: compose.dependencies(mapper.services, name) for name in order}
-            self.databases = [name for name in order if mapper.kinds[name] == "postgres"]
-            init_dirs = {name: mapper.mounts(name).get(images.POSTGRES_INITDB) for name in self.databases}
-        except compose.ComposeError as exc:
-            raise StackError(str(exc)) from None
+        t0, mapper = time.monotonic(), self.mapper()
+        depends = {name: compose.dependencies(mapper.services, name) for name in mapper.services}
+        depth = compose.depths(mapper.services)  # supervisord's priority: start and stop order
+        programs = {name: mapper.program(name, 10 * depth[name]) for name in depth}
+        self.health = {name: asdict(mapper.health(name)) for name in depth}
+        self.databases = [name for name in depth if mapper.kinds[name] == "postgres"]
+        init_dirs = {name: mapper.mounts(name).get(images.POSTGRES_INITDB) for name in self.databases}
         self.save()
         supervisor = self.supervisor
         supervisor.write(list(programs.values()))
@@ -289,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             spec = stack.supervisor.spec(CLI_SERVICE)
             return subprocess.run(["airflow", *args.args], env=spec["env"], cwd=spec["cwd"]).returncode
-    except (StackError, StopIteration) as exc:
+    except (StackError, compose.ComposeError, StopIteration) as exc:
         print(f"stack: {exc or 'the stack has not been started (`make stack`)'}", file=sys.stderr)
         return 1
     return 0

@@ -141,6 +141,19 @@ def test_profiles_and_dependencies(profiles: str, celery: bool) -> None:
     assert ("redis" in scheduler) is celery  # required: false without the profile
 
 
+def test_start_ranks_do_not_move_when_a_profile_adds_services() -> None:
+    """supervisord's priority: a rank that moved would restart the service on `make stack` again."""
+    ranks = []
+    for profiles in ("", "celery"):
+        variables = {**SECRETS, "COMPOSE_PROFILES": profiles}
+        ranks.append(
+            compose.depths(compose.active_services(compose.load([COMPOSE_FILE], variables), variables))
+        )
+    local, celery = ranks
+    assert {name: celery[name] for name in local} == local
+    assert local["postgres"] < local["airflow-init"] < local["airflow-apiserver"] < local["airflow-scheduler"]
+
+
 def test_a_missing_required_variable_is_named(stack: Stack) -> None:
     _write_env(stack.env_file, {k: v for k, v in SECRETS.items() if k != "AIRFLOW__API__SECRET_KEY"})
     with pytest.raises(
