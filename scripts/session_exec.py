@@ -5,9 +5,14 @@ in other process groups but in the same session).
 
     python session_exec.py SPEC.json
 
-SPEC holds ``name``, ``argv``, ``env`` (the whole environment), ``cwd``, ``sessions`` (the
-record to append ``<pid> <start time in clock ticks> <name>`` to) and optionally ``user`` (run as
-that user, e.g. PostgreSQL, which refuses to run as root). Standard library only.
+SPEC holds ``name``, ``argv``, ``env`` (the whole environment), ``cwd``, ``log`` (the program's
+log file: its stdout and stderr, appended to), ``sessions`` (the record to append ``<pid> <start
+time in clock ticks> <name>`` to) and optionally ``user`` (run as that user, e.g. PostgreSQL, which
+refuses to run as root). Standard library only.
+
+The program writes its log itself rather than through supervisord's pipe: supervisord closes that
+pipe when the program's main process exits, and whatever the program left running would then die
+on its next write (a killed scheduler's task processes, which log to the scheduler's stdout).
 
 A restarted program must be able to bind its ports, as a restarted container can: what an earlier
 run of the same program left listening (MLflow's uvicorn workers, the scheduler's health server)
@@ -65,6 +70,11 @@ def _stop_earlier_listeners(name: str, record: Path) -> None:
 def main() -> None:
     with open(sys.argv[1]) as f:
         spec = json.load(f)
+    log = os.open(spec["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.write(1, f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} {' '.join(spec['argv'])}\n".encode())
     record = Path(spec["sessions"])
     if record.exists():
         _stop_earlier_listeners(spec["name"], record)

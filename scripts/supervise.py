@@ -1,12 +1,13 @@
 """The process side of ``make stack``: supervisord runs every program, and a record of sessions
 lets ``down`` stop everything the programs ever started, by pid.
 
-supervisord (the PyPI ``supervisor`` package) gives each program a restart policy, an order, a
-log file and a status; it runs in the foreground of a session of its own, controlled through a
-Unix socket in the state folder (``supervisorctl -c <state>/supervisord.conf status`` works too).
-Each program starts through ``session_exec.py``, which puts it in a new session and appends
-``<pid> <start ticks> <name>`` to ``<state>/sessions``: a program's children stay in its session
-even when they leave its process group, and outlive it when it is killed.
+supervisord (the PyPI ``supervisor`` package) gives each program a restart policy, an order and
+a status; it runs in the foreground of a session of its own, controlled through a Unix socket in
+the state folder (``supervisorctl -c <state>/supervisord.conf status`` works too). Each program
+starts through ``session_exec.py``, which puts it in a new session, appends ``<pid> <start ticks>
+<name>`` to ``<state>/sessions`` and sends its output to ``<logs>/<name>.log``: a program's
+children stay in its session even when they leave its process group, and outlive it when it is
+killed.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class Supervisor:
                 "argv": program.argv,
                 "env": program.env,
                 "cwd": program.cwd,
+                "log": str(self.logs / f"{program.name}.log"),
                 "user": program.user,
                 "sessions": str(self.record),
             }
@@ -170,9 +172,8 @@ class Supervisor:
             f"startsecs={0 if one_shot else 10}\nstartretries={0 if one_shot else 100}\nexitcodes=0\n"
             f"stopsignal={program.stop_signal}\nstopwaitsecs={int(program.stop_grace)}\n"
             f"stopasgroup={str(program.stop_as_group).lower()}\nkillasgroup=true\n"
-            f"priority={program.priority}\nredirect_stderr=true\n"
-            f"stdout_logfile={self.logs / program.name}.log\n"
-            "stdout_logfile_maxbytes=50MB\nstdout_logfile_backups=2\n"
+            # The program writes <logs>/<name>.log itself (see session_exec.py).
+            f"priority={program.priority}\nredirect_stderr=true\nstdout_logfile=NONE\n"
         )
 
     # --- the daemon ------------------------------------------------------------------------

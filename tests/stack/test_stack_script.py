@@ -310,16 +310,21 @@ def test_session_exec_starts_a_recorded_session_with_the_given_environment(tmp_p
         "argv": ["sh", "-c", 'echo "$$ $(ps -o sid= -p $$) $ONLY"; env | wc -l'],
         "env": {"PATH": "/usr/bin:/bin", "ONLY": "this"},
         "cwd": str(tmp_path),
+        "log": str(tmp_path / "probe.log"),
         "sessions": str(tmp_path / "sessions"),
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     # As supervisord starts it: a process group leader.
     argv = [sys.executable, "-I", "-S", str(supervise.SESSION_EXEC), str(tmp_path / "spec.json")]
     done = subprocess.run(argv, capture_output=True, text=True, process_group=0, timeout=30, check=True)
-    pid, sid, only = done.stdout.split("\n")[0].split()
+    assert done.stdout == "", "the output goes to the program's log, not supervisord's pipe"
+    header, first, count = (tmp_path / "probe.log").read_text().splitlines()
+    assert header.startswith("--- ")
+    assert header.endswith(spec["argv"][-1])
+    pid, sid, only = first.split()
     assert pid == sid, "not a session of its own"
     assert only == "this"
-    assert int(done.stdout.split("\n")[1]) <= 4, "more than the spec's environment (PWD, SHLVL, _ aside)"
+    assert int(count) <= 4, "more than the spec's environment (PWD, SHLVL, _ aside)"
     recorded_pid, _, name = (tmp_path / "sessions").read_text().split()
     assert (recorded_pid, name) == (pid, "probe")
 
