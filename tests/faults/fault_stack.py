@@ -188,13 +188,6 @@ class FaultStack:
         )
         return time.monotonic() - started
 
-    def restart_postgres(self) -> float:
-        """Fast shutdown, then start on the same data and port; returns the seconds it was down."""
-        stopped = time.monotonic()
-        self.stop("postgres")
-        self.start("postgres", timeout=120)
-        return time.monotonic() - stopped
-
     def kill_scheduler(self) -> int:
         """SIGKILL the scheduler process itself (as the OOM killer would); returns its pid."""
         pid = self.pid("airflow-scheduler")
