@@ -239,6 +239,16 @@ class Supervisor:
         """The end of the program's log."""
         return (self.logs / f"{name}.log").read_text(errors="replace")[-chars:]
 
+    def program_pid(self, name: str) -> int:
+        """The pid of program ``name`` once it runs its own command (past session_exec.py, which
+        first frees what an earlier run left listening), else 0."""
+        pid = self.info()[name]["pid"]
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
+        except OSError:
+            return 0
+        return pid if cmdline and SESSION_EXEC.name.encode() not in cmdline else 0
+
     def info(self) -> dict[str, dict[str, Any]]:
         """Program name -> supervisord's process info (statename, pid, exitstatus, ...)."""
         return {p["name"]: p for p in self.rpc.getAllProcessInfo()}

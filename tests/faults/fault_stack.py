@@ -159,7 +159,7 @@ class FaultStack:
         started = time.monotonic()
 
         def back() -> bool:
-            pid = self.pid(name)
+            pid = self.stack.supervisor.program_pid(name)
             return pid not in (0, old_pid) and self.stack.healthy(name)
 
         wait_until(back, timeout, f"{name} to run again and pass its healthcheck")

@@ -34,7 +34,7 @@ def test_a_killed_component_comes_back_by_itself(
     killed_at = time.monotonic()
 
     def back() -> bool:
-        pid = supervisor.info()[name]["pid"]
+        pid = supervisor.program_pid(name)  # the new program's own healthcheck, not a leftover's
         return pid not in (0, killed) and stack.healthy(name)
 
     wait_until(back, 120, f"{name} to come back healthy", interval=0.5)
