@@ -21,6 +21,8 @@ export AIRFLOW__LOGGING__NAMESPACE_LEVELS=${AIRFLOW__LOGGING__NAMESPACE_LEVELS:-
 export PYTHONPATH=$ROOT/include${PYTHONPATH:+:$PYTHONPATH}
 export SENTIMENT_ARTIFACT_ROOT=${SENTIMENT_ARTIFACT_ROOT:-$STATE/artifacts}
 export TF_CPP_MIN_LOG_LEVEL=2
+# MLflow's loggers through Airflow's logging (not a stderr handler of MLflow's own).
+export MLFLOW_CONFIGURE_LOGGING=false
 mkdir -p "$AIRFLOW_HOME"
 
 if [ -z "${REVIEWS_PATH:-}" ]; then

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from review_sentiment import schema
+from review_sentiment.console import quiet_mlflow
 from review_sentiment.errors import GateRefused
 from review_sentiment.metrics import binary_metrics, f1_optimal_threshold, rounded
 from review_sentiment.names import (
@@ -85,6 +86,7 @@ def train_baseline(
     Returns:
         The MLflow run id.
     """
+    quiet_mlflow()
     import mlflow
     import numpy as np
 

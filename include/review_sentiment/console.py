@@ -2,8 +2,9 @@
 
 Airflow logs whatever a task writes to stderr at level ERROR. TensorFlow writes notices to the
 process's stderr from C++ while it loads (absl's "All log messages before absl::InitializeLog()"
-and oneDNN's), and MLflow prints progress bars and "Successfully registered model" to stderr.
-None of them is an error: they go to this package's logger at DEBUG or INFO instead.
+and oneDNN's), and MLflow logs through a stderr handler of its own, draws progress bars and prints
+"Successfully registered model" there. None of them is an error: they go to the logging of the
+task at their own level (DEBUG or INFO for the prints) instead.
 """
 
 from __future__ import annotations
@@ -60,5 +61,8 @@ def stderr_to_log(level: int = logging.INFO) -> Iterator[None]:
 
 
 def quiet_mlflow() -> None:
-    """No artifact progress bars: they are redrawn lines on stderr, unreadable in a task log."""
+    """Call before MLflow is imported: its loggers then go through the task's logging at their
+    own level (MLflow otherwise installs a handler of its own that writes to stderr, which the
+    task log shows as ERROR), and no artifact progress bars (redrawn lines on stderr)."""
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

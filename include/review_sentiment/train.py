@@ -12,7 +12,7 @@ from typing import Any
 from review_sentiment import names, schema
 from review_sentiment.artifacts import read_json, write_json
 from review_sentiment.config import PACKAGE_DIR
-from review_sentiment.console import import_keras
+from review_sentiment.console import import_keras, quiet_mlflow
 from review_sentiment.metrics import MINORITY_LABEL, binary_metrics, f1_optimal_threshold, rounded
 from review_sentiment.model import (
     NGRAMS_INPUT,
@@ -167,6 +167,7 @@ def train(
         The MLflow run id.
     """
     import_keras()
+    quiet_mlflow()
     import keras
     import mlflow
     import numpy as np
