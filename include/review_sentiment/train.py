@@ -23,6 +23,7 @@ from review_sentiment.model import (
     GridPoint,
     build_model,
 )
+from review_sentiment.preprocess import CLEAN
 from review_sentiment.tokenize import Tokenized, make_ngram_vectorizer, make_vectorizer
 from review_sentiment.tracking import client, close_stale_runs
 
@@ -82,6 +83,19 @@ class _EpochLogger:
                     mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch)
 
         return EpochLogger()
+
+
+def _log_datasets(data: Tokenized) -> None:
+    """The splits this run saw, as MLflow dataset inputs (with digests): the run's page shows
+    which reviews made the model."""
+    import mlflow.data
+
+    for split, context in (("train", "training"), ("validation", "validation"), ("test", "testing")):
+        frame = data.frame(split)[[schema.ID, CLEAN, schema.LABEL]]
+        dataset = mlflow.data.from_pandas(
+            frame, source=str(data.manifest_path), targets=schema.LABEL, name=split
+        )
+        mlflow.log_input(dataset, context=context)
 
 
 def _inputs(data: Tokenized, split: str, point: GridPoint) -> dict[str, Any]:
@@ -203,6 +217,7 @@ def train(
                 "validation_rows": len(labels_val),
             }
         )
+        _log_datasets(data)
         ngrams = read_json(data.ngrams_path) if point.uses_ngrams else None
         core = build_model(point, len(vocabulary), sequence_length, len(ngrams["tokens"]) if ngrams else None)
         outputs = list(core.output_names)

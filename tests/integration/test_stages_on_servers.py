@@ -124,8 +124,13 @@ def test_best_run_becomes_champion(pipeline) -> None:
     # The experiment opens in MLflow's model-training view; the grid point reads back as it was.
     experiment = client.get_experiment_by_name("stages-integration")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    logged = GridPoint.from_json(client.get_run(first.run_id).data.params["grid_point"])
-    assert logged == GridPoint.from_dict(GOOD)
+    run = client.get_run(first.run_id)
+    assert GridPoint.from_json(run.data.params["grid_point"]) == GridPoint.from_dict(GOOD)
+    # The splits it saw, as dataset inputs with digests.
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"train", "validation", "test"}
+    assert {d.tags[0].value for d in inputs.values()} == {"training", "validation", "testing"}
+    assert all(d.dataset.digest for d in inputs.values())
 
 
 def test_second_register_for_same_run_is_a_no_op(pipeline) -> None:
