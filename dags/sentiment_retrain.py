@@ -64,7 +64,7 @@ PARAMS = {
     "remove_stopwords": Param(False, type="boolean", title="Remove stopwords", section="Preprocessing",
         description="Drop NLTK's English stopwords. Off keeps sentiment-bearing words such as too/but/very, "
         "which gives better models (see README, Model quality)."),
-    "source": Param(str(SETTINGS.reviews_path), type="string", minLength=1, title="Source",
+    "source": Param(SETTINGS.source, type="string", minLength=1, title="Source",
         section="Data source",
         description="A CSV/Parquet file in the original schema, or postgres:<table> to read that table "
         "through the Airflow connection below."),

@@ -28,6 +28,8 @@ CHALLENGER_ALIAS = "challenger"
 
 DEFAULT_SCHEDULE = "0 3 * * 1"  # Mondays 03:00 UTC
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+DEFAULT_AIRFLOW_UI_URL = "http://127.0.0.1:8080"
+DEFAULT_SMTP_CONN_ID = "smtp_default"
 # Longer than any promotion (scoring the champion inside the lock takes seconds), shorter than
 # the register task's execution_timeout, so a stuck holder shows up as a clear error.
 DEFAULT_LOCK_TIMEOUT_S = 600.0
@@ -53,6 +55,10 @@ class Settings:
     data_roots: tuple[Path, ...]  # SENTIMENT_DATA_ROOTS (os.pathsep-separated; default: REVIEWS_PATH's dir)
     lock_uri: str  # SENTIMENT_LOCK_URI (a postgresql:// URI; empty: a lock file under the artifact root)
     lock_timeout_s: float  # SENTIMENT_LOCK_TIMEOUT
+    source: str  # SENTIMENT_SOURCE (the source param's default: a file, or postgres:<table>; default: REVIEWS_PATH)
+    airflow_ui_url: str  # SENTIMENT_AIRFLOW_UI_URL (links in notifications)
+    notify_to: tuple[str, ...]  # SENTIMENT_NOTIFY_TO (comma-separated addresses; empty: no mail)
+    smtp_conn_id: str  # SENTIMENT_SMTP_CONN_ID (the Airflow connection of the mail server)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +87,10 @@ class Settings:
             data_roots=roots or (reviews_path.parent,),
             lock_uri=env.get("SENTIMENT_LOCK_URI", ""),
             lock_timeout_s=lock_timeout,
+            source=env.get("SENTIMENT_SOURCE") or str(reviews_path),
+            airflow_ui_url=env.get("SENTIMENT_AIRFLOW_UI_URL", DEFAULT_AIRFLOW_UI_URL).rstrip("/"),
+            notify_to=tuple(a.strip() for a in env.get("SENTIMENT_NOTIFY_TO", "").split(",") if a.strip()),
+            smtp_conn_id=env.get("SENTIMENT_SMTP_CONN_ID") or DEFAULT_SMTP_CONN_ID,
         )
 
     @property
