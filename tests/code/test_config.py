@@ -42,6 +42,10 @@ def test_project_root_is_the_repository() -> None:
         ("SENTIMENT_DATA_ROOTS", "/a:/b", "data_roots", (Path("/a"), Path("/b"))),
         ("SENTIMENT_LOCK_URI", "postgresql://h/db", "lock_uri", "postgresql://h/db"),
         ("SENTIMENT_LOCK_TIMEOUT", "12.5", "lock_timeout_s", 12.5),
+        ("SENTIMENT_SOURCE", "postgres:reviews", "source", "postgres:reviews"),
+        ("SENTIMENT_AIRFLOW_UI_URL", "https://af.example.org/", "airflow_ui_url", "https://af.example.org"),
+        ("SENTIMENT_NOTIFY_TO", "a@x.org, b@y.org,", "notify_to", ("a@x.org", "b@y.org")),
+        ("SENTIMENT_SMTP_CONN_ID", "mail", "smtp_conn_id", "mail"),
     ],
 )
 def test_each_variable_overrides_its_field(variable: str, value: str, field: str, expected: object) -> None:
