@@ -52,8 +52,8 @@ def test_each_variable_overrides_its_field(variable: str, value: str, field: str
     settings = Settings.from_env({variable: value})
     assert getattr(settings, field) == expected
     defaults = Settings.from_env({})
-    # The data roots default to the review file's folder: they follow REVIEWS_PATH.
-    derived = {"data_roots"} if variable == "REVIEWS_PATH" else set()
+    # The data roots and the source default to the review file (or its folder): they follow it.
+    derived = {"data_roots", "source"} if variable == "REVIEWS_PATH" else set()
     others = {f.name for f in dataclasses.fields(Settings)} - {field} - derived
     assert {n: getattr(settings, n) for n in others} == {n: getattr(defaults, n) for n in others}
 
