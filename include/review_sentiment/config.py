@@ -38,7 +38,8 @@ DEFAULT_PROMOTION_FLOOR = 0.85
 DEFAULT_MAX_TOKENS = 20000
 DEFAULT_NGRAM_MAX_TOKENS = 40000
 DEFAULT_SEQUENCE_LENGTH = 120
-SPLIT_SEED = 42
+# The key of the review-id hash that assigns each review its split (tokenize.split_frame).
+SPLIT_SALT = "review-sentiment-split-v1"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Settings:
     data_roots: tuple[Path, ...]  # SENTIMENT_DATA_ROOTS (os.pathsep-separated; default: REVIEWS_PATH's dir)
     lock_uri: str  # SENTIMENT_LOCK_URI (a postgresql:// URI; empty: a lock file under the artifact root)
     lock_timeout_s: float  # SENTIMENT_LOCK_TIMEOUT
-    source: str  # SENTIMENT_SOURCE (the source param's default: a file, or postgres:<table>; default: REVIEWS_PATH)
+    source: str  # SENTIMENT_SOURCE (the source param's default, a file or postgres:<table>; REVIEWS_PATH)
     airflow_ui_url: str  # SENTIMENT_AIRFLOW_UI_URL (links in notifications)
     notify_to: tuple[str, ...]  # SENTIMENT_NOTIFY_TO (comma-separated addresses; empty: no mail)
     smtp_conn_id: str  # SENTIMENT_SMTP_CONN_ID (the Airflow connection of the mail server)

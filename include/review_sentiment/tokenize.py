@@ -1,7 +1,13 @@
-"""Tokenize: de-duplicate, split (stratified, seeded), fit TextVectorization on train only."""
+"""Tokenize: de-duplicate, split by a hash of each review's id, fit the vocabularies on train only.
+
+A review's split is a function of its id alone, so adding, removing or sampling other reviews never
+moves it: week W+1's test split holds none of week W's training reviews, and the gate can compare
+a new model with the champion on reviews neither was trained on.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +18,7 @@ from review_sentiment.config import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_NGRAM_MAX_TOKENS,
     DEFAULT_SEQUENCE_LENGTH,
-    SPLIT_SEED,
+    SPLIT_SALT,
 )
 from review_sentiment.console import import_keras
 from review_sentiment.errors import DataContractError
@@ -41,42 +47,54 @@ SPLIT_COLUMNS = (
 )  # fmt: skip
 
 
+def split_buckets(review_ids: pd.Series, salt: str = SPLIT_SALT) -> np.ndarray:
+    """Each review id's bucket in 0..99: the first 8 bytes of a keyed BLAKE2b of the id, mod 100."""
+    import numpy as np
+
+    key = salt.encode()
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=8, key=key).digest(), "big") % 100
+            for i in review_ids
+        ),
+        dtype=np.int16,
+        count=len(review_ids),
+    )
+
+
 def split_frame(
-    frame: pd.DataFrame, fractions: tuple[float, float] = (0.1, 0.1), seed: int = SPLIT_SEED
+    frame: pd.DataFrame, fractions: tuple[float, float] = (0.1, 0.1), salt: str = SPLIT_SALT
 ) -> dict[str, pd.DataFrame]:
-    """Drop duplicate and empty texts, then split train/validation/test, stratified by label.
+    """Drop duplicate and empty texts, then split train/validation/test by a hash of the review id.
 
     Args:
         frame: Preprocessed reviews with ``clean_text`` and the label.
-        fractions: Shares of validation and test.
-        seed: Seed of the split; the same input and seed give the same split.
+        fractions: Shares of validation and test (whole percents).
+        salt: Key of the hash; changing it reshuffles every review.
 
     Raises:
-        DataContractError: too few rows of a class to stratify.
+        DataContractError: a split would lack one of the two classes.
     """
-    from sklearn.model_selection import train_test_split
-
     # Duplicates are decided on the model's input, so two raw texts that clean to the same
-    # tokens cannot land in different splits.
+    # tokens cannot land in different splits; the lowest id stands for them all.
     frame = frame.sort_values(schema.ID, kind="stable")
     usable = frame[frame[CLEAN].str.len() > 0].drop_duplicates(subset=CLEAN, keep="first")
-    val_frac, test_frac = fractions
-    try:
-        train, rest = train_test_split(
-            usable, test_size=val_frac + test_frac, stratify=usable[schema.LABEL], random_state=seed
-        )
-        validation, test = train_test_split(
-            rest,
-            test_size=test_frac / (val_frac + test_frac),
-            stratify=rest[schema.LABEL],
-            random_state=seed,
-        )
-    except ValueError as exc:
-        raise DataContractError([f"cannot make a stratified split: {exc}"]) from None
-    return {
-        name: part.loc[:, list(SPLIT_COLUMNS)].reset_index(drop=True)
-        for name, part in zip(SPLITS, (train, validation, test), strict=True)
+    val_pct, test_pct = (round(f * 100) for f in fractions)
+    bucket = split_buckets(usable[schema.ID], salt)
+    parts = {
+        "test": usable[bucket < test_pct],
+        "validation": usable[(bucket >= test_pct) & (bucket < test_pct + val_pct)],
+        "train": usable[bucket >= test_pct + val_pct],
     }
+    lacking = [
+        f"the {name} split has no reviews labelled {label} ({len(part)} reviews in it)"
+        for name, part in parts.items()
+        for label in (0, 1)
+        if not (part[schema.LABEL] == label).any()
+    ]
+    if lacking:
+        raise DataContractError(lacking, "the split")
+    return {name: parts[name].loc[:, list(SPLIT_COLUMNS)].reset_index(drop=True) for name in SPLITS}
 
 
 def make_vectorizer(vocabulary: list[str], sequence_length: int) -> Any:
@@ -188,7 +206,7 @@ def tokenize(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     sequence_length: int = DEFAULT_SEQUENCE_LENGTH,
     ngram_max_tokens: int = DEFAULT_NGRAM_MAX_TOKENS,
-    seed: int = SPLIT_SEED,
+    salt: str = SPLIT_SALT,
 ) -> Path:
     """Split the cleaned reviews and write vocabulary, sequences and labels of each split.
 
@@ -206,7 +224,7 @@ def tokenize(
     input_path = Path(input_path)
     output_dir = Path(output_dir)
     frame = pd.read_parquet(input_path, columns=list(SPLIT_COLUMNS))  # only what the splits keep
-    splits = split_frame(frame, seed=seed)
+    splits = split_frame(frame, salt=salt)
     train_texts = splits["train"][CLEAN].tolist()
     vocabulary = fit_vocabulary(train_texts, max_tokens)
     # One n-gram vocabulary for every grid point that reads a bag of n-grams; train only.
@@ -248,7 +266,7 @@ def tokenize(
         "duplicates_or_empty_dropped": len(frame) - sum(len(p) for p in splits.values()),
         "vocabulary_size": len(vocabulary),
         "sequence_length": sequence_length,
-        "seed": seed,
+        "split": {"by": "keyed BLAKE2b of the review id, mod 100", "salt": salt},
     }
     log.info("tokenized %s", {k: len(v) for k, v in splits.items()})
     return write_json(output_dir / MANIFEST_NAME, manifest)

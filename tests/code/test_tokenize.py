@@ -37,29 +37,58 @@ def reviews() -> pd.DataFrame:
     return _reviews(2000)
 
 
-def test_split_is_deterministic_for_a_seed(reviews: pd.DataFrame) -> None:
-    first, again = split_frame(reviews, seed=7), split_frame(reviews.sample(frac=1.0, random_state=3), seed=7)
+def _split_of(splits: dict[str, pd.DataFrame]) -> dict[int, str]:
+    return {int(i): name for name, part in splits.items() for i in part[schema.ID]}
+
+
+def test_split_does_not_depend_on_row_order_and_the_salt_reshuffles(reviews: pd.DataFrame) -> None:
+    first, again = split_frame(reviews), split_frame(reviews.sample(frac=1.0, random_state=3))
     for name in SPLITS:
         pd.testing.assert_frame_equal(first[name], again[name])
-    other = split_frame(reviews, seed=8)
+    other = split_frame(reviews, salt="another-salt")
     assert set(other["test"][schema.ID]) != set(first["test"][schema.ID])
+
+
+def test_growing_or_sampling_the_data_moves_no_review_to_another_split(reviews: pd.DataFrame) -> None:
+    before = _split_of(split_frame(reviews))
+    more = _reviews(105, seed=11)  # 5% new reviews, new ids
+    more[schema.ID] += 1_000_000
+    grown = _split_of(split_frame(pd.concat([reviews, more], ignore_index=True)))
+    sampled = _split_of(split_frame(reviews.sample(frac=0.25, random_state=5)))
+    assert len(grown) > len(before)
+    assert 0 < len(sampled) < len(before)
+    assert {i: grown[i] for i in before} == before
+    # A sample may keep a duplicate text under another id than the full data does (the synthetic
+    # reviews repeat often): compare the reviews that both kept.
+    both = sampled.keys() & before.keys()
+    assert len(both) > 200
+    assert {i: before[i] for i in both} == {i: sampled[i] for i in both}
+    # So a model trained on this week's train and validation splits never sees next week's test.
+    seen = {i for i, name in before.items() if name != "test"}
+    assert not seen & {i for i, name in grown.items() if name == "test"}
 
 
 @pytest.mark.parametrize("fractions", [(0.1, 0.1), (0.2, 0.1), (0.15, 0.25)])
 def test_split_sizes_follow_the_fractions(reviews: pd.DataFrame, fractions: tuple[float, float]) -> None:
     splits = split_frame(reviews, fractions=fractions)
     total = sum(len(part) for part in splits.values())
-    assert len(splits["validation"]) / total == pytest.approx(fractions[0], abs=0.01)
-    assert len(splits["test"]) / total == pytest.approx(fractions[1], abs=0.01)
+    # A hash, not a shuffle: shares within three standard errors (about 0.02 on ~2,000 reviews).
+    assert len(splits["validation"]) / total == pytest.approx(fractions[0], abs=0.025)
+    assert len(splits["test"]) / total == pytest.approx(fractions[1], abs=0.025)
 
 
-def test_split_is_stratified_by_label(reviews: pd.DataFrame) -> None:
+def test_every_split_holds_both_classes_in_about_the_overall_share(reviews: pd.DataFrame) -> None:
     splits = split_frame(reviews)
     overall = pd.concat(splits.values())[schema.LABEL].mean()
     assert 0.7 < overall < 0.95  # the synthetic data is imbalanced, as the real data is
     for name, part in splits.items():
-        assert part[schema.LABEL].mean() == pytest.approx(overall, abs=0.01), name
+        assert part[schema.LABEL].mean() == pytest.approx(overall, abs=0.04), name
         assert set(part[schema.LABEL]) == {0, 1}, name
+
+
+def test_a_split_without_one_class_is_named(reviews: pd.DataFrame) -> None:
+    with pytest.raises(DataContractError, match=r"the (test|validation) split has no reviews labelled 0"):
+        split_frame(reviews[reviews[schema.LABEL] == 1].head(40))
 
 
 def test_no_clean_text_in_two_splits(reviews: pd.DataFrame) -> None:
@@ -99,14 +128,6 @@ def test_split_keeps_the_documented_columns(reviews: pd.DataFrame) -> None:
     for part in split_frame(reviews).values():
         assert tuple(part.columns) == SPLIT_COLUMNS
         assert list(part.index) == list(range(len(part)))
-
-
-def test_split_refuses_a_class_too_small_to_stratify(reviews: pd.DataFrame) -> None:
-    one_negative = pd.concat(
-        [reviews[reviews[schema.LABEL] == 1], reviews[reviews[schema.LABEL] == 0].head(1)]
-    )
-    with pytest.raises(DataContractError, match="cannot make a stratified split"):
-        split_frame(one_negative)
 
 
 @pytest.mark.parametrize("max_tokens", [3, 10, 40])
@@ -152,7 +173,7 @@ def test_tokenize_stage_writes_a_complete_manifest(tmp_path, reviews: pd.DataFra
     reviews.drop(columns=[CLEAN]).to_parquet(snapshot, index=False)
     cleaned = preprocess(snapshot, tmp_path / "preprocess")
 
-    manifest_path = tokenize(cleaned, tmp_path / "tokenize", max_tokens=50, sequence_length=16, seed=1)
+    manifest_path = tokenize(cleaned, tmp_path / "tokenize", max_tokens=50, sequence_length=16)
 
     data = Tokenized(manifest_path)
     assert data.manifest["vocabulary_size"] == 50

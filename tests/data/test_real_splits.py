@@ -39,3 +39,22 @@ def test_no_raw_review_text_in_two_splits(splits: dict[str, pd.DataFrame]) -> No
 def test_no_review_id_in_two_splits(splits: dict[str, pd.DataFrame]) -> None:
     ids = [set(part[schema.ID]) for part in splits.values()]
     assert sum(len(i) for i in ids) == len(set().union(*ids))
+
+
+def test_growing_real_data_5_percent_or_sampling_25_percent_moves_no_review(real_raw: pd.DataFrame) -> None:
+    frame, _ = validate_reviews(real_raw, source="real file")
+    frame[CLEAN] = clean_frame(frame, PreprocessSettings())
+    frame = frame.sort_values(schema.ID)
+    earlier = frame.head(round(len(frame) / 1.05))  # this week; next week adds 5% more reviews
+
+    def split_of(part: pd.DataFrame) -> dict[int, str]:
+        return {int(i): name for name, s in split_frame(part).items() for i in s[schema.ID]}
+
+    before, grown = split_of(earlier), split_of(frame)
+    sampled = split_of(earlier.sample(frac=0.25, random_state=1))
+    assert {i: grown[i] for i in before} == before
+    both = sampled.keys() & before.keys()  # a sample may keep another id of a duplicate text
+    assert len(both) > 0.95 * len(sampled)
+    assert {i: before[i] for i in both} == {i: sampled[i] for i in both}
+    trained_on = {i for i, name in before.items() if name != "test"}
+    assert not trained_on & {i for i, name in grown.items() if name == "test"}
