@@ -14,9 +14,14 @@ The program writes its log itself rather than through supervisord's pipe: superv
 pipe when the program's main process exits, and whatever the program left running would then die
 on its next write (a killed scheduler's task processes, which log to the scheduler's stdout).
 
-A restarted program must be able to bind its ports, as a restarted container can: what an earlier
-run of the same program left listening (MLflow's uvicorn workers, the scheduler's health server)
-is killed first. Its other leftovers (a killed scheduler's task processes) finish their work.
+A restarted program starts as a restarted container does, with nothing of its earlier run alive:
+every process left in an earlier session of the same program is SIGKILLed first (docker kills a
+container's whole process tree when its main process dies). A killed scheduler's LocalExecutor
+workers inherit its PostgreSQL connections (Airflow forks them with ``engine.dispose(close=
+False)``), so a leftover worker keeps the dead scheduler's open transaction and its row locks on
+the DAG run alive, and the new scheduler, which skips locked rows, never schedules that run
+again. The new scheduler resets the tasks that died with the old one (``adopt_or_reset_orphaned_
+tasks``) and runs them again.
 """
 
 import json
@@ -28,16 +33,6 @@ import time
 from pathlib import Path
 
 
-def _listening_inodes() -> set[str]:
-    inodes = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A":  # LISTEN
-                inodes.add(f"socket:[{fields[9]}]")
-    return inodes
-
-
 def _stat(pid: str) -> list[str] | None:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -45,23 +40,24 @@ def _stat(pid: str) -> list[str] | None:
         return None
 
 
-def _stop_earlier_listeners(name: str, record: Path) -> None:
+def _stop_earlier_sessions(name: str, record: Path) -> None:
     earlier = set()
     for line in record.read_text().splitlines():
         pid, ticks, *rest = line.split()
         fields = _stat(pid)
         if rest == [name] and (fields is None or fields[19] == ticks):  # not a reused pid
             earlier.add(pid)
-    listening, killed = _listening_inodes(), []
+    killed = []
     for proc in Path("/proc").iterdir():
         fields = _stat(proc.name) if proc.name.isdigit() else None
-        if fields and fields[3] in earlier:
+        if fields and fields[3] in earlier and fields[0] != "Z":
             try:
-                if any(os.readlink(fd) in listening for fd in proc.joinpath("fd").iterdir()):
-                    os.kill(int(proc.name), signal.SIGKILL)
-                    killed.append(proc.name)
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(proc.name)
             except OSError:
                 continue
+    if killed:
+        os.write(1, f"--- killed {len(killed)} processes left by an earlier {name}\n".encode())
     deadline = time.monotonic() + 10
     while any((_stat(pid) or ["Z"])[0] != "Z" for pid in killed) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -77,7 +73,7 @@ def main() -> None:
     os.write(1, f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} {' '.join(spec['argv'])}\n".encode())
     record = Path(spec["sessions"])
     if record.exists():
-        _stop_earlier_listeners(spec["name"], record)
+        _stop_earlier_sessions(spec["name"], record)
     # supervisord makes each child a process group leader, and setsid() refuses group leaders:
     # step back into supervisord's group first.
     if os.getpgrp() == os.getpid():

@@ -6,8 +6,8 @@ a status; it runs in the foreground of a session of its own, controlled through 
 the state folder (``supervisorctl -c <state>/supervisord.conf status`` works too). Each program
 starts through ``session_exec.py``, which puts it in a new session, appends ``<pid> <start ticks>
 <name>`` to ``<state>/sessions`` and sends its output to ``<logs>/<name>.log``: a program's
-children stay in its session even when they leave its process group, and outlive it when it is
-killed.
+children stay in its session even when they leave its process group, so a restart can kill what a
+killed program left (as a container's processes die with it) and ``down`` can stop everything.
 """
 
 from __future__ import annotations
