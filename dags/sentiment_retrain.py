@@ -17,11 +17,13 @@ publishes it through the MLflow model registry as `customer-sentiment-analysis`.
 * **train** fits one grid point per mapped task; each is an MLflow run (link: *MLflow run*) whose
   model carries a decision threshold chosen on validation.
 * **baseline** fits TF-IDF + logistic regression on the same splits, as its own MLflow run.
-* **register** registers the best run as a new version (alias `challenger`), logs its evaluation
-  report (curves, slices, model card), and moves `champion` only if its test ROC AUC clears the
-  floor, beats the baseline and is no worse than the current champion on the same test split,
-  and the label distribution has not drifted. A refusal fails the task with the reason (link:
-  *MLflow model version*).
+* **register** registers the best run as a new version (alias `challenger`, link: *MLflow model
+  version*), logs its evaluation report (curves, slices, model card) and the gate's verdict: test
+  ROC AUC above the floor, better than the baseline, no label drift, and no worse than the
+  champion on the test reviews neither model was trained on (at least 500 of them).
+* **decide** branches: **promote** moves `champion` to the new version (under a lock, re-checked
+  if another run promoted meanwhile); **keep_champion** records that the week kept the champion.
+  A refusal is a kept week, a successful run; bad data and crashes still fail it.
 
 Every task writes under `$SENTIMENT_ARTIFACT_ROOT/<dag_id>/<run_id>/<task>/`, atomically, so a
 cleared task re-runs to the same result; `register` never makes a second version for a run.
@@ -184,23 +186,49 @@ with DAG(
     def register(
         manifest: str, trained: list[dict[str, str]], linear: dict[str, str], label_stats: str
     ) -> dict:
-        """Register the best run, report on it, promote it only through the gate (idempotent per
-        DAG run). The mapped results are read as one slice: iterating them would probe one past
-        the end, which the task log shows as an error."""
-        from review_sentiment.register import register as run_register
-        from review_sentiment.register import require_promoted
+        """Register the best run as the challenger, report on it, record the gate's verdict
+        (idempotent per DAG run). The mapped results are read as one slice: iterating them would
+        probe one past the end, which the task log shows as an error."""
+        from review_sentiment.register import register_candidate
 
         with stage() as s:
-            result = run_register(
+            return register_candidate(
                 [t[XCOM_RUN_ID] for t in trained[:]], s.path(manifest), settings=s.settings,
                 baseline_run_id=linear[XCOM_RUN_ID], label_stats_path=s.path(label_stats),
                 floor=s.params["promotion_floor"], pipeline_run_id=s.pipeline_run_id,
                 force=s.params["force_promote"], beat_baseline=s.params["beat_baseline"],
-            )  # fmt: skip
-            return require_promoted(result).to_dict()
+            ).to_dict()  # fmt: skip
+
+    @task.branch
+    def decide(result: dict) -> str:
+        """The week's way: promote what the gate passed, else keep the champion."""
+        log.info("gate %s: %s", "passed" if result["passed"] else "refused", result["reason"])
+        return "promote" if result["passed"] else "keep_champion"
+
+    @task(execution_timeout=timedelta(minutes=30))
+    def promote(result: dict, manifest: str, label_stats: str) -> dict:
+        """Move champion to the new version under the promotion lock (idempotent, race-safe)."""
+        from review_sentiment.register import RegisterResult
+        from review_sentiment.register import promote as run_promote
+
+        with stage() as s:
+            return run_promote(
+                RegisterResult.from_dict(result), s.path(manifest), settings=s.settings,
+                label_stats_path=s.path(label_stats), pipeline_run_id=s.pipeline_run_id,
+            ).to_dict()  # fmt: skip
+
+    @task(execution_timeout=timedelta(minutes=5))
+    def keep_champion(result: dict) -> dict:
+        """Record that the week kept the champion; the new version stays the challenger."""
+        from review_sentiment.register import RegisterResult
+        from review_sentiment.register import keep_champion as run_keep
+
+        with stage() as s:
+            return run_keep(RegisterResult.from_dict(result), settings=s.settings).to_dict()
 
     snapshot = ingest()
     manifest = tokenize(preprocess(snapshot["snapshot"]))
     grid = prepare_grid()
     trained = train.partial(manifest=manifest).expand_kwargs(grid)
-    register(manifest, trained, baseline(manifest, grid), snapshot["label_stats"])
+    candidate = register(manifest, trained, baseline(manifest, grid), snapshot["label_stats"])
+    decide(candidate) >> [promote(candidate, manifest, snapshot["label_stats"]), keep_champion(candidate)]

@@ -64,13 +64,17 @@ class MLflowRunLink(BaseOperatorLink):
         return run_url(mlflow_ui_url(), value.get(XCOM_EXPERIMENT_ID, "0"), value[XCOM_RUN_ID])
 
 
+# The tasks whose return value is a RegisterResult: the version, whichever way the week went.
+VERSION_TASKS = ("register", "promote", "keep_champion")
+
+
 class MLflowModelVersionLink(BaseOperatorLink):
-    """From ``register`` to the model version it registered."""
+    """From ``register`` (and ``promote``/``keep_champion``) to the model version it registered."""
 
     name = "MLflow model version"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.dag_id != RETRAIN_DAG_ID or ti_key.task_id != "register":
+        if ti_key.dag_id != RETRAIN_DAG_ID or ti_key.task_id not in VERSION_TASKS:
             return ""
         value = _return_value(ti_key)
         if not isinstance(value, dict) or "version" not in value:

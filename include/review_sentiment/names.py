@@ -55,5 +55,18 @@ TAG_REPORT = "report.artifacts"
 CANDIDATE_SCORES = "candidate.test_"
 BASELINE_SCORES = "baseline.test_"
 CHAMPION_SCORES = "champion.test_"
-DECISION_PROMOTED = "promoted"
+# Candidate and champion on the comparison set: the test reviews neither model was trained or
+# early-stopped on (the champion's scores are under CHAMPION_SCORES).
+CANDIDATE_COMPARED = "candidate.compared_"
+TAG_COMPARISON_SIZE = "gate.comparison_size"
+DECISION_PASSED = "passed"  # the gate's verdict, under TAG_DECISION
 DECISION_REFUSED = "refused"
+# What the week did with the version: written by the promote or keep_champion task.
+TAG_OUTCOME = "outcome"
+TAG_OUTCOME_REASON = "outcome.reason"
+OUTCOME_PROMOTED = "promoted"
+OUTCOME_KEPT = "kept"
+# The reviews a version was trained and early-stopped on (ids, JSON) on its run, and their digest.
+SEEN_REVIEWS_ARTIFACT = "data/seen_review_ids.json"
+TAG_SEEN_REVIEWS = "training.reviews"
+TAG_SEEN_DIGEST = "training.reviews_digest"

@@ -1,13 +1,15 @@
-"""Register: pick the best grid run, score it on test, register it, and promote it only through
-the gate (``gate.py``), under the promotion lock (``promotion.py``), recording every figure on
-the version (``registry.py``) and an evaluation report on the run (``report.py``)."""
+"""Register: pick the best grid run, score it on test, register it as the ``challenger`` and weigh
+it with the gate (``gate.py``) against the champion on the test reviews neither model was trained
+on, recording every figure on the version (``registry.py``) and an evaluation report on the run
+(``report.py``). The week then either promotes it (``promote``: moves ``champion`` under the
+promotion lock, ``promotion.py``) or keeps the champion (``keep_champion``): a refusal is an
+outcome, not an error."""
 
 from __future__ import annotations
 
 import logging
 import math
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from review_sentiment import names, registry, schema, scoring
 from review_sentiment.config import CHALLENGER_ALIAS, CHAMPION_ALIAS, DEFAULT_PROMOTION_FLOOR, Settings
 from review_sentiment.errors import GateRefused
-from review_sentiment.gate import gate
+from review_sentiment.gate import MIN_COMPARISON_REVIEWS, gate
 from review_sentiment.metrics import binary_metrics
 from review_sentiment.registry import RegisterResult
 from review_sentiment.tokenize import Tokenized
@@ -23,7 +25,10 @@ from review_sentiment.tracking import client, model_uri
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RegisterResult", "gate", "register", "require_promoted", "select_best_run"]
+__all__ = [
+    "RegisterResult", "gate", "keep_champion", "promote", "register", "register_candidate",
+    "select_best_run",
+]  # fmt: skip
 
 
 def select_best_run(run_ids: list[str], tracking_uri: str | None = None) -> str:
@@ -59,15 +64,17 @@ class _Evidence:
 
 
 @dataclass
-class _Decision:
-    """The gate's verdict and the champion it was weighed against."""
+class _Comparison:
+    """The champion against the candidate on the comparison set: the test reviews that neither
+    model was trained or early-stopped on."""
 
-    promote: bool
-    reason: str
-    champion_version: str | None = None
-    champion_p: Any = None
+    champion_version: str
+    size: int = 0
+    candidate: dict[str, float] | None = None
+    champion: dict[str, float] | None = None
+    unavailable: str | None = None  # why there is no fair comparison
+    champion_p: Any = None  # on the whole test split, for the report
     champion_threshold: float | None = None
-    champion_scores: dict[str, float] | None = None
 
 
 def register(
@@ -82,14 +89,40 @@ def register(
     force: bool = False,
     beat_baseline: bool = True,
 ) -> RegisterResult:
-    """Register the best grid run as a new version, report on it, promote it through the gate.
+    """The whole week in one call (the CLI's and library users' path): register the candidate,
+    then promote it if the gate passed, else keep the champion. Arguments as for
+    :func:`register_candidate`."""
+    settings = settings or Settings.from_env()
+    result = register_candidate(
+        run_ids, manifest_path, settings=settings, baseline_run_id=baseline_run_id,
+        label_stats_path=label_stats_path, floor=floor, pipeline_run_id=pipeline_run_id, force=force,
+        beat_baseline=beat_baseline,
+    )  # fmt: skip
+    if result.outcome is not None:
+        return result
+    if result.passed:
+        return promote(result, manifest_path, settings=settings, label_stats_path=label_stats_path,
+                       pipeline_run_id=pipeline_run_id)  # fmt: skip
+    return keep_champion(result, settings=settings)
 
-    The new version always gets the ``challenger`` alias; ``champion`` moves only when the gate
-    passes. The read-compare-set of ``champion`` runs under the promotion lock, so two runs
-    registering at once cannot both win: the later one compares against the earlier's result.
+
+def register_candidate(
+    run_ids: list[str],
+    manifest_path: str | Path,
+    *,
+    settings: Settings | None = None,
+    baseline_run_id: str | None = None,
+    label_stats_path: str | Path | None = None,
+    floor: float = DEFAULT_PROMOTION_FLOOR,
+    pipeline_run_id: str | None = None,
+    force: bool = False,
+    beat_baseline: bool = True,
+) -> RegisterResult:
+    """Register the best grid run as a new version (alias ``challenger``), report on it, and record
+    the gate's verdict against the current champion. Moves no ``champion`` alias.
 
     Idempotent per pipeline run (``pipeline_run_id``, else the best run id): a second call
-    finds the version it made, creates none and moves no alias.
+    finds the version it made and returns what the first decided.
 
     Args:
         run_ids: MLflow run ids of the grid.
@@ -99,12 +132,12 @@ def register(
         label_stats_path: Ingest's label statistics (None: no drift check).
         floor: Lowest test ROC AUC a champion may have.
         pipeline_run_id: Id of the pipeline run (``<dag_id>/<run_id>``) for idempotency.
-        force: Promote even if the gate refuses (recorded as forced).
+        force: Pass the gate whatever it finds (recorded as forced).
         beat_baseline: Require the candidate to beat the baseline (off for quick plumbing runs
             whose tiny models cannot; the baseline's scores are recorded either way).
 
     Returns:
-        The decision, version and scores.
+        The verdict, version and scores (``outcome`` None until promote or keep_champion).
     """
     settings = settings or Settings.from_env()
     tracking_uri, model_name = settings.tracking_uri, settings.model_name
@@ -124,32 +157,179 @@ def register(
     version = str(existing.version)
     for key, value in evidence.candidate.items():
         mlflow_client.log_metric(best, f"test_{key}", value)
-
-    decision = _decide_under_lock(
-        mlflow_client,
-        version,
-        test,
-        evidence,
-        settings=settings,
-        policy={"floor": floor, "force": force, "beat_baseline": beat_baseline},
-        on_promote=lambda: _save_drift_reference(label_stats_path, settings, pipeline_run_id),
+    seen = [*data.frame("train")[schema.ID], *data.frame("validation")[schema.ID]]
+    registry.set_tags(
+        mlflow_client, model_name, version, registry.record_seen_reviews(mlflow_client, best, seen)
     )
-    _log_report(mlflow_client, best_run, version, data, test, evidence, decision, model_name)
-    outcome = names.DECISION_PROMOTED if decision.promote else names.DECISION_REFUSED
-    mlflow_client.set_model_version_tag(model_name, version, names.TAG_DECISION, outcome)
+
+    champion = registry.champion_version(mlflow_client, model_name)
+    comparison = None
+    if champion is not None and str(champion.version) != version:
+        comparison = _compare(champion, test, evidence, settings)
+    baseline = evidence.baseline.scores if evidence.baseline else None
+    drifted = evidence.drift is not None and evidence.drift.drifted
+    has_scores = comparison is not None and comparison.champion is not None
+    passed, reason = gate(
+        evidence.candidate["roc_auc"],
+        comparison.champion["roc_auc"] if has_scores else None,
+        floor,
+        force,
+        baseline_auc=baseline["roc_auc"] if baseline and beat_baseline else None,
+        drift=evidence.drift.reason if drifted else None,
+        compared_auc=comparison.candidate["roc_auc"] if has_scores else None,
+        comparison_size=comparison.size if comparison else None,
+        cannot_compare=comparison.unavailable if comparison else None,
+    )
+    tags = registry.decision_tags(
+        candidate=evidence.candidate,
+        threshold=evidence.threshold,
+        baseline=baseline,
+        baseline_run_id=evidence.baseline_run_id,
+        champion=comparison.champion if comparison else None,
+        champion_version=comparison.champion_version if comparison else None,
+        compared=comparison.candidate if comparison else None,
+        comparison_size=comparison.size if comparison else None,
+        reason=reason,
+        floor=floor,
+        force=force,
+        beat_baseline=beat_baseline,
+    )
+    if evidence.drift is not None:
+        tags.update(evidence.drift.to_tags())
+    registry.set_tags(mlflow_client, model_name, version, tags)
+    mlflow_client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version)
+    _log_report(mlflow_client, best_run, version, data, test, evidence, comparison, reason, model_name)
+    verdict = names.DECISION_PASSED if passed else names.DECISION_REFUSED
+    mlflow_client.set_model_version_tag(model_name, version, names.TAG_DECISION, verdict)  # written last
     result = RegisterResult(
         model_name=model_name,
         version=version,
         run_id=best,
-        promoted=decision.promote,
-        reason=decision.reason,
+        promoted=False,
+        passed=passed,
+        reason=reason,
         candidate=evidence.candidate,
-        champion=decision.champion_scores,
-        champion_version=decision.champion_version,
-        baseline=evidence.baseline.scores if evidence.baseline else None,
+        champion=comparison.champion if comparison else None,
+        champion_version=comparison.champion_version if comparison else None,
+        baseline=baseline,
+        compared=comparison.candidate if comparison else None,
+        comparison_size=comparison.size if comparison else None,
     )
     log.info("register: %s", result.summary())
     return result
+
+
+def _compare(champion: Any, test: Any, evidence: _Evidence, settings: Settings) -> _Comparison:
+    """Score the champion and the candidate on the test reviews the champion was not trained or
+    early-stopped on (the candidate saw none of the test split)."""
+    version = str(champion.version)
+    comparison = _Comparison(
+        champion_version=version, champion_threshold=registry.version_threshold(champion)
+    )
+    comparison.champion_p = scoring.score(f"models:/{settings.model_name}/{version}", test)
+    seen = registry.seen_reviews(champion, settings.tracking_uri)
+    if seen is None:
+        comparison.unavailable = (
+            f"cannot compare fairly with champion v{version}: it has no record of the reviews it was "
+            "trained on (registered before such records were kept), and the snapshot has no arrival "
+            "times to pick newer reviews; promote with force_promote after a review"
+        )
+        return comparison
+    unseen = ~test[schema.ID].isin(seen).to_numpy()
+    comparison.size = int(unseen.sum())
+    if comparison.size < MIN_COMPARISON_REVIEWS:
+        comparison.unavailable = (
+            f"only {comparison.size} test reviews are unseen by champion v{version} (fewer than "
+            f"{MIN_COMPARISON_REVIEWS}): too few to compare the two fairly"
+        )
+        return comparison
+    labels = test[schema.LABEL].to_numpy(dtype=int)[unseen]
+    comparison.champion = binary_metrics(labels, comparison.champion_p[unseen], comparison.champion_threshold)
+    comparison.candidate = binary_metrics(labels, evidence.probability[unseen], evidence.threshold)
+    return comparison
+
+
+def promote(
+    result: RegisterResult,
+    manifest_path: str | Path,
+    *,
+    settings: Settings | None = None,
+    label_stats_path: str | Path | None = None,
+    pipeline_run_id: str | None = None,
+) -> RegisterResult:
+    """Move ``champion`` to the version ``register_candidate`` passed, under the promotion lock.
+
+    Idempotent: a version already promoted is not promoted again (nor moved back to, if a later
+    version took the alias since). Race-safe: if another run moved ``champion`` after this run's
+    comparison, the candidate is compared again with the new champion, under the lock, and the
+    champion is kept if the candidate is worse.
+    """
+    from review_sentiment.promotion import promotion_lock
+
+    settings = settings or Settings.from_env()
+    mlflow_client = client(settings.tracking_uri)
+    model_name, version = settings.model_name, result.version
+    with promotion_lock(model_name, lock_uri=settings.lock_target(), timeout=settings.lock_timeout_s):
+        current = mlflow_client.get_model_version(model_name, version)
+        if current.tags.get(names.TAG_OUTCOME) == names.OUTCOME_PROMOTED:
+            log.info("version %s was already promoted by this run; nothing to do", version)
+            return registry.result_from_tags(model_name, current, reused=True)
+        champion = registry.champion_version(mlflow_client, model_name)
+        forced = current.tags.get(names.TAG_FORCED) == "true"
+        moved = champion is not None and str(champion.version) not in (version, result.champion_version)
+        if moved and not forced:
+            reason = _still_better(champion, manifest_path, result, settings)
+            if reason is not None:
+                return keep_champion(result, settings=settings, reason=reason)
+        mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+        registry.set_outcome(mlflow_client, model_name, version, names.OUTCOME_PROMOTED, result.reason)
+        _save_drift_reference(label_stats_path, settings, pipeline_run_id)
+    promoted = RegisterResult(**{**result.to_dict(), "promoted": True, "outcome": names.OUTCOME_PROMOTED})
+    log.info("promote: %s", promoted.summary())
+    return promoted
+
+
+def _still_better(
+    champion: Any, manifest_path: str | Path, result: RegisterResult, settings: Settings
+) -> str | None:
+    """None if the candidate is no worse than ``champion`` (which took the alias after the
+    candidate's comparison) on their comparison set; else why the champion stays."""
+    data = Tokenized(manifest_path)
+    test = data.frame("test")
+    probability = scoring.score(model_uri(result.run_id, settings.tracking_uri), test)
+    evidence = _Evidence(
+        candidate={}, probability=probability, threshold=result.candidate.get("threshold", 0.5),
+        baseline_run_id=None, drift=None,
+    )  # fmt: skip
+    version_tags = client(settings.tracking_uri).get_model_version(settings.model_name, result.version).tags
+    evidence.threshold = float(version_tags.get(names.TAG_THRESHOLD, evidence.threshold))
+    comparison = _compare(champion, test, evidence, settings)
+    moved = f"champion moved to v{comparison.champion_version} after this run's comparison"
+    if comparison.unavailable:
+        return f"{moved}; {comparison.unavailable}"
+    mine, theirs = comparison.candidate["roc_auc"], comparison.champion["roc_auc"]
+    if mine < theirs:
+        return (
+            f"{moved}, and the candidate's ROC AUC {mine:.4f} is worse than its {theirs:.4f} on the "
+            f"{comparison.size} test reviews neither model was trained on"
+        )
+    return None
+
+
+def keep_champion(
+    result: RegisterResult, *, settings: Settings | None = None, reason: str | None = None
+) -> RegisterResult:
+    """Record that the week kept the champion (the version stays ``challenger``); idempotent."""
+    settings = settings or Settings.from_env()
+    why = reason or result.reason
+    registry.set_outcome(
+        client(settings.tracking_uri), settings.model_name, result.version, names.OUTCOME_KEPT, why
+    )
+    kept = RegisterResult(
+        **{**result.to_dict(), "promoted": False, "outcome": names.OUTCOME_KEPT, "reason": why}
+    )
+    log.info("keep_champion: %s", kept.summary())
+    return kept
 
 
 def _gather(
@@ -198,62 +378,6 @@ def _save_drift_reference(
     drift.save_reference_stats(settings.layout, settings.model_name, stats, pipeline_run_id=pipeline_run_id)
 
 
-def _decide_under_lock(
-    mlflow_client: Any,
-    version: str,
-    test: Any,
-    evidence: _Evidence,
-    *,
-    settings: Settings,
-    policy: dict[str, Any],
-    on_promote: Callable[[], None],
-) -> _Decision:
-    """Read and score the champion, gate, tag the version and move the aliases, all under the
-    promotion lock, so that two runs registering at once cannot both win."""
-    from review_sentiment.promotion import promotion_lock
-
-    model_name = settings.model_name
-    with promotion_lock(model_name, lock_uri=settings.lock_target(), timeout=settings.lock_timeout_s):
-        # Read the champion only now, under the lock: a run that promoted meanwhile is seen.
-        decision = _Decision(promote=False, reason="")
-        champion = registry.champion_version(mlflow_client, model_name)
-        if champion is not None and str(champion.version) != version:  # else: a retry of this one
-            decision.champion_version = str(champion.version)
-            decision.champion_p = scoring.score(f"models:/{model_name}/{champion.version}", test)
-            decision.champion_threshold = registry.version_threshold(champion)
-            decision.champion_scores = binary_metrics(
-                test[schema.LABEL].to_numpy(dtype=int), decision.champion_p, decision.champion_threshold
-            )
-        baseline = evidence.baseline.scores if evidence.baseline else None
-        drifted = evidence.drift is not None and evidence.drift.drifted
-        decision.promote, decision.reason = gate(
-            evidence.candidate["roc_auc"],
-            decision.champion_scores["roc_auc"] if decision.champion_scores else None,
-            policy["floor"],
-            policy["force"],
-            baseline_auc=baseline["roc_auc"] if baseline and policy["beat_baseline"] else None,
-            drift=evidence.drift.reason if drifted else None,
-        )
-        tags = registry.decision_tags(
-            candidate=evidence.candidate,
-            threshold=evidence.threshold,
-            baseline=baseline,
-            baseline_run_id=evidence.baseline_run_id,
-            champion=decision.champion_scores,
-            champion_version=decision.champion_version,
-            reason=decision.reason,
-            **policy,
-        )
-        if evidence.drift is not None:
-            tags.update(evidence.drift.to_tags())
-        registry.set_tags(mlflow_client, model_name, version, tags)
-        mlflow_client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version)
-        if decision.promote:
-            mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
-            on_promote()
-    return decision
-
-
 def _log_report(
     mlflow_client: Any,
     run: Any,
@@ -261,7 +385,8 @@ def _log_report(
     data: Tokenized,
     test: Any,
     evidence: _Evidence,
-    decision: _Decision,
+    comparison: _Comparison | None,
+    reason: str,
     model_name: str,
 ) -> None:
     """Write the evaluation report, log it under ``evaluation/`` of the run, make the card the
@@ -273,9 +398,15 @@ def _log_report(
         others.append(
             Scored("TF-IDF + LR baseline", evidence.baseline.probability, evidence.baseline.threshold)
         )
-    if decision.champion_p is not None:
+    if comparison is not None and comparison.champion_p is not None:
+        # On the whole test split, like the others; the gate's comparison is on the reviews the
+        # champion did not see (tags, model card reason).
         others.append(
-            Scored(f"champion v{decision.champion_version}", decision.champion_p, decision.champion_threshold)
+            Scored(
+                f"champion v{comparison.champion_version}",
+                comparison.champion_p,
+                comparison.champion_threshold,
+            )
         )
     with tempfile.TemporaryDirectory() as tmp:
         report = write_report(
@@ -283,17 +414,10 @@ def _log_report(
             test,
             Scored(f"candidate v{version}", evidence.probability, evidence.threshold),
             others=others,
-            card=card_facts(model_name, version, run, data, decision.reason),
+            card=card_facts(model_name, version, run, data, reason),
         )
         mlflow_client.log_artifacts(run.info.run_id, tmp, artifact_path=names.REPORT_ARTIFACT_PATH)
     mlflow_client.update_model_version(model_name, version, description=report["model_card"])
     mlflow_client.set_model_version_tag(
         model_name, version, names.TAG_REPORT, f"runs:/{run.info.run_id}/{names.REPORT_ARTIFACT_PATH}"
     )
-
-
-def require_promoted(result: RegisterResult) -> RegisterResult:
-    """Raise ``GateRefused`` when ``result`` was not promoted (for callers that must fail)."""
-    if not result.promoted:
-        raise GateRefused(f"version {result.version} not promoted: {result.reason}")
-    return result

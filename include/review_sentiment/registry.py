@@ -30,25 +30,55 @@ class RegisterResult:
     model_name: str
     version: str
     run_id: str
-    promoted: bool
+    promoted: bool  # the champion alias is on this version (set by promote)
     reason: str
     candidate: dict[str, float] = field(default_factory=dict)
-    champion: dict[str, float] | None = None
+    champion: dict[str, float] | None = None  # on the comparison set
     champion_version: str | None = None
     reused: bool = False
     baseline: dict[str, float] | None = None
+    passed: bool = False  # the gate's verdict
+    outcome: str | None = None  # promoted or kept, once the week decided
+    compared: dict[str, float] | None = None  # the candidate on the comparison set
+    comparison_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RegisterResult:
+        return cls(**data)
+
+    def note(self) -> str:
+        """The week in one Markdown line (the DAG run's note): the outcome, the two scores on the
+        comparison set and the reason."""
+        if self.outcome == names.OUTCOME_PROMOTED:
+            head = f"**promoted v{self.version}** to champion"
+        elif self.outcome == names.OUTCOME_KEPT and self.champion_version:
+            head = f"**kept champion v{self.champion_version}**; v{self.version} stays challenger"
+        elif self.outcome == names.OUTCOME_KEPT:
+            head = f"**not promoted**: v{self.version} stays challenger"
+        else:
+            head = f"v{self.version}: gate {names.DECISION_PASSED if self.passed else names.DECISION_REFUSED}"
+        mine = (self.compared or self.candidate).get("roc_auc")
+        theirs = (self.champion or {}).get("roc_auc")
+        scores = "" if mine is None else f"candidate ROC AUC {mine:.4f}"
+        if scores and theirs is not None:
+            scores += f" vs champion {theirs:.4f} on {self.comparison_size} unseen test reviews"
+        return " - ".join(part for part in (head, scores, self.reason) if part)
+
     def summary(self) -> str:
-        """One line for the task log: the version, the outcome and rounded scores."""
-        outcome = names.DECISION_PROMOTED if self.promoted else names.DECISION_REFUSED
-        parts = [f"version {self.version} of {self.model_name}: {outcome}"]
+        """One line for the task log: the version, the verdict or outcome and rounded scores."""
+        verdict = names.DECISION_PASSED if self.passed else names.DECISION_REFUSED
+        parts = [f"version {self.version} of {self.model_name}: gate {verdict}"]
+        if self.outcome:
+            parts[0] += f", {self.outcome}"
         others = (("champion", self.champion), ("baseline", self.baseline))
         for who, scores in (("candidate", self.candidate), *others):
             if scores:
                 parts.append(f"{who} {rounded(scores)}")
+        if self.comparison_size is not None:
+            parts.append(f"compared on {self.comparison_size} test reviews neither model was trained on")
         return "; ".join(parts) + f" ({self.reason})"
 
 
@@ -110,6 +140,8 @@ def decision_tags(
     baseline_run_id: str | None,
     champion: dict[str, float] | None,
     champion_version: str | None,
+    compared: dict[str, float] | None,
+    comparison_size: int | None,
     floor: float,
     force: bool,
     beat_baseline: bool,
@@ -126,6 +158,8 @@ def decision_tags(
         names.TAG_FORCED: str(force).lower(),
         names.TAG_CHAMPION_VERSION: champion_version or "none",
         **score_tags(names.CHAMPION_SCORES, champion),
+        **score_tags(names.CANDIDATE_COMPARED, compared),
+        names.TAG_COMPARISON_SIZE: "none" if comparison_size is None else str(comparison_size),
         names.TAG_REASON: reason,
     }
 
@@ -138,17 +172,65 @@ def result_from_tags(model_name: str, version: Any, reused: bool) -> RegisterRes
     """What an earlier registration decided, read back from its version's tags."""
     tags = version.tags
     champion = tags.get(names.TAG_CHAMPION_VERSION)
+    size = tags.get(names.TAG_COMPARISON_SIZE, "none")
+    outcome = tags.get(names.TAG_OUTCOME)
     return RegisterResult(
         model_name=model_name,
         version=str(version.version),
         run_id=version.run_id,
-        promoted=tags.get(names.TAG_DECISION) == names.DECISION_PROMOTED,
-        reason=tags.get(names.TAG_REASON, ""),
+        promoted=outcome == names.OUTCOME_PROMOTED,
+        passed=tags.get(names.TAG_DECISION) == names.DECISION_PASSED,
+        outcome=outcome,
+        reason=tags.get(names.TAG_OUTCOME_REASON) or tags.get(names.TAG_REASON, ""),
+        compared=_scores(tags, names.CANDIDATE_COMPARED) or None,
+        comparison_size=None if size == "none" else int(size),
         candidate=_scores(tags, names.CANDIDATE_SCORES),
         champion=_scores(tags, names.CHAMPION_SCORES) or None,
         champion_version=None if champion in (None, "none") else champion,
         reused=reused,
         baseline=_scores(tags, names.BASELINE_SCORES) or None,
+    )
+
+
+def record_seen_reviews(mlflow_client: Any, run_id: str, review_ids: list[int]) -> dict[str, str]:
+    """Log the ids of the reviews a model was trained and early-stopped on, as a JSON artifact of
+    its run; returns the count and digest as version tags."""
+    import hashlib
+    import json
+
+    ids = sorted({int(i) for i in review_ids})
+    text = json.dumps(ids, separators=(",", ":"))
+    mlflow_client.log_text(run_id, text, names.SEEN_REVIEWS_ARTIFACT)
+    return {
+        names.TAG_SEEN_REVIEWS: str(len(ids)),
+        names.TAG_SEEN_DIGEST: "sha256:" + hashlib.sha256(text.encode()).hexdigest(),
+    }
+
+
+def seen_reviews(version: Any, tracking_uri: str | None) -> set[int] | None:
+    """The review ids ``version`` was trained and early-stopped on; None for a version registered
+    before they were recorded."""
+    import json
+
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    if names.TAG_SEEN_DIGEST not in version.tags:
+        return None
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path=names.SEEN_REVIEWS_ARTIFACT, tracking_uri=tracking_uri
+        )
+    except (MlflowException, OSError):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return set(json.load(fh))
+
+
+def set_outcome(mlflow_client: Any, model_name: str, version: str, outcome: str, reason: str) -> None:
+    """Record what the week did with the version (promoted or kept) and why."""
+    set_tags(
+        mlflow_client, model_name, version, {names.TAG_OUTCOME: outcome, names.TAG_OUTCOME_REASON: reason}
     )
 
 

@@ -7,8 +7,7 @@ import math
 
 import pytest
 
-from review_sentiment.errors import GateRefused
-from review_sentiment.register import RegisterResult, gate, require_promoted
+from review_sentiment.register import RegisterResult, gate
 
 NAN = math.nan
 
@@ -49,12 +48,6 @@ def _result(promoted: bool) -> RegisterResult:
     )
 
 
-def test_require_promoted_raises_on_a_refusal() -> None:
-    with pytest.raises(GateRefused, match="version 3 not promoted: below the floor"):
-        require_promoted(_result(False))
-    assert require_promoted(_result(True)).promoted
-
-
 def test_register_result_is_xcom_sized_plain_data() -> None:
     assert _result(True).to_dict() == {
         "model_name": "m",
@@ -67,7 +60,12 @@ def test_register_result_is_xcom_sized_plain_data() -> None:
         "champion_version": None,
         "reused": False,
         "baseline": None,
+        "passed": False,
+        "outcome": None,
+        "compared": None,
+        "comparison_size": None,
     }
+    assert RegisterResult.from_dict(_result(True).to_dict()) == _result(True)
 
 
 @pytest.mark.parametrize(
@@ -99,3 +97,26 @@ def test_force_overrides_baseline_and_drift() -> None:
 
 def test_the_floor_is_checked_before_the_baseline() -> None:
     assert "below the floor" in gate(0.80, None, 0.85, baseline_auc=0.9)[1]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"outcome": "promoted", "promoted": True}, "**promoted v3** to champion - candidate ROC AUC 0.9500"),
+        (
+            {
+                "outcome": "kept",
+                "champion_version": "2",
+                "champion": {"roc_auc": 0.96},
+                "comparison_size": 812,
+            },
+            "**kept champion v2**; v3 stays challenger - candidate ROC AUC 0.9500 vs champion 0.9600 on 812 "
+            "unseen test reviews - below the floor",
+        ),
+        ({"outcome": "kept"}, "**not promoted**: v3 stays challenger - candidate ROC AUC 0.9500 - below"),
+        ({}, "v3: gate refused"),
+    ],
+)
+def test_the_run_note_says_the_outcome_and_the_scores(changes: dict, expected: str) -> None:
+    result = RegisterResult(**{**_result(False).to_dict(), "candidate": {"roc_auc": 0.95}, **changes})
+    assert result.note().startswith(expected)

@@ -305,8 +305,9 @@ class FaultStack:
         assert len(versions) == 1, [v.version for v in versions]
         version = versions[0]
         assert version.status == "READY"
-        decision = version.tags.get("gate.decision")
-        assert decision in {"promoted", "refused"}, version.tags
+        verdict, decision = version.tags.get("gate.decision"), version.tags.get("outcome")
+        assert verdict in {"passed", "refused"}, version.tags
+        assert decision == ("promoted" if verdict == "passed" else "kept"), version.tags
         champion = self.champion()
         if decision == "promoted":
             assert champion is not None

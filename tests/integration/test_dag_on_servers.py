@@ -64,7 +64,13 @@ def dag_run(airflow_env: dict[str, str], postgres: PostgresServer) -> dict[str, 
             (DAG_ID, run_id),
         )
         tasks = cur.fetchall()
-    return {"run_id": run_id, "state": state, "tasks": tasks, "log": log}
+        cur.execute(
+            "SELECT n.content FROM dag_run_note n JOIN dag_run r ON r.id = n.dag_run_id "
+            "WHERE r.dag_id = %s AND r.run_id = %s",
+            (DAG_ID, run_id),
+        )
+        note = cur.fetchone()
+    return {"run_id": run_id, "state": state, "tasks": tasks, "log": log, "note": note and note[0]}
 
 
 def _versions(url: str, run_id: str) -> list:
@@ -77,16 +83,13 @@ def _versions(url: str, run_id: str) -> list:
 def test_every_task_succeeded(dag_run) -> None:
     assert dag_run["state"] == "success"
     states = {(task, index): state for task, index, state in dag_run["tasks"]}
+    # The first week has no champion to lose to: the branch promotes.
+    assert states.pop(("keep_champion", -1)) == "skipped"
     assert set(states.values()) == {"success"}, states
     assert {task for task, _ in states} == {
-        "ingest",
-        "preprocess",
-        "tokenize",
-        "prepare_grid",
-        "train",
-        "baseline",
-        "register",
-    }
+        "ingest", "preprocess", "tokenize", "prepare_grid", "train", "baseline", "register", "decide",
+        "promote",
+    }  # fmt: skip
     assert sorted(index for task, index in states if task == "train") == [0, 1]
 
 
@@ -103,6 +106,12 @@ def test_one_version_and_the_champion_alias(dag_run, mlflow_server: MlflowServer
     assert tags["gate.beat_baseline"] == "false"
     assert 0.0 < float(tags["candidate.threshold"]) < 1.0
     assert versions[0].description.startswith(f"# {MODEL} version {versions[0].version}")
+
+
+def test_the_run_note_says_the_outcome(dag_run, mlflow_server: MlflowServer) -> None:
+    version = _versions(mlflow_server.url, dag_run["run_id"])[0].version
+    assert dag_run["note"].startswith(f"**promoted v{version}** to champion - candidate ROC AUC 0.")
+    assert "no champion score to beat" in dag_run["note"]
 
 
 def test_train_runs_are_tagged_with_their_task_instance(dag_run, mlflow_server: MlflowServer) -> None:
@@ -185,4 +194,19 @@ def test_clearing_register_creates_no_second_version(
     assert "already registered for this run" in again.stdout + again.stderr
     after = [v.version for v in client.search_model_versions(f"name = '{MODEL}'")]
     assert sorted(after) == sorted(before)
+    assert client.get_model_version_by_alias(MODEL, "champion").version == champion_before
+
+
+def test_clearing_promote_alone_moves_nothing_twice(
+    dag_run, airflow_env: dict[str, str], mlflow_server: MlflowServer
+) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server.url, mlflow_server.url)
+    before = [v.version for v in client.search_model_versions(f"name = '{MODEL}'")]
+    champion_before = client.get_model_version_by_alias(MODEL, "champion").version
+    again = airflow(airflow_env, "tasks", "test", DAG_ID, "promote", dag_run["run_id"])
+    assert again.returncode == 0, (again.stdout + again.stderr)[-5000:]
+    assert "already promoted by this run" in again.stdout + again.stderr
+    assert sorted(v.version for v in client.search_model_versions(f"name = '{MODEL}'")) == sorted(before)
     assert client.get_model_version_by_alias(MODEL, "champion").version == champion_before

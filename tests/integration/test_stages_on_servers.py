@@ -17,6 +17,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from review_sentiment.config import CHAMPION_ALIAS, Settings
@@ -107,7 +108,7 @@ def test_ingest_reads_only_the_requested_interval(pipeline, tmp_path: Path) -> N
     assert not list(tmp_path.iterdir())
 
 
-def test_best_run_becomes_champion(pipeline) -> None:
+def test_best_run_becomes_champion(pipeline, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
     first = pipeline["first"]
@@ -117,7 +118,15 @@ def test_best_run_becomes_champion(pipeline) -> None:
     client = MlflowClient(pipeline["url"], pipeline["url"])
     champion = client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS)
     assert champion.version == first.version
-    assert champion.tags["gate.decision"] == "promoted"
+    assert champion.tags["gate.decision"] == "passed"
+    assert champion.tags["outcome"] == "promoted"
+    # What it was trained and early-stopped on, recorded for the next week's fair comparison.
+    seen = json.loads(
+        Path(client.download_artifacts(first.run_id, "data/seen_review_ids.json", str(tmp_path))).read_text()
+    )
+    assert int(champion.tags["training.reviews"]) == len(seen) > 10_000
+    test_ids = set(pd.read_parquet(Path(pipeline["manifest"]).parent / "test.parquet")["review_id"])
+    assert not test_ids & set(seen)
     assert float(champion.tags["candidate.test_roc_auc"]) == pytest.approx(
         first.candidate["roc_auc"], abs=1e-5
     )
@@ -158,13 +167,53 @@ def test_gate_refuses_a_worse_candidate(pipeline) -> None:
         pipeline_run_id="week-2-bad",
     )
     assert not refused.promoted
+    assert (refused.passed, refused.outcome) == (False, "kept")
     assert refused.champion is not None
-    assert refused.candidate["roc_auc"] < refused.champion["roc_auc"]
+    # The champion saw none of this test split: the whole split is the comparison set.
+    assert refused.comparison_size == len(pd.read_parquet(Path(pipeline["manifest"]).parent / "test.parquet"))
+    assert refused.compared["roc_auc"] < refused.champion["roc_auc"]
+    assert "test reviews neither model was trained on" in refused.reason
     client = MlflowClient(pipeline["url"], pipeline["url"])
     assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == pipeline["first"].version
     refused_version = client.get_model_version(MODEL, refused.version)
     assert refused_version.tags["gate.decision"] == "refused"
+    assert refused_version.tags["outcome"] == "kept"
     assert client.get_model_version_by_alias(MODEL, "challenger").version == refused.version
+
+
+def test_promote_again_is_a_no_op_and_never_moves_champion_back(pipeline) -> None:
+    from mlflow import MlflowClient
+
+    from review_sentiment.register import promote
+
+    client = MlflowClient(pipeline["url"], pipeline["url"])
+    before = client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version
+    again = promote(pipeline["first"], pipeline["manifest"], settings=_settings(pipeline["url"]))
+    assert again.reused
+    assert again.outcome == "promoted"
+    assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == before
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == len(_versions(pipeline["url"]))
+
+
+def test_a_champion_without_a_training_record_is_not_compared_silently(pipeline) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(pipeline["url"], pipeline["url"])
+    champion = client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS)
+    digest = champion.tags["training.reviews_digest"]
+    client.delete_model_version_tag(
+        MODEL, champion.version, "training.reviews_digest"
+    )  # as before the record
+    try:
+        result = register(
+            [pipeline["good_run"]], pipeline["manifest"], settings=_settings(pipeline["url"]), floor=0.8,
+            pipeline_run_id="week-legacy-champion",
+        )  # fmt: skip
+    finally:
+        client.set_model_version_tag(MODEL, champion.version, "training.reviews_digest", digest)
+    assert (result.passed, result.outcome) == (False, "kept")
+    assert f"cannot compare fairly with champion v{champion.version}" in result.reason
+    assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == champion.version
 
 
 REQUEST = {
