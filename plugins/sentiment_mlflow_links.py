@@ -2,34 +2,25 @@
 
 The MLflow UI's base URL comes from ``MLFLOW_UI_URL``. Links are resolved by the API server from
 the task's XCom (its return value carries the run id or the version); the MLflow runs carry the
-Airflow dag/run/task ids and map index as tags, so the way back is a search in MLflow.
+Airflow dag/run/task ids and map index as tags, so the way back is a search in MLflow. The
+addresses come from ``review_sentiment.links``, which notifications use too.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
 from review_sentiment.config import RETRAIN_DAG_ID, Settings
+from review_sentiment.links import model_version_url, run_url
 from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
 
 
 def mlflow_ui_url() -> str:
     """Base URL of the MLflow UI as users' browsers reach it (``Settings.mlflow_ui_url``)."""
     return Settings.from_env().mlflow_ui_url
-
-
-def run_url(base: str, experiment_id: str, run_id: str) -> str:
-    """The MLflow UI page of one run."""
-    return f"{base}/#/experiments/{quote(str(experiment_id))}/runs/{quote(str(run_id))}"
-
-
-def model_version_url(base: str, model_name: str, version: str) -> str:
-    """The MLflow UI page of one registered model version."""
-    return f"{base}/#/models/{quote(model_name)}/versions/{quote(str(version))}"
 
 
 def _return_value(ti_key: Any) -> Any:

@@ -1,0 +1,241 @@
+"""Mail about a retraining run: a failure, a kept week, a promotion, an approval that waits.
+
+:func:`message` builds the subject and HTML body from an :class:`Outcome` (pure, escaped);
+:func:`send` hands them to the SMTP provider's ``SmtpNotifier`` on the Airflow connection
+``Settings.smtp_conn_id`` (``smtp_default``), for the addresses in ``SENTIMENT_NOTIFY_TO``.
+Notifications are off while that list is empty, and a mail that cannot be sent is logged, never
+raised: a mail server must not fail a training run.
+
+The connection is a standard ``smtp`` connection; in the environment, as JSON so that the extras
+stay booleans (in the URI form ``disable_tls=false`` would be the true string ``"false"``)::
+
+    AIRFLOW_CONN_SMTP_DEFAULT='{"conn_type": "smtp", "host": "mail.example.org", "port": 587,
+        "login": "airflow", "password": "...",
+        "extra": {"from_email": "airflow@example.org", "disable_ssl": true, "timeout": 10}}'
+
+The hook's extras: ``from_email`` (required here), ``disable_ssl`` (default: implicit TLS, port
+465), ``disable_tls`` (default: STARTTLS), ``timeout`` (30 s), ``retry_limit`` (5). Outside a task
+only environment connections (and a configured secrets backend) resolve; inside a task, a
+connection made in the UI resolves too, through the task SDK's Execution API.
+
+Other channels are a notifier swap in :func:`send`, not code of ours: with the Slack provider,
+``SlackWebhookNotifier(slack_webhook_conn_id=..., text=subject)``, or a webhook through the HTTP
+provider; each takes a connection id and text, and :func:`message` stays the text.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from review_sentiment.links import airflow_run_url, model_version_url
+
+if TYPE_CHECKING:
+    from review_sentiment.config import Settings
+
+__all__ = ["KINDS", "Outcome", "airflow_run_url", "message", "send"]
+
+log = logging.getLogger(__name__)
+
+KINDS = ("promoted", "kept", "failed", "approval")
+_MISSING = "n/a"
+_OUTCOME_WORD = {"promoted": "promoted", "kept": "kept", "failed": "FAILED", "approval": "approval waiting"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one DAG run came to, with the numbers a reader needs to judge it.
+
+    ``kind`` is one of :data:`KINDS`; ``reason`` is the gate's reason or the failure's exception
+    text; ``version`` is the MLflow model version the run registered, if any; ``comparison_size``
+    is the number of reviews the candidate/champion comparison used; ``monitoring`` is a
+    champion-monitoring alert line; ``failed_task`` names the task that failed (``train[1]``).
+    """
+
+    kind: str
+    dag_id: str
+    run_id: str
+    reason: str = ""
+    version: str | None = None
+    candidate_auc: float | None = None
+    champion_auc: float | None = None
+    baseline_auc: float | None = None
+    comparison_size: int | None = None
+    monitoring: str | None = None
+    failed_task: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown outcome kind {self.kind!r}; expected one of {list(KINDS)}")
+
+
+def _score(value: float | None) -> str:
+    return _MISSING if value is None else f"{value:.4f}"
+
+
+def _one_line(text: str) -> str:
+    """Header-safe text: a run id or task name never breaks the subject line."""
+    return " ".join(text.split())
+
+
+def _scores_phrase(outcome: Outcome, candidate: str = "candidate") -> str:
+    """``candidate 0.9512 vs champion 0.9561``, or what part of it is known."""
+    if outcome.candidate_auc is None:
+        return ""
+    if outcome.champion_auc is None:
+        return f"{candidate} {_score(outcome.candidate_auc)}, no champion before"
+    return f"{candidate} {_score(outcome.candidate_auc)} vs champion {_score(outcome.champion_auc)}"
+
+
+def _version(outcome: Outcome) -> str:
+    return f"v{outcome.version}" if outcome.version is not None else ""
+
+
+def _subject(outcome: Outcome) -> str:
+    scores = _scores_phrase(outcome)
+    version = _version(outcome)
+    if outcome.kind == "failed":
+        where = f" at {outcome.failed_task}" if outcome.failed_task else ""
+        head = f"FAILED{where}"
+    elif outcome.kind == "promoted":
+        head = " ".join(p for p in ("promoted", version, "to champion") if p)
+        head += f": {scores}" if scores else ""
+    elif outcome.kind == "kept":
+        # The version named is the candidate's: Outcome does not carry the champion's.
+        candidate = f"candidate {version}".strip()
+        scores = _scores_phrase(outcome, candidate) or (f"{candidate} not promoted" if version else "")
+        head = f"kept champion: {scores}" if scores else "kept champion"
+    else:
+        head = f"approval waiting: {version}" if version else "approval waiting"
+        head += f", {scores}" if scores else ""
+    return _one_line(f"[{outcome.dag_id}] {head} (run {outcome.run_id})")
+
+
+def _outcome_sentence(outcome: Outcome) -> str:
+    version = f"version {outcome.version}" if outcome.version is not None else "the candidate"
+    if outcome.kind == "promoted":
+        return f"Promoted {version} to champion."
+    if outcome.kind == "kept":
+        return f"Kept the champion: {version} was not promoted."
+    if outcome.kind == "approval":
+        return f"Approval waiting: {version} becomes champion once approved in the Airflow run."
+    where = f" at task {outcome.failed_task}" if outcome.failed_task else ""
+    return f"The run failed{where}."
+
+
+def _row(label: str, value: str) -> str:
+    return f'<tr><th align="left">{html.escape(label)}</th><td>{html.escape(value)}</td></tr>'
+
+
+def _link(url: str, text: str) -> str:
+    return f'<a href="{html.escape(url, quote=True)}">{html.escape(text)}</a>'
+
+
+def message(outcome: Outcome, settings: Settings) -> tuple[str, str]:
+    """The mail for ``outcome``: a one-line subject and an HTML body with every value escaped.
+
+    Args:
+        outcome: what the run came to.
+        settings: gives the Airflow and MLflow UI base URLs and the registered model's name.
+
+    Returns:
+        ``(subject, html_body)``, final text (no template syntax is interpreted later).
+    """
+    run_link = airflow_run_url(settings, outcome.dag_id, outcome.run_id)
+    rows = [
+        _row("DAG run", f"{outcome.dag_id} / {outcome.run_id}"),
+        _row("Outcome", _OUTCOME_WORD[outcome.kind]),
+    ]
+    if outcome.failed_task:
+        rows.append(_row("Failed task", outcome.failed_task))
+    scores = (outcome.candidate_auc, outcome.champion_auc, outcome.baseline_auc)
+    if any(s is not None for s in scores) or outcome.comparison_size is not None:
+        rows += [
+            _row("Candidate ROC AUC", _score(outcome.candidate_auc)),
+            _row("Champion ROC AUC", _score(outcome.champion_auc)),
+            _row("Baseline ROC AUC", _score(outcome.baseline_auc)),
+        ]
+        size = _MISSING if outcome.comparison_size is None else f"{outcome.comparison_size:,} reviews"
+        rows.append(_row("Compared on", size))
+    if outcome.reason:
+        rows.append(_row("Reason", outcome.reason))
+    if outcome.monitoring:
+        rows.append(_row("Monitoring", outcome.monitoring))
+    links = [_link(run_link, "Airflow run")]
+    if outcome.version is not None:
+        version_link = model_version_url(settings.mlflow_ui_url, settings.model_name, outcome.version)
+        links.append(_link(version_link, f"MLflow {settings.model_name} version {outcome.version}"))
+    body = (
+        "<html><body>"
+        f"<p>{html.escape(_outcome_sentence(outcome))}</p>"
+        f'<table cellpadding="4">{"".join(rows)}</table>'
+        f"<p>{' | '.join(links)}</p>"
+        "</body></html>"
+    )
+    return _subject(outcome), body
+
+
+def _redacted(text: str, notifier: Any) -> str:
+    """``text`` with the connection's password masked, in case an error ever echoes it."""
+    # The notifier's hook is a cached_property: present once notify() built it, not built here.
+    hook = vars(notifier).get("hook") if notifier is not None else None
+    password = getattr(getattr(hook, "smtp_connection", None), "password", None)
+    return text.replace(password, "***") if password else text
+
+
+def send(outcome: Outcome, settings: Settings, context: Mapping[str, Any] | None = None) -> bool:
+    """Mail ``outcome`` to ``settings.notify_to`` through the SMTP connection ``settings.smtp_conn_id``.
+
+    Args:
+        outcome: what the run came to.
+        settings: recipients, connection id and UI base URLs.
+        context: the Airflow task context, when called from a task or callback (optional).
+
+    Returns:
+        True when the mail server accepted the mail; False when notifications are off or sending
+        failed (logged as a warning with the connection id and the error). Never raises.
+    """
+    if not settings.notify_to:
+        log.info(
+            "Notifications are off (SENTIMENT_NOTIFY_TO is empty): not mailing %s of %s/%s",
+            outcome.kind,
+            outcome.dag_id,
+            outcome.run_id,
+        )
+        return False
+    notifier = None
+    try:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        subject, body = message(outcome, settings)
+        notifier = SmtpNotifier(
+            to=list(settings.notify_to),
+            subject=subject,
+            html_content=body,
+            smtp_conn_id=settings.smtp_conn_id,
+        )
+        # notify() sends subject and body as given; only __call__ would render them as templates.
+        notifier.notify(dict(context) if context else {})
+    except Exception as error:  # noqa: BLE001 - a mail failure must never fail the run
+        reason = _redacted(f"{type(error).__name__}: {error}", notifier)
+        log.warning(
+            "Could not mail %s of %s/%s through connection %r: %s",
+            outcome.kind,
+            outcome.dag_id,
+            outcome.run_id,
+            settings.smtp_conn_id,
+            reason,
+        )
+        return False
+    log.info(
+        "Mailed %s of %s/%s to %d recipient(s) through connection %r",
+        outcome.kind,
+        outcome.dag_id,
+        outcome.run_id,
+        len(settings.notify_to),
+        settings.smtp_conn_id,
+    )
+    return True

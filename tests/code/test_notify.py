@@ -1,0 +1,193 @@
+"""Unit tests of the notification text: subject and HTML body per outcome, escaping, links, and
+``send`` staying off (no connection attempt) while no recipient is configured."""
+
+from __future__ import annotations
+
+import html
+import logging
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from review_sentiment import notify
+from review_sentiment.config import PROJECT_ROOT, Settings
+from review_sentiment.links import model_version_url
+from review_sentiment.notify import KINDS, Outcome, airflow_run_url, message, send
+
+DAG_ID = "sentiment_retrain"
+RUN_ID = "scheduled__2026-11-23T03:00:00+00:00"
+RUN_LINK = (
+    "https://airflow.example.org/dags/sentiment_retrain/runs/scheduled__2026-11-23T03%3A00%3A00%2B00%3A00"
+)
+VERSION_LINK = "https://mlflow.example.org/#/models/customer-sentiment-analysis/versions/4"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings.from_env(
+        {
+            "SENTIMENT_AIRFLOW_UI_URL": "https://airflow.example.org/",
+            "MLFLOW_UI_URL": "https://mlflow.example.org/",
+            "SENTIMENT_NOTIFY_TO": "ml-team@example.org",
+        }
+    )
+
+
+def outcome(kind: str, **fields: object) -> Outcome:
+    scored = {
+        "version": "4",
+        "candidate_auc": 0.95123,
+        "champion_auc": 0.95607,
+        "baseline_auc": 0.94018,
+        "comparison_size": 4068,
+    }
+    defaults = {"failed": {"failed_task": "train[1]", "reason": "ValueError: boom"}}.get(kind, scored)
+    return Outcome(**{"kind": kind, "dag_id": DAG_ID, "run_id": RUN_ID, **defaults, **fields})
+
+
+@pytest.mark.parametrize(
+    ("kind", "subject"),
+    [
+        (
+            "kept",
+            f"[sentiment_retrain] kept champion: candidate v4 0.9512 vs champion 0.9561 (run {RUN_ID})",
+        ),
+        (
+            "promoted",
+            "[sentiment_retrain] promoted v4 to champion: candidate 0.9512 vs champion 0.9561 "
+            f"(run {RUN_ID})",
+        ),
+        (
+            "approval",
+            f"[sentiment_retrain] approval waiting: v4, candidate 0.9512 vs champion 0.9561 (run {RUN_ID})",
+        ),
+        ("failed", f"[sentiment_retrain] FAILED at train[1] (run {RUN_ID})"),
+    ],
+)
+def test_subject_per_kind(kind: str, subject: str, settings: Settings) -> None:
+    assert message(outcome(kind), settings)[0] == subject
+
+
+@pytest.mark.parametrize("kind", ["kept", "promoted", "approval"])
+def test_body_names_the_run_the_scores_and_both_links(kind: str, settings: Settings) -> None:
+    _, body = message(outcome(kind, reason="candidate is below the champion"), settings)
+    assert f"{DAG_ID} / {RUN_ID}" in body
+    for label, value in [("Candidate", "0.9512"), ("Champion", "0.9561"), ("Baseline", "0.9402")]:
+        assert f'<th align="left">{label} ROC AUC</th><td>{value}</td>' in body
+    assert "<td>4,068 reviews</td>" in body
+    assert "<td>candidate is below the champion</td>" in body
+    assert f'<a href="{RUN_LINK}">Airflow run</a>' in body
+    assert f'<a href="{VERSION_LINK}">MLflow customer-sentiment-analysis version 4</a>' in body
+
+
+@pytest.mark.parametrize(
+    ("kind", "sentence"),
+    [
+        ("kept", "Kept the champion: version 4 was not promoted."),
+        ("promoted", "Promoted version 4 to champion."),
+        ("approval", "Approval waiting: version 4 becomes champion once approved in the Airflow run."),
+        ("failed", "The run failed at task train[1]."),
+    ],
+)
+def test_body_states_the_outcome(kind: str, sentence: str, settings: Settings) -> None:
+    assert f"<p>{sentence}</p>" in message(outcome(kind), settings)[1]
+
+
+def test_failure_body_has_the_task_and_error_but_no_scores_or_version_link(settings: Settings) -> None:
+    _, body = message(outcome("failed"), settings)
+    assert "<td>train[1]</td>" in body
+    assert "<td>ValueError: boom</td>" in body
+    assert "ROC AUC" not in body
+    assert "#/models/" not in body
+    assert f'<a href="{RUN_LINK}">Airflow run</a>' in body
+
+
+def test_no_version_link_without_a_version(settings: Settings) -> None:
+    subject, body = message(outcome("kept", version=None), settings)
+    assert "#/models/" not in body
+    assert "MLflow" not in body
+    assert subject == f"[sentiment_retrain] kept champion: candidate 0.9512 vs champion 0.9561 (run {RUN_ID})"
+
+
+def test_first_promotion_has_no_champion_score(settings: Settings) -> None:
+    subject, body = message(outcome("promoted", version="1", champion_auc=None), settings)
+    assert subject == (
+        f"[sentiment_retrain] promoted v1 to champion: candidate 0.9512, no champion before (run {RUN_ID})"
+    )
+    assert '<th align="left">Champion ROC AUC</th><td>n/a</td>' in body
+
+
+def test_monitoring_line_only_when_given(settings: Settings) -> None:
+    line = "champion AUC on last week's reviews fell to 0.9012"
+    assert f"<td>{html.escape(line)}</td>" in message(outcome("kept", monitoring=line), settings)[1]
+    assert "Monitoring" not in message(outcome("kept"), settings)[1]
+
+
+@pytest.mark.parametrize("field", ["reason", "monitoring", "failed_task", "run_id", "dag_id", "version"])
+def test_every_value_is_escaped(field: str, settings: Settings) -> None:
+    hostile = '<script>alert("x")</script>&'
+    _, body = message(outcome("failed", **{field: hostile}), settings)
+    assert "<script>" not in body
+    assert "&lt;script&gt;" in body
+
+
+def test_template_syntax_in_values_is_kept_as_text(settings: Settings) -> None:
+    reason = "KeyError: '{{ ds }}' {% raw %}"
+    _, body = message(outcome("failed", reason=reason), settings)
+    assert f"<td>{html.escape(reason)}</td>" in body
+
+
+def test_subject_stays_on_one_line(settings: Settings) -> None:
+    subject, _ = message(outcome("failed", failed_task="train\r\nBcc: everyone@example.org"), settings)
+    assert "\n" not in subject
+    assert "\r" not in subject
+    assert "FAILED at train Bcc: everyone@example.org" in subject
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown outcome kind 'skipped'"):
+        Outcome(kind="skipped", dag_id=DAG_ID, run_id=RUN_ID)
+    assert KINDS == ("promoted", "kept", "failed", "approval")
+
+
+def test_airflow_run_url_quotes_the_run_id(settings: Settings) -> None:
+    assert airflow_run_url(settings, DAG_ID, RUN_ID) == RUN_LINK
+    assert airflow_run_url(settings, DAG_ID, "manual__a/b c").endswith("/runs/manual__a%2Fb%20c")
+
+
+def test_version_link_is_the_extra_links_one(settings: Settings) -> None:
+    # The plugin's link and the mail's come from the one function in review_sentiment.links.
+    sys.path.insert(0, str(PROJECT_ROOT / "plugins"))
+    try:
+        import sentiment_mlflow_links
+    finally:
+        sys.path.remove(str(PROJECT_ROOT / "plugins"))
+    assert sentiment_mlflow_links.model_version_url is model_version_url
+    url = model_version_url(settings.mlflow_ui_url, settings.model_name, "4")
+    assert url == VERSION_LINK
+
+
+def test_send_is_off_without_recipients(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A connection that would be tried if send went that far: the module must not even be imported.
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", '{"conn_type": "smtp", "host": "127.0.0.1", "port": 9}')
+    monkeypatch.delitem(sys.modules, "airflow.providers.smtp.notifications.smtp", raising=False)
+    settings = Settings.from_env({"SENTIMENT_NOTIFY_TO": " , "})
+    assert settings.notify_to == ()
+    with caplog.at_level(logging.INFO, logger=notify.__name__):
+        assert send(outcome("failed"), settings) is False
+    assert "airflow.providers.smtp.notifications.smtp" not in sys.modules
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert "Notifications are off" in caplog.text
+    assert f"failed of {DAG_ID}/{RUN_ID}" in caplog.text
+
+
+def test_an_error_that_echoes_the_password_is_redacted() -> None:
+    # The shape SmtpNotifier has once notify() has loaded the connection.
+    connection = SimpleNamespace(password="s3cret-mail-password")
+    notifier = SimpleNamespace(hook=SimpleNamespace(smtp_connection=connection))
+    text = "SMTPAuthenticationError: (535, b'bad credentials s3cret-mail-password')"
+    assert notify._redacted(text, notifier) == "SMTPAuthenticationError: (535, b'bad credentials ***')"
+    assert notify._redacted(text, None) == text
