@@ -73,6 +73,10 @@ PARAMS = {
     "source_conn_id": Param("reviews_db", type="string", pattern="^[A-Za-z0-9_.-]+$", section="Data source",
         title="PostgreSQL connection id",
         description="Airflow connection (e.g. AIRFLOW_CONN_REVIEWS_DB) used for postgres: sources."),
+    "weeks_of_data": Param(0, type="integer", minimum=0, maximum=520, title="Weeks of data",
+        section="Data source", description="postgres: sources: only the reviews that arrived in the last N "
+        "weeks before the end of the run's data interval (0 = all that had arrived by then). A file has no "
+        "arrival times: it is read whole."),
     "sample_fraction": Param(1.0, type="number", exclusiveMinimum=0, maximum=1, title="Sample fraction",
         section="Data source", description="Share of each class to keep, for quick runs (1 = all reviews)."),
     "promotion_floor": Param(DEFAULT_PROMOTION_FLOOR, type="number", minimum=0.5, maximum=1,
@@ -93,17 +97,29 @@ def _log_failure(context: Any) -> None:
     log.error("%s run %s failed at %s (try %s): %s", ti.dag_id, ti.run_id, where, ti.try_number, reason)
 
 
+def _mail_failure(context: Any) -> None:
+    """The DAG run failed: mail it (a DAG callback, run by the DAG processor)."""
+    from review_sentiment.notify import failure_outcome, send
+
+    send(failure_outcome(context), Settings.from_env(), context)
+
+
 with DAG(
     dag_id=RETRAIN_DAG_ID,
     description="Weekly retraining of the review-sentiment model, gated into the MLflow registry",
     doc_md=__doc__,
     # No start_date: a new deployment waits for the next slot instead of starting a full retrain
     # for the latest past one (run_immediately=0 turns off Airflow's "within 10%" catch-up).
-    schedule=CronTriggerTimetable(SETTINGS.schedule, timezone="UTC", run_immediately=timedelta(0)),
+    # Each run covers the week before it (its data interval): a table source gives the reviews that
+    # had arrived by the interval's end, so a rerun or backfill of a week reproduces its data.
+    schedule=CronTriggerTimetable(
+        SETTINGS.schedule, timezone="UTC", interval=timedelta(weeks=1), run_immediately=timedelta(0)
+    ),
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=3),
     is_paused_upon_creation=False,
+    on_failure_callback=_mail_failure,
     tags=["ml", "mlflow", "retraining", "sentiment"],
     default_args={
         "owner": "ml-platform",
@@ -127,7 +143,9 @@ with DAG(
             source = resolve_source(
                 params["source"], s.settings.data_roots, s.connection_uri, params["source_conn_id"]
             )
-            files = IngestFiles.of(run_ingest(source, s.folder, sample_fraction=params["sample_fraction"]))
+            snapshot = run_ingest(source, s.folder, as_of=s.interval_end, weeks=params["weeks_of_data"],
+                                  sample_fraction=params["sample_fraction"])  # fmt: skip
+            files = IngestFiles.of(snapshot)
             return {"snapshot": str(files.snapshot), "label_stats": str(files.label_stats)}
 
     @task(execution_timeout=timedelta(minutes=20))
@@ -212,10 +230,12 @@ with DAG(
         from review_sentiment.register import promote as run_promote
 
         with stage() as s:
-            return run_promote(
+            done = run_promote(
                 RegisterResult.from_dict(result), s.path(manifest), settings=s.settings,
                 label_stats_path=s.path(label_stats), pipeline_run_id=s.pipeline_run_id,
             ).to_dict()  # fmt: skip
+            s.announce(done["outcome"], done)
+            return done
 
     @task(execution_timeout=timedelta(minutes=5))
     def keep_champion(result: dict) -> dict:
@@ -224,7 +244,9 @@ with DAG(
         from review_sentiment.register import keep_champion as run_keep
 
         with stage() as s:
-            return run_keep(RegisterResult.from_dict(result), settings=s.settings).to_dict()
+            done = run_keep(RegisterResult.from_dict(result), settings=s.settings).to_dict()
+            s.announce(done["outcome"], done)
+            return done
 
     snapshot = ingest()
     manifest = tokenize(preprocess(snapshot["snapshot"]))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,18 @@ class Stage:
         from airflow.sdk import BaseHook
 
         return BaseHook.get_connection(conn_id).get_uri()
+
+    @property
+    def interval_end(self) -> datetime:
+        """The end of the run's data interval (a manual run without one: when it was due)."""
+        return self.context.get("data_interval_end") or self.context["dag_run"].run_after
+
+    def announce(self, kind: str, result: Mapping[str, Any], monitoring: str | None = None) -> bool:
+        """Mail the week's outcome; off without recipients, a failing mail server only logged."""
+        from review_sentiment.notify import from_result, send
+
+        ti = self.context["ti"]
+        return send(from_result(kind, result, ti.dag_id, ti.run_id, monitoring), self.settings, self.context)
 
     @property
     def mlflow_run(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -226,6 +226,8 @@ def ingest(
     *,
     start: datetime | None = None,
     end: datetime | None = None,
+    as_of: datetime | None = None,
+    weeks: int = 0,
     sample_fraction: float = 1.0,
     min_rows: int = DEFAULT_MIN_ROWS,
     seed: int = 42,
@@ -237,6 +239,10 @@ def ingest(
         output_dir: Folder for ``reviews.parquet`` and ``ingest.json``.
         start: Inclusive lower bound on ``ingested_at`` (table sources only).
         end: Exclusive upper bound on ``ingested_at`` (table sources only).
+        as_of: The end of the run's data interval: a table gives the reviews that had arrived by
+            then (``ingested_at < as_of``), so a rerun or backfill of a week reproduces its rows. A
+            file has no arrival times: it is read whole, and its content hash is recorded.
+        weeks: With ``as_of`` and a table: only the last ``weeks`` weeks before it (0: all).
         sample_fraction: Keep this share of each class, for quick runs.
         min_rows: Fewest usable rows (checked after sampling).
         seed: Seed for the sample.
@@ -252,13 +258,27 @@ def ingest(
             quarantined; nothing is written.
     """
     source_name = str(source)
+    provenance: dict[str, object] = {}
     if is_postgres_source(source_name):
+        if as_of is not None:
+            end = min(end, as_of) if end else as_of
+            start = as_of - timedelta(weeks=weeks) if weeks else start
         raw = read_table(source_name, start, end)
         source_name = _redact(source_name)
+        provenance["ingested_at"] = {"from": start and start.isoformat(), "before": end and end.isoformat()}
     else:
         if start is not None or end is not None:
             raise DataContractError(["an ingested_at interval needs a table source"], source_name)
         raw = read_file(source)
+        provenance["content_sha256"] = _sha256(Path(source))
+        if as_of is not None:
+            log.info(
+                "a file has no arrival times: the snapshot is the whole file (sha256 %s), whatever the "
+                "run's data interval (ending %s); use a postgres:<table> source to train on what had "
+                "arrived by then",
+                provenance["content_sha256"],
+                as_of.isoformat(),
+            )
     if not 0.0 < sample_fraction <= 1.0:
         raise DataContractError([f"sample_fraction must be in (0, 1], got {sample_fraction}"])
     raw, quarantined = quarantine_rows(raw)
@@ -283,7 +303,9 @@ def ingest(
     files = IngestFiles.in_folder(output_dir)
     _write_quarantine(files.quarantine, quarantined)
     write_json(files.label_stats, label_stats(reviews))
-    write_json(files.report, {"source": source_name, "quarantined": len(quarantined), **asdict(report)})
+    write_json(
+        files.report, {"source": source_name, **provenance, "quarantined": len(quarantined), **asdict(report)}
+    )
     # The snapshot last: whoever sees it (the XCom) sees its side files complete.
     snapshot = files.snapshot
     with atomic_file(snapshot) as tmp:
@@ -296,6 +318,16 @@ def ingest(
         len(quarantined),
     )
     return snapshot
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _write_quarantine(path: Path, quarantined: pd.DataFrame) -> None:

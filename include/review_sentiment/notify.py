@@ -36,7 +36,7 @@ from review_sentiment.links import airflow_run_url, model_version_url
 if TYPE_CHECKING:
     from review_sentiment.config import Settings
 
-__all__ = ["KINDS", "Outcome", "airflow_run_url", "message", "send"]
+__all__ = ["KINDS", "Outcome", "airflow_run_url", "failure_outcome", "from_result", "message", "send"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,39 @@ class Outcome:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown outcome kind {self.kind!r}; expected one of {list(KINDS)}")
+
+
+def from_result(
+    kind: str, result: Mapping[str, Any], dag_id: str, run_id: str, monitoring: str | None = None
+) -> Outcome:
+    """The outcome of a week from its ``RegisterResult`` (as a dict, as XCom carries it): the
+    candidate's and the champion's ROC AUC on their comparison set when there was one."""
+    compared = result.get("compared") or result.get("candidate") or {}
+    return Outcome(
+        kind=kind,
+        dag_id=dag_id,
+        run_id=run_id,
+        reason=result.get("reason", ""),
+        version=result.get("version"),
+        candidate_auc=compared.get("roc_auc"),
+        champion_auc=(result.get("champion") or {}).get("roc_auc"),
+        baseline_auc=(result.get("baseline") or {}).get("roc_auc"),
+        comparison_size=result.get("comparison_size"),
+        monitoring=monitoring,
+    )
+
+
+def failure_outcome(context: Mapping[str, Any]) -> Outcome:
+    """The outcome of a failed DAG run from a DAG failure callback's context."""
+    dag_run = context["dag_run"]
+    ti = context.get("ti")
+    failed = None
+    if ti is not None:
+        failed = ti.task_id if getattr(ti, "map_index", -1) < 0 else f"{ti.task_id}[{ti.map_index}]"
+    reason = str(context.get("exception") or context.get("reason") or "see the task log")
+    return Outcome(
+        kind="failed", dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=reason, failed_task=failed
+    )
 
 
 def _score(value: float | None) -> str:

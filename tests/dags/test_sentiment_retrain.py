@@ -38,6 +38,8 @@ def test_weekly_cron_no_catchup_one_run_at_a_time(dag) -> None:
 
     assert isinstance(dag.timetable, CronTriggerTimetable)
     assert dag.timetable.expression == "0 3 * * 1"
+    # A run covers the week before it: its data interval, which ingest reads up to.
+    assert dag.timetable.interval == timedelta(weeks=1)
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert dag.dagrun_timeout is not None
@@ -100,7 +102,8 @@ def test_params_have_descriptions_and_sections(dag) -> None:
     params = dag.params
     expected = {
         "grid", "max_epochs", "patience", "keep_negations", "use_title", "remove_stopwords", "source",
-        "source_conn_id", "sample_fraction", "promotion_floor", "beat_baseline", "force_promote",
+        "source_conn_id", "weeks_of_data", "sample_fraction", "promotion_floor", "beat_baseline",
+        "force_promote",
     }  # fmt: skip
     assert set(params.keys()) == expected
     for key in expected:
