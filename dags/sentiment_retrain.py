@@ -36,9 +36,11 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
-from sentiment_stage import stage
+from sentiment_stage import Approval, stage
 
+from review_sentiment.approval import DEFAULT_TIMEOUT_HOURS
 from review_sentiment.config import DEFAULT_PROMOTION_FLOOR, RETRAIN_DAG_ID, Settings
 from review_sentiment.model import GRIDS, grid_point_json_schema
 from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
@@ -84,6 +86,12 @@ PARAMS = {
     "beat_baseline": Param(True, type="boolean", title="Must beat the baseline", section="Promotion",
         description="Promote only a model whose test ROC AUC beats the TF-IDF + logistic regression baseline "
         "trained in the same run. Turn off only for quick plumbing runs with tiny models."),
+    "require_approval": Param(False, type="boolean", title="Require approval", section="Promotion",
+        description="Ask a human (Required Actions in the Airflow UI, or the REST API) before promoting what "
+        "the gate passed; Reject or no answer keeps the champion."),
+    "approval_timeout_hours": Param(DEFAULT_TIMEOUT_HOURS, type="number", exclusiveMinimum=0, maximum=720,
+        title="Approval timeout (hours)", section="Promotion",
+        description="With Require approval: hours to wait for an answer before keeping the champion."),
     "force_promote": Param(False, type="boolean", title="Force promote", section="Promotion",
         description="Make the new version champion even if the gate refuses (recorded on the version)."),
 }
@@ -218,12 +226,17 @@ with DAG(
             ).to_dict()  # fmt: skip
 
     @task.branch
-    def decide(result: dict) -> str:
-        """The week's way: promote what the gate passed, else keep the champion."""
+    def decide(result: dict, params: dict) -> str:
+        """The week's way: what the gate passed is promoted (after an approval, if the run asks
+        for one); otherwise the champion stays."""
         log.info("gate %s: %s", "passed" if result["passed"] else "refused", result["reason"])
-        return "promote" if result["passed"] else "keep_champion"
+        if not result["passed"]:
+            return "gate_refused"
+        return "approval" if params["require_approval"] else "gate_passed"
 
-    @task(execution_timeout=timedelta(minutes=30))
+    # promote and keep_champion each follow one of two paths (straight from the gate, or through
+    # the approval), so they run when one upstream succeeded and none failed.
+    @task(execution_timeout=timedelta(minutes=30), trigger_rule="none_failed_min_one_success")
     def promote(result: dict, manifest: str, label_stats: str) -> dict:
         """Move champion to the new version under the promotion lock (idempotent, race-safe)."""
         from review_sentiment.register import RegisterResult
@@ -237,7 +250,7 @@ with DAG(
             s.announce(done["outcome"], done)
             return done
 
-    @task(execution_timeout=timedelta(minutes=5))
+    @task(execution_timeout=timedelta(minutes=5), trigger_rule="none_failed_min_one_success")
     def keep_champion(result: dict) -> dict:
         """Record that the week kept the champion; the new version stays the challenger."""
         from review_sentiment.register import RegisterResult
@@ -253,4 +266,10 @@ with DAG(
     grid = prepare_grid()
     trained = train.partial(manifest=manifest).expand_kwargs(grid)
     candidate = register(manifest, trained, baseline(manifest, grid), snapshot["label_stats"])
-    decide(candidate) >> [promote(candidate, manifest, snapshot["label_stats"]), keep_champion(candidate)]
+    promoted, kept = promote(candidate, manifest, snapshot["label_stats"]), keep_champion(candidate)
+    passed, refused = EmptyOperator(task_id="gate_passed"), EmptyOperator(task_id="gate_refused")
+    approval = Approval(task_id="approval", register_task="register", execution_timeout=timedelta(minutes=5))
+    decide(candidate) >> [passed, approval, refused]
+    passed >> promoted
+    refused >> kept
+    approval >> [promoted, kept]

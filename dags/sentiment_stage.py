@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -57,9 +58,12 @@ class Stage:
         return self.context.get("data_interval_end") or self.context["dag_run"].run_after
 
     def announce(self, kind: str, result: Mapping[str, Any], monitoring: str | None = None) -> bool:
-        """Mail the week's outcome; off without recipients, a failing mail server only logged."""
+        """Mail the week's outcome; off without recipients, a failing mail server only logged. A
+        result reused by a cleared task was mailed by the first try."""
         from review_sentiment.notify import from_result, send
 
+        if result.get("reused"):
+            return False
         ti = self.context["ti"]
         return send(from_result(kind, result, ti.dag_id, ti.run_id, monitoring), self.settings, self.context)
 
@@ -103,3 +107,38 @@ def stage() -> Iterator[Stage]:
         yield Stage(settings, context["params"], context, folder, tags, f"{ti.dag_id}/{ti.run_id}", week)
     except PipelineError as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+class Approval(HITLBranchOperator):
+    """A human approves the promotion of what the gate passed: Approve runs ``promote``; Reject,
+    or no answer within the ``approval_timeout_hours`` param, runs ``keep_champion``. The form
+    shows the week's scores and links (``review_sentiment.approval``), built when the task runs,
+    from ``register``'s result; the approvers get a mail when it starts waiting."""
+
+    def __init__(self, *, register_task: str, **kwargs: Any) -> None:
+        from review_sentiment import approval
+
+        super().__init__(
+            subject="Promote the new version to champion?",
+            options=list(approval.OPTIONS),
+            defaults=[approval.REJECT],
+            options_mapping={approval.APPROVE: "promote", approval.REJECT: "keep_champion"},
+            # Replaced from the param when the task runs; given here so that the default
+            # execution_timeout (the execution phase, before the wait) is not taken for it.
+            response_timeout=timedelta(hours=approval.DEFAULT_TIMEOUT_HOURS),
+            **kwargs,
+        )
+        self.register_task = register_task
+
+    def execute(self, context: Any) -> Any:
+        from review_sentiment.approval import request
+        from review_sentiment.notify import from_result, send
+
+        result = context["ti"].xcom_pull(task_ids=self.register_task)
+        settings = Settings.from_env()
+        self.subject, self.body = request(result, settings)
+        # A param, so it is read when the task runs, not when the DAG is parsed.
+        self.response_timeout = timedelta(hours=float(context["params"]["approval_timeout_hours"]))
+        ti = context["ti"]
+        send(from_result("approval", result, ti.dag_id, ti.run_id), settings, context)
+        return super().execute(context)

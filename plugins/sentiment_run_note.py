@@ -38,21 +38,39 @@ def _failed_tasks(dag_run: Any) -> list[str]:
     )
 
 
+def _note(dag_run: Any, session: Any, failed: bool) -> str | None:
+    from review_sentiment.registry import RegisterResult
+
+    outcome = _outcome(dag_run, session)
+    if outcome is not None:
+        return RegisterResult.from_dict(outcome).note()
+    if failed:
+        return f"**failed** at {', '.join(_failed_tasks(dag_run)) or 'an unknown task'}: see its log"
+    return None
+
+
 def _write_note(dag_run: Any, failed: bool) -> None:
     from sqlalchemy.orm import object_session
-
-    from review_sentiment.registry import RegisterResult
 
     if dag_run.dag_id != RETRAIN_DAG_ID:
         return
     session = object_session(dag_run)
-    if session is None:
+    if session is not None:
+        # The scheduler's session, which holds the run's row lock: write through it (a second
+        # session would wait for that lock while the scheduler waits for this listener).
+        dag_run.note = _note(dag_run, session, failed) or dag_run.note
         return
-    outcome = _outcome(dag_run, session)
-    if outcome is not None:
-        dag_run.note = RegisterResult.from_dict(outcome).note()
-    elif failed:
-        dag_run.note = f"**failed** at {', '.join(_failed_tasks(dag_run)) or 'an unknown task'}: see its log"
+    # ``airflow dags test`` hands over a detached run: write through a session of our own.
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as own:
+        attached = own.scalar(
+            select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id)
+        )
+        if attached is not None:
+            attached.note = _note(attached, own, failed) or attached.note
 
 
 class _RunNoteListener:

@@ -214,6 +214,7 @@ def register_candidate(
         baseline=baseline,
         compared=comparison.candidate if comparison else None,
         comparison_size=comparison.size if comparison else None,
+        experiment_id=best_run.info.experiment_id,
     )
     log.info("register: %s", result.summary())
     return result

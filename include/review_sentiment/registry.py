@@ -41,6 +41,7 @@ class RegisterResult:
     outcome: str | None = None  # promoted or kept, once the week decided
     compared: dict[str, float] | None = None  # the candidate on the comparison set
     comparison_size: int | None = None
+    experiment_id: str | None = None  # of the candidate's run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

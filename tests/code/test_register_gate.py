@@ -64,6 +64,7 @@ def test_register_result_is_xcom_sized_plain_data() -> None:
         "outcome": None,
         "compared": None,
         "comparison_size": None,
+        "experiment_id": None,
     }
     assert RegisterResult.from_dict(_result(True).to_dict()) == _result(True)
 

@@ -71,8 +71,13 @@ def test_task_graph(dag) -> None:
         ("baseline", "register"),
         ("ingest", "register"),  # its label statistics feed the drift check
         ("register", "decide"),
-        ("decide", "promote"),
-        ("decide", "keep_champion"),
+        ("decide", "gate_passed"),
+        ("decide", "approval"),
+        ("decide", "gate_refused"),
+        ("gate_passed", "promote"),
+        ("approval", "promote"),
+        ("approval", "keep_champion"),
+        ("gate_refused", "keep_champion"),
         ("register", "promote"),
         ("register", "keep_champion"),
         ("tokenize", "promote"),  # a champion that moved meanwhile is compared again on test
@@ -103,7 +108,7 @@ def test_params_have_descriptions_and_sections(dag) -> None:
     expected = {
         "grid", "max_epochs", "patience", "keep_negations", "use_title", "remove_stopwords", "source",
         "source_conn_id", "weeks_of_data", "sample_fraction", "promotion_floor", "beat_baseline",
-        "force_promote",
+        "require_approval", "approval_timeout_hours", "force_promote",
     }  # fmt: skip
     assert set(params.keys()) == expected
     for key in expected:

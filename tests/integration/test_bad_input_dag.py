@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.data.test_malformed_input import csv_text
 from tests.support.airflow_cli import airflow, project_airflow_env
+from tests.support.mail import MailServer, connection, start_mail_server
 from tests.support.servers import MlflowServer, PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -65,11 +67,21 @@ def champion(mlflow_server: MlflowServer) -> str:
 
 
 @pytest.fixture(scope="module")
+def mail() -> Iterator[MailServer]:
+    server = start_mail_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
 def airflow_env(
     tmp_path_factory: pytest.TempPathFactory,
     postgres: PostgresServer,
     mlflow_server: MlflowServer,
     data_dir: Path,
+    mail: MailServer,
 ) -> dict[str, str]:
     postgres.create_database("airflow_bad_input")
     return project_airflow_env(
@@ -80,6 +92,8 @@ def airflow_env(
             "SENTIMENT_MODEL_NAME": MODEL,
             # The default data root is this file's folder (SENTIMENT_DATA_ROOTS dropped).
             "REVIEWS_PATH": str(data_dir / "womens_clothing_reviews.csv.gz"),
+            "SENTIMENT_NOTIFY_TO": "ml-team@example.org",
+            "AIRFLOW_CONN_SMTP_DEFAULT": connection(mail.port),
         },
         drop=("SENTIMENT_DATA_ROOTS",),
     )
@@ -154,6 +168,16 @@ def test_nothing_registered_and_the_champion_unchanged(
         f"name = '{MODEL}' and tags.`pipeline_run_id` = '{DAG_ID}/{failed_runs[case]['run_id']}'"
     )
     assert tagged == []
+
+
+def test_each_failed_run_mailed_once(failed_runs, mail: MailServer) -> None:
+    mails = [message for _, message in mail.inbox.messages]
+    assert len(mails) == len(CASES), [m["Subject"] for m in mails]
+    for case, run in failed_runs.items():
+        mine = [m for m in mails if run["run_id"] in m["Subject"]]
+        assert len(mine) == 1, (case, [m["Subject"] for m in mails])
+        assert mine[0]["Subject"].startswith("[sentiment_retrain] FAILED"), mine[0]["Subject"]
+        assert "/dags/sentiment_retrain/runs/" in mine[0].get_body(("html",)).get_content()
 
 
 def test_nothing_was_written_past_ingest(failed_runs, airflow_env: dict[str, str]) -> None:

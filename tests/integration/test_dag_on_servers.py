@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from review_sentiment.config import PROJECT_ROOT
 from tests.integration.test_stages_on_servers import real_reviews
 from tests.support.airflow_cli import airflow, project_airflow_env
+from tests.support.mail import MailServer, connection, start_mail_server
 from tests.support.servers import MlflowServer, PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -31,8 +33,20 @@ CONF = {
 
 
 @pytest.fixture(scope="module")
+def mail() -> Iterator[MailServer]:
+    server = start_mail_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
 def airflow_env(
-    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer, mlflow_server: MlflowServer
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres: PostgresServer,
+    mlflow_server: MlflowServer,
+    mail: MailServer,
 ) -> dict[str, str]:
     postgres.create_database("airflow")
     return project_airflow_env(
@@ -43,6 +57,9 @@ def airflow_env(
             "MLFLOW_UI_URL": "http://mlflow.example:5000",
             "SENTIMENT_MODEL_NAME": MODEL,
             "REVIEWS_PATH": str(real_reviews()),
+            "SENTIMENT_NOTIFY_TO": "ml-team@example.org",
+            "SENTIMENT_AIRFLOW_UI_URL": "http://airflow.example:8080",
+            "AIRFLOW_CONN_SMTP_DEFAULT": connection(mail.port),
         },
     )
 
@@ -112,6 +129,17 @@ def test_the_run_note_says_the_outcome(dag_run, mlflow_server: MlflowServer) -> 
     version = _versions(mlflow_server.url, dag_run["run_id"])[0].version
     assert dag_run["note"].startswith(f"**promoted v{version}** to champion - candidate ROC AUC 0.")
     assert "no champion score to beat" in dag_run["note"]
+
+
+def test_the_promotion_was_mailed(dag_run, mail: MailServer, mlflow_server: MlflowServer) -> None:
+    version = _versions(mlflow_server.url, dag_run["run_id"])[0].version
+    (recipients, message), *more = mail.inbox.messages
+    assert not more, [m["Subject"] for _, m in more]
+    assert recipients == ["ml-team@example.org"]
+    assert message["Subject"].startswith(f"[sentiment_retrain] promoted v{version} to champion")
+    body = message.get_body(("html",)).get_content()
+    assert f"http://mlflow.example:5000/#/models/{MODEL}/versions/{version}" in body
+    assert "http://airflow.example:8080/dags/sentiment_retrain/runs/" in body
 
 
 def test_train_runs_are_tagged_with_their_task_instance(dag_run, mlflow_server: MlflowServer) -> None:

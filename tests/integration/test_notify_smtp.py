@@ -9,82 +9,31 @@ warning, never raise. Fast (seconds): no PostgreSQL or MLflow server.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
 
 import pytest
 
 from review_sentiment.config import Settings
 from review_sentiment.notify import Outcome, message, send
-from tests.support.servers import free_port
+from tests.support.mail import SENDER, MailServer, connection, start_mail_server
 
 pytestmark = pytest.mark.integration
 
 DAG_ID = "sentiment_retrain"
 RUN_ID = "scheduled__2026-11-23T03:00:00+00:00"
 RECIPIENTS = ("ml-team@example.org", "oncall@example.org")
-SENDER = "airflow@example.org"
 PASSWORD = "s3cret-mail-password"
 RUN_LINK = "http://airflow.test:8080/dags/sentiment_retrain/runs/scheduled__2026-11-23T03%3A00%3A00%2B00%3A00"
 VERSION_LINK = "http://mlflow.test:5000/#/models/customer-sentiment-analysis/versions/7"
 
 
-@dataclass
-class Inbox:
-    """An aiosmtpd handler that keeps what it is given; ``refuse`` makes it answer 554 instead."""
-
-    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
-    refuse: bool = False
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refuse:
-            return "554 5.7.1 Message refused by policy"
-        parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), parsed))
-        return "250 Message accepted for delivery"
-
-
-@dataclass
-class MailServer:
-    inbox: Inbox
-    port: int
-    controller: Any
-    running: bool = True
-
-    def stop(self) -> None:
-        if self.running:
-            self.controller.stop()
-            self.running = False
-
-
-def connection(port: int, **extra: object) -> str:
-    """The ``smtp`` connection as Airflow reads it from ``AIRFLOW_CONN_<ID>``: JSON, typed extras."""
-    return json.dumps(
-        {
-            "conn_type": "smtp",
-            "host": "127.0.0.1",
-            "port": port,
-            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": SENDER, "timeout": 5, **extra},
-        }
-    )
-
-
 @pytest.fixture
 def mail_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[MailServer]:
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", connection(port))
-    server = MailServer(inbox, port, controller)
+    server = start_mail_server()
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", connection(server.port))
     try:
         yield server
     finally:

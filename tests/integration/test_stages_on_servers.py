@@ -172,7 +172,6 @@ def test_gate_refuses_a_worse_candidate(pipeline) -> None:
     # The champion saw none of this test split: the whole split is the comparison set.
     assert refused.comparison_size == len(pd.read_parquet(Path(pipeline["manifest"]).parent / "test.parquet"))
     assert refused.compared["roc_auc"] < refused.champion["roc_auc"]
-    assert "test reviews neither model was trained on" in refused.reason
     client = MlflowClient(pipeline["url"], pipeline["url"])
     assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == pipeline["first"].version
     refused_version = client.get_model_version(MODEL, refused.version)
