@@ -43,6 +43,8 @@ from sentiment_stage import Approval, stage
 from review_sentiment.approval import DEFAULT_TIMEOUT_HOURS
 from review_sentiment.config import DEFAULT_PROMOTION_FLOOR, RETRAIN_DAG_ID, Settings
 from review_sentiment.model import GRIDS, grid_point_json_schema
+from review_sentiment.monitor import DEFAULT_FLOOR as MONITOR_FLOOR
+from review_sentiment.monitor import DEFAULT_MARGIN as MONITOR_MARGIN
 from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,13 @@ PARAMS = {
     "approval_timeout_hours": Param(DEFAULT_TIMEOUT_HOURS, type="number", exclusiveMinimum=0, maximum=720,
         title="Approval timeout (hours)", section="Promotion",
         description="With Require approval: hours to wait for an answer before keeping the champion."),
+    "monitoring_floor": Param(MONITOR_FLOOR, type="number", minimum=0, maximum=1, title="Monitoring floor",
+        section="Monitoring",
+        description="Alert when the champion's ROC AUC on the new week's reviews is below this."),
+    "monitoring_margin": Param(MONITOR_MARGIN, type="number", minimum=0, maximum=1, title="Monitoring margin",
+        section="Monitoring",
+        description="Alert when the champion's ROC AUC on the new week's reviews is this much below its own "
+        "test ROC AUC."),
     "force_promote": Param(False, type="boolean", title="Force promote", section="Promotion",
         description="Make the new version champion even if the gate refuses (recorded on the version)."),
 }
@@ -155,6 +164,21 @@ with DAG(
                                   sample_fraction=params["sample_fraction"])  # fmt: skip
             files = IngestFiles.of(snapshot)
             return {"snapshot": str(files.snapshot), "label_stats": str(files.label_stats)}
+
+    @task(execution_timeout=timedelta(minutes=15))
+    def monitor_champion() -> dict:
+        """Score the champion on the reviews that arrived in this run's week (a table source): one
+        point of its weekly series in MLflow; an alert when it drops."""
+        from review_sentiment.ingest import resolve_source
+        from review_sentiment.monitor import monitor_champion as run_monitor
+
+        with stage() as s:
+            p = s.params
+            source = resolve_source(p["source"], s.settings.data_roots, s.connection_uri, p["source_conn_id"])
+            return run_monitor(
+                source, s.interval_start, s.interval_end, settings=s.settings, week=s.week,
+                floor=p["monitoring_floor"], margin=p["monitoring_margin"],
+            ).to_dict()  # fmt: skip
 
     @task(execution_timeout=timedelta(minutes=20))
     def preprocess(snapshot: str) -> str:
@@ -235,29 +259,29 @@ with DAG(
         return "approval" if params["require_approval"] else "gate_passed"
 
     # promote and keep_champion each follow one of two paths (straight from the gate, or through
-    # the approval), so they run when one upstream succeeded and none failed.
+    # the approval), so they run when one upstream succeeded and none failed. Their only upstream
+    # tasks are those paths: they pull what they need from XCom rather than take it as arguments,
+    # since an argument's task (always a success) would count as that one success.
     @task(execution_timeout=timedelta(minutes=30), trigger_rule="none_failed_min_one_success")
-    def promote(result: dict, manifest: str, label_stats: str) -> dict:
+    def promote() -> dict:
         """Move champion to the new version under the promotion lock (idempotent, race-safe)."""
-        from review_sentiment.register import RegisterResult
         from review_sentiment.register import promote as run_promote
 
         with stage() as s:
             done = run_promote(
-                RegisterResult.from_dict(result), s.path(manifest), settings=s.settings,
-                label_stats_path=s.path(label_stats), pipeline_run_id=s.pipeline_run_id,
+                s.week_result(), s.path(s.pull("tokenize")), settings=s.settings,
+                label_stats_path=s.path(s.pull("ingest", "label_stats")), pipeline_run_id=s.pipeline_run_id,
             ).to_dict()  # fmt: skip
             s.announce(done["outcome"], done)
             return done
 
     @task(execution_timeout=timedelta(minutes=5), trigger_rule="none_failed_min_one_success")
-    def keep_champion(result: dict) -> dict:
+    def keep_champion() -> dict:
         """Record that the week kept the champion; the new version stays the challenger."""
-        from review_sentiment.register import RegisterResult
         from review_sentiment.register import keep_champion as run_keep
 
         with stage() as s:
-            done = run_keep(RegisterResult.from_dict(result), settings=s.settings).to_dict()
+            done = run_keep(s.week_result(), settings=s.settings).to_dict()
             s.announce(done["outcome"], done)
             return done
 
@@ -266,10 +290,14 @@ with DAG(
     grid = prepare_grid()
     trained = train.partial(manifest=manifest).expand_kwargs(grid)
     candidate = register(manifest, trained, baseline(manifest, grid), snapshot["label_stats"])
-    promoted, kept = promote(candidate, manifest, snapshot["label_stats"]), keep_champion(candidate)
+    watch = monitor_champion()
+    watch >> grid  # the champion is measured on the new week before anything is trained
+    promoted, kept = promote(), keep_champion()
     passed, refused = EmptyOperator(task_id="gate_passed"), EmptyOperator(task_id="gate_refused")
     approval = Approval(task_id="approval", register_task="register", execution_timeout=timedelta(minutes=5))
-    decide(candidate) >> [passed, approval, refused]
+    way = decide(candidate)
+    watch >> way  # the week's monitoring alert goes into its mail and note
+    way >> [passed, approval, refused]
     passed >> promoted
     refused >> kept
     approval >> [promoted, kept]

@@ -52,6 +52,23 @@ class Stage:
 
         return BaseHook.get_connection(conn_id).get_uri()
 
+    def pull(self, task_id: str, key: str = "return_value") -> Any:
+        """An upstream task's XCom, for a task that must not take it as an argument (an argument
+        is an upstream edge, which a join after a branch must not have: see the DAG)."""
+        return self.context["ti"].xcom_pull(task_ids=task_id, key=key)
+
+    def week_result(self) -> Any:
+        """``register``'s result with the week's champion-monitoring alert (a ``RegisterResult``)."""
+        from review_sentiment.registry import RegisterResult
+
+        alert = self.pull("monitor_champion")["alert"]
+        return RegisterResult.from_dict({**self.pull("register"), "monitoring": alert})
+
+    @property
+    def interval_start(self) -> datetime | None:
+        """The start of the run's data interval (None for a manual run without one)."""
+        return self.context.get("data_interval_start")
+
     @property
     def interval_end(self) -> datetime:
         """The end of the run's data interval (a manual run without one: when it was due)."""
@@ -65,7 +82,8 @@ class Stage:
         if result.get("reused"):
             return False
         ti = self.context["ti"]
-        return send(from_result(kind, result, ti.dag_id, ti.run_id, monitoring), self.settings, self.context)
+        outcome = from_result(kind, result, ti.dag_id, ti.run_id, monitoring or result.get("monitoring"))
+        return send(outcome, self.settings, self.context)
 
     @property
     def mlflow_run(self) -> dict[str, Any]:

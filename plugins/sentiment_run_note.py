@@ -31,10 +31,12 @@ def _outcome(dag_run: Any, session: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _failed_tasks(dag_run: Any) -> list[str]:
+def _failed_tasks(dag_run: Any, session: Any) -> list[str]:
+    # The session passed on: without it, Airflow would open and close the thread's scoped session,
+    # detaching the run this listener writes to.
     return sorted(
         ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
-        for ti in dag_run.get_task_instances(state=["failed", "upstream_failed"])
+        for ti in dag_run.get_task_instances(state=["failed"], session=session)
     )
 
 
@@ -45,7 +47,7 @@ def _note(dag_run: Any, session: Any, failed: bool) -> str | None:
     if outcome is not None:
         return RegisterResult.from_dict(outcome).note()
     if failed:
-        return f"**failed** at {', '.join(_failed_tasks(dag_run)) or 'an unknown task'}: see its log"
+        return f"**failed** at {', '.join(_failed_tasks(dag_run, session)) or 'an unknown task'}: see its log"
     return None
 
 
@@ -58,7 +60,9 @@ def _write_note(dag_run: Any, failed: bool) -> None:
     if session is not None:
         # The scheduler's session, which holds the run's row lock: write through it (a second
         # session would wait for that lock while the scheduler waits for this listener).
-        dag_run.note = _note(dag_run, session, failed) or dag_run.note
+        text = _note(dag_run, session, failed)
+        if text:
+            dag_run.note = text
         return
     # ``airflow dags test`` hands over a detached run: write through a session of our own.
     from airflow.models.dagrun import DagRun
@@ -69,8 +73,9 @@ def _write_note(dag_run: Any, failed: bool) -> None:
         attached = own.scalar(
             select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id)
         )
-        if attached is not None:
-            attached.note = _note(attached, own, failed) or attached.note
+        text = _note(attached, own, failed) if attached is not None else None
+        if text:
+            attached.note = text
 
 
 class _RunNoteListener:

@@ -13,6 +13,10 @@ TAG_WEEK = "airflow.week"  # ISO week of the DAG run, e.g. 2026-W48
 TAG_ROLE = "sentiment.role"  # "candidate" (a grid point) or "baseline"
 ROLE_CANDIDATE = "candidate"
 ROLE_BASELINE = "baseline"
+ROLE_MONITOR = "monitor"  # a champion version's weekly monitoring series
+TAG_MONITORED_MODEL = "monitor.model"
+TAG_MONITORED_VERSION = "monitor.version"
+MONITOR_PREFIX = "monitor_"  # monitor_roc_auc, ... one point per week (step: yyyyww)
 TAG_MODEL_ID = "model_id"  # MLflow 3 keeps logged models apart from runs: the run remembers its id
 
 # MLflow 3.17's UI opens an experiment in the view its kind names.

@@ -251,7 +251,9 @@ def send(outcome: Outcome, settings: Settings, context: Mapping[str, Any] | None
             smtp_conn_id=settings.smtp_conn_id,
         )
         # notify() sends subject and body as given; only __call__ would render them as templates.
-        notifier.notify(dict(context) if context else {})
+        # It does render the sender taken from the connection, with the DAG's template
+        # environment, which a DAG callback's serialized DAG lacks: the default one serves.
+        notifier.notify({k: v for k, v in (context or {}).items() if k != "dag"})
     except Exception as error:  # noqa: BLE001 - a mail failure must never fail the run
         reason = _redacted(f"{type(error).__name__}: {error}", notifier)
         log.warning(

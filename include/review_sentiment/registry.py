@@ -42,6 +42,7 @@ class RegisterResult:
     compared: dict[str, float] | None = None  # the candidate on the comparison set
     comparison_size: int | None = None
     experiment_id: str | None = None  # of the candidate's run
+    monitoring: str | None = None  # the champion-monitoring alert of the week, if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,7 +67,8 @@ class RegisterResult:
         scores = "" if mine is None else f"candidate ROC AUC {mine:.4f}"
         if scores and theirs is not None:
             scores += f" vs champion {theirs:.4f} on {self.comparison_size} unseen test reviews"
-        return " - ".join(part for part in (head, scores, self.reason) if part)
+        alert = f"monitoring alert: {self.monitoring}" if self.monitoring else ""
+        return " - ".join(part for part in (head, scores, self.reason, alert) if part)
 
     def summary(self) -> str:
         """One line for the task log: the version, the verdict or outcome and rounded scores."""

@@ -65,6 +65,7 @@ def test_register_result_is_xcom_sized_plain_data() -> None:
         "compared": None,
         "comparison_size": None,
         "experiment_id": None,
+        "monitoring": None,
     }
     assert RegisterResult.from_dict(_result(True).to_dict()) == _result(True)
 

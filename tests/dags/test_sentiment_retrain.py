@@ -78,10 +78,8 @@ def test_task_graph(dag) -> None:
         ("approval", "promote"),
         ("approval", "keep_champion"),
         ("gate_refused", "keep_champion"),
-        ("register", "promote"),
-        ("register", "keep_champion"),
-        ("tokenize", "promote"),  # a champion that moved meanwhile is compared again on test
-        ("ingest", "promote"),  # a promotion makes its label statistics the drift reference
+        ("monitor_champion", "prepare_grid"),
+        ("monitor_champion", "decide"),  # its alert goes into the week's mail and note
     }
 
 
@@ -108,7 +106,8 @@ def test_params_have_descriptions_and_sections(dag) -> None:
     expected = {
         "grid", "max_epochs", "patience", "keep_negations", "use_title", "remove_stopwords", "source",
         "source_conn_id", "weeks_of_data", "sample_fraction", "promotion_floor", "beat_baseline",
-        "require_approval", "approval_timeout_hours", "force_promote",
+        "require_approval", "approval_timeout_hours", "force_promote", "monitoring_floor",
+        "monitoring_margin",
     }  # fmt: skip
     assert set(params.keys()) == expected
     for key in expected:
@@ -180,7 +179,16 @@ def test_task_bodies_only_call_their_stage() -> None:
             )
     assert set(sizes) == {
         "ingest", "preprocess", "tokenize", "prepare_grid", "train", "baseline", "register", "decide",
-        "promote", "keep_champion",
+        "promote", "keep_champion", "monitor_champion",
     }  # fmt: skip
     assert sum(sizes.values()) / len(sizes) < 8, sizes
     assert max(sizes.values()) <= 12, sizes
+
+
+def test_the_outcome_tasks_follow_only_the_paths_of_the_branch(dag) -> None:
+    """promote and keep_champion join two paths (none_failed_min_one_success): any other upstream
+    task, always a success, would make them run on every path."""
+    assert dag.get_task("promote").upstream_task_ids == {"gate_passed", "approval"}
+    assert dag.get_task("keep_champion").upstream_task_ids == {"gate_refused", "approval"}
+    for task_id in ("promote", "keep_champion"):
+        assert dag.get_task(task_id).trigger_rule == "none_failed_min_one_success"

@@ -127,7 +127,14 @@ def failed_runs(
                 (DAG_ID, run_id),
             )
             tasks = {row[0]: row[1:] for row in cur.fetchall()}
+            cur.execute(
+                "SELECT n.content FROM dag_run_note n JOIN dag_run r ON r.id = n.dag_run_id "
+                "WHERE r.dag_id = %s AND r.run_id = %s",
+                (DAG_ID, run_id),
+            )
+            note = cur.fetchone()
         results[case] = {
+            "note": note and note[0],
             "run_id": run_id,
             "state": state,
             "tasks": tasks,
@@ -168,6 +175,12 @@ def test_nothing_registered_and_the_champion_unchanged(
         f"name = '{MODEL}' and tags.`pipeline_run_id` = '{DAG_ID}/{failed_runs[case]['run_id']}'"
     )
     assert tagged == []
+
+
+def test_each_failed_run_says_where_in_its_note(failed_runs) -> None:
+    assert {case: run["note"] for case, run in failed_runs.items()} == {
+        case: "**failed** at ingest: see its log" for case in CASES
+    }
 
 
 def test_each_failed_run_mailed_once(failed_runs, mail: MailServer) -> None:

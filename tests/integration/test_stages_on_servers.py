@@ -456,3 +456,88 @@ def test_a_candidate_trained_on_30_percent_noisy_labels_loses_to_the_champion(
     assert "is worse than the champion's" in result.reason
     assert result.candidate["roc_auc"] < result.champion["roc_auc"]
     assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == champion_before
+
+
+WEEK_ENDS = [
+    datetime(2026, 11, 9, 3, tzinfo=UTC),
+    datetime(2026, 11, 16, 3, tzinfo=UTC),
+    datetime(2026, 11, 23, 3, tzinfo=UTC),
+]
+
+
+@pytest.fixture(scope="module")
+def weekly(pipeline, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A table whose reviews arrive in three weeks, 800 a week; week 3's labels are 30% flipped."""
+    from review_sentiment.ingest import read_file
+
+    folder = tmp_path_factory.mktemp("weekly")
+    source = pipeline["source"].replace("table=public.reviews", "table=public.weekly")
+    raw = read_file(real_reviews()).sample(n=2400, random_state=3).reset_index(drop=True)
+    label = "Recommended IND"
+    for week, end in enumerate(WEEK_ENDS):
+        part = raw.iloc[week * 800 : (week + 1) * 800].copy()
+        if week == 2:
+            flip = part.sample(frac=0.3, random_state=4).index
+            part.loc[flip, label] = 1 - part.loc[flip, label]
+        path = folder / f"week{week}.csv"
+        part.to_csv(path, index=False)
+        load_table(path, source, ingested_at=end - timedelta(days=3))
+    return {"source": source, "folder": folder}
+
+
+def test_a_weeks_snapshot_holds_what_had_arrived_by_its_interval_end(weekly, tmp_path: Path) -> None:
+    import pandas as pd
+
+    counts = [
+        len(pd.read_parquet(ingest(weekly["source"], tmp_path / f"w{i}", as_of=end)))
+        for i, end in enumerate(WEEK_ENDS)
+    ]
+    again = len(pd.read_parquet(ingest(weekly["source"], tmp_path / "again", as_of=WEEK_ENDS[1])))
+    last_week = len(pd.read_parquet(ingest(weekly["source"], tmp_path / "last", as_of=WEEK_ENDS[2], weeks=1)))
+    assert counts[0] < counts[1] < counts[2] <= 2400
+    assert counts[1] - counts[0] > 700  # each week adds its ~800 reviews (less those without text)
+    assert again == counts[1]  # a rerun of week 2 reproduces its rows
+    assert last_week == counts[2] - counts[1]
+
+
+def test_a_file_snapshot_records_the_files_content_hash(tmp_path: Path) -> None:
+    import hashlib
+
+    from review_sentiment.artifacts import read_json
+    from review_sentiment.layout import IngestFiles
+
+    snapshot = ingest(real_reviews(), tmp_path / "ingest", as_of=WEEK_ENDS[0], sample_fraction=0.05)
+    report = read_json(IngestFiles.of(snapshot).report)
+    assert report["content_sha256"] == hashlib.sha256(real_reviews().read_bytes()).hexdigest()
+
+
+def test_champion_monitoring_logs_a_weekly_series_and_alerts_on_flipped_labels(pipeline, weekly) -> None:
+    from mlflow import MlflowClient
+
+    from review_sentiment.monitor import monitor_champion
+
+    settings = _settings(pipeline["url"])
+    results = [
+        monitor_champion(
+            weekly["source"],
+            end - timedelta(weeks=1),
+            end,
+            settings=settings,
+            week=end.strftime("%G-W%V"),
+            floor=0.85,
+            margin=0.05,
+        )
+        for end in WEEK_ENDS
+    ]
+    assert [r.count > 700 for r in results] == [True, True, True]
+    assert {r.version for r in results} == {pipeline["first"].version} or len(
+        {r.version for r in results}
+    ) == 1
+    assert results[0].alert is None, results[0]
+    assert results[1].alert is None, results[1]
+    assert results[2].scores["roc_auc"] < 0.85
+    assert "below the monitoring floor 0.8500" in results[2].alert
+    client = MlflowClient(pipeline["url"], pipeline["url"])
+    history = client.get_metric_history(results[0].run_id, "monitor_roc_auc")
+    assert sorted(m.step for m in history) == [int(e.strftime("%G%V")) for e in WEEK_ENDS]
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == [r.scores["roc_auc"] for r in results]
