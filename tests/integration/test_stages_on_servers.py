@@ -468,11 +468,9 @@ WEEK_ENDS = [
 @pytest.fixture(scope="module")
 def weekly(pipeline, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A table whose reviews arrive in three weeks, 800 a week; week 3's labels are 30% flipped."""
-    from review_sentiment.ingest import read_file
-
     folder = tmp_path_factory.mktemp("weekly")
     source = pipeline["source"].replace("table=public.reviews", "table=public.weekly")
-    raw = read_file(real_reviews()).sample(n=2400, random_state=3).reset_index(drop=True)
+    raw = pd.read_csv(real_reviews()).sample(n=2400, random_state=3).reset_index(drop=True)
     label = "Recommended IND"
     for week, end in enumerate(WEEK_ENDS):
         part = raw.iloc[week * 800 : (week + 1) * 800].copy()
