@@ -269,17 +269,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _source(args: argparse.Namespace) -> str:
-    """The URI to seed, with ``--table`` (checked as a plain identifier) as its ``?table=``."""
+    """The URI to seed, its table (``--table``, else the URI's) checked as a plain identifier."""
     uri = os.environ.get(args.source_env, "") if args.source_env else args.source
     if not uri:
         raise ValueError(f"{args.source_env} is not set")
     if not is_postgres_source(uri):
         raise ValueError(f"not a postgresql:// URI: {_redacted(uri)!r}")
-    if not args.table:
-        return uri
-    check_source(f"{TABLE_PREFIX}{args.table}", [])
-    dsn = split_postgres_source(uri)[0]
-    return f"{dsn}{'&' if '?' in dsn else '?'}table={args.table}"
+    dsn, table = split_postgres_source(uri)
+    table = args.table or table
+    check_source(f"{TABLE_PREFIX}{table}", [])
+    return f"{dsn}{'&' if '?' in dsn else '?'}table={table}"
 
 
 def main(argv: list[str] | None = None) -> int:

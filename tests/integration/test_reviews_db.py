@@ -303,8 +303,19 @@ def test_the_job_fails_on_a_refused_file(reviews_db: str, tmp_path: Path) -> Non
     assert "data contract violated" in done.stderr
 
 
-@pytest.mark.parametrize("table", ["reviews; DROP TABLE reviews", "a.b.c", "x&host=evil"])
-def test_the_job_refuses_a_table_name_that_is_not_an_identifier(reviews_db: str, table: str) -> None:
-    done = _cli("--source", reviews_db, "--table", table)
-    assert done.returncode == 2
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--table", "reviews; DROP TABLE reviews"],
+        ["--table", "a.b.c"],
+        ["--table", "x&host=evil"],
+        ["?table=reviews;DROP"],
+        ["?table=a.b.c"],
+    ],
+    ids=lambda args: " ".join(args),
+)
+def test_the_job_refuses_a_table_name_that_is_not_an_identifier(reviews_db: str, args: list[str]) -> None:
+    query = args[0] if args[0].startswith("?") else ""
+    done = _cli("--source", f"{reviews_db}{query}", *([] if query else args))
+    assert done.returncode == 2, done.stdout + done.stderr
     assert "not a plain [schema.]table identifier" in done.stderr
