@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Write a fresh .env for docker compose (and `make stack`): random secrets plus the few
-# per-machine values compose needs. Refuses to overwrite an existing file unless --force.
+# per-machine values compose needs. Refuses to overwrite an existing file unless --force;
+# --add-missing instead appends only what an existing file lacks (a secret added since it was
+# written, e.g. REVIEWS_DB_PASSWORD), keeping every value it has (or writes a fresh file).
 #
-#   deploy/gen-secrets.sh [--force] [--output PATH]     (default PATH: <repo>/.env)
+#   deploy/gen-secrets.sh [--force | --add-missing] [--output PATH]     (default PATH: <repo>/.env)
 #
 # Passwords are hex (safe unquoted in URLs, env files, shells and psql); the Fernet key is 32
 # random bytes, urlsafe base64 (Fernet's format). Needs only a Python 3.9+ standard library (run
@@ -13,12 +15,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$ROOT/.env
 force=0
+add_missing=0
 
-usage() { sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 while [ $# -gt 0 ]; do
   case $1 in
     -f | --force) force=1 ;;
+    -a | --add-missing) add_missing=1 ;;
     -o | --output)
       [ $# -ge 2 ] || { echo "gen-secrets: $1 needs a path" >&2; exit 2; }
       out=$2
@@ -30,9 +34,18 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-if [ -e "$out" ] && [ "$force" != 1 ]; then
-  echo "gen-secrets: $out exists; not overwriting it (use --force to replace every secret in it)" >&2
+if [ "$force" = 1 ] && [ "$add_missing" = 1 ]; then
+  echo "gen-secrets: --force and --add-missing exclude each other" >&2
+  exit 2
+fi
+if [ -e "$out" ] && [ "$force" != 1 ] && [ "$add_missing" != 1 ]; then
+  echo "gen-secrets: $out exists; not overwriting it (use --add-missing to add only the secrets it" \
+    "lacks, or --force to replace every secret in it)" >&2
   exit 1
+fi
+existing=
+if [ "$add_missing" = 1 ] && [ -e "$out" ]; then
+  existing=$out
 fi
 
 PYTHON=${PYTHON:-python3}
@@ -41,15 +54,17 @@ umask 077
 tmp=$(mktemp "$(dirname "$out")/.env.gen.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 
-"$PYTHON" -S - "$ROOT" >"$tmp" <<'PY'
+"$PYTHON" -S - "$ROOT" "$existing" >"$tmp" <<'PY'
 import base64
 import os
+import re
 import secrets
 import sys
 import time
 from pathlib import Path
 
 root = Path(sys.argv[1])
+existing = Path(sys.argv[2]) if sys.argv[2] else None
 # Same folder as review_sentiment.config.DEFAULT_REVIEWS_PATH.
 data_dir = os.environ.get("SENTIMENT_DATA_DIR") or str((root.parent / "shared" / "data").resolve())
 admin = os.environ.get("AIRFLOW_ADMIN_USERNAME") or "admin"
@@ -59,16 +74,18 @@ def password() -> str:
     return secrets.token_hex(24)
 
 
-print(f"""\
+text = f"""\
 # Written by deploy/gen-secrets.sh on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Never commit this file.
 # Read by docker compose (interpolation) and by `make stack`; non-secret settings are in
 # deploy/airflow.env. Changing a *_DB_PASSWORD after the first start needs ALTER ROLE or a fresh
-# postgres volume (docker compose down -v); see deploy/postgres/init-databases.sh.
+# postgres volume (docker compose down -v); see deploy/postgres/init-databases.sh (the reviews
+# role's: deploy/postgres/init-reviews-database.sh, which can run again).
 
-# PostgreSQL superuser, and the login roles of the two databases.
+# PostgreSQL superuser, and the login roles of the Airflow, MLflow and reviews databases.
 POSTGRES_PASSWORD={password()}
 AIRFLOW_DB_PASSWORD={password()}
 MLFLOW_DB_PASSWORD={password()}
+REVIEWS_DB_PASSWORD={password()}
 
 # Airflow UI login (also Flower's basic auth with the celery profile).
 AIRFLOW_ADMIN_USERNAME={admin}
@@ -92,10 +109,30 @@ SENTIMENT_DATA_DIR={data_dir}
 #   COMPOSE_PROFILES=celery
 #   AIRFLOW__CORE__EXECUTOR=CeleryExecutor
 AIRFLOW__CORE__EXECUTOR=LocalExecutor
-""")
+"""
+
+if existing is None:
+    sys.stdout.write(text)
+    sys.exit(0)
+# --add-missing: the existing file unchanged, then each generated KEY=VALUE line it lacks.
+old = existing.read_text()
+have = set(re.findall(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", old, re.M))
+lines = [line for line in text.splitlines() if re.match(r"[A-Za-z_][A-Za-z0-9_]*=", line)]
+missing = [line for line in lines if line.split("=", 1)[0] not in have]
+sys.stdout.write(old if not old or old.endswith("\n") else old + "\n")
+if missing:
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    sys.stdout.write(f"\n# Added by deploy/gen-secrets.sh --add-missing on {stamp}.\n")
+    sys.stdout.write("".join(line + "\n" for line in missing))
+    names = ", ".join(line.split("=", 1)[0] for line in missing)
+    print(f"gen-secrets: added {names} to {existing}", file=sys.stderr)
+else:
+    print(f"gen-secrets: {existing} lacks nothing; left as it is", file=sys.stderr)
 PY
 
 chmod 600 "$tmp"
 mv "$tmp" "$out"
 trap - EXIT
-echo "gen-secrets: wrote $out"
+if [ -z "$existing" ]; then
+  echo "gen-secrets: wrote $out"
+fi

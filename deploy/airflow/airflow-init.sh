@@ -5,7 +5,8 @@
 #   2. makes the UI login the one in .env: with SimpleAuthManager (Airflow 3.3's default) users
 #      come from [core] simple_auth_manager_users and their passwords from a JSON file that the
 #      API server only ever adds generated passwords to; this sets AIRFLOW_ADMIN_USERNAME's entry;
-#   3. warns when the review file is missing (the DAG can still read a PostgreSQL source).
+#   3. warns when the review file is missing (the DAG can still read a PostgreSQL table that holds
+#      rows; reviews-loader cannot fill the stack's `reviews` table without the file).
 set -euo pipefail
 
 : "${AIRFLOW_ADMIN_USERNAME:?AIRFLOW_ADMIN_USERNAME is not set}"
@@ -47,6 +48,7 @@ PY
 
 if [ -n "${REVIEWS_PATH:-}" ] && [ ! -r "$REVIEWS_PATH" ]; then
   echo "airflow-init: WARNING: no review file at $REVIEWS_PATH (set SENTIMENT_DATA_DIR in .env);" \
-    "sentiment_retrain will fail at ingest unless triggered with a postgres: source." >&2
+    "reviews-loader cannot fill the reviews table, and sentiment_retrain will fail at ingest" \
+    "unless its source is a table that holds rows." >&2
 fi
 echo "airflow-init: done (executor: ${AIRFLOW__CORE__EXECUTOR:-LocalExecutor})"

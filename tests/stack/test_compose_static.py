@@ -31,6 +31,8 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 MLFLOW_DOCKERFILE = ROOT / "deploy" / "mlflow" / "Dockerfile"
 POSTGRES_INIT = ROOT / "deploy" / "postgres" / "init-databases.sh"
+REVIEWS_INIT = ROOT / "deploy" / "postgres" / "init-reviews-database.sh"
+RUN_LOCAL = ROOT / "scripts" / "run_local.sh"
 AIRFLOW_INIT = ROOT / "deploy" / "airflow" / "airflow-init.sh"
 GEN_SECRETS = ROOT / "deploy" / "gen-secrets.sh"
 MLFLOW_BASIC_AUTH = ROOT / "deploy" / "mlflow" / "basic-auth.yaml"
@@ -40,14 +42,17 @@ CORE_SERVICES = {
     "postgres",
     "mlflow",
     "airflow-init",
+    "reviews-loader",
     "airflow-apiserver",
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
 }
 CELERY_SERVICES = {"redis", "airflow-worker", "flower"}
+# Every service of the Airflow image (reviews-loader runs the stage package from it).
 AIRFLOW_SERVICES = {
     "airflow-init",
+    "reviews-loader",
     "airflow-apiserver",
     "airflow-scheduler",
     "airflow-dag-processor",
@@ -55,12 +60,13 @@ AIRFLOW_SERVICES = {
     "airflow-worker",
     "flower",
 }
-ONE_SHOT = {"airflow-init"}
+ONE_SHOT = {"airflow-init", "reviews-loader"}
 PUBLISHED = {"airflow-apiserver": 8080, "mlflow": 5000, "flower": 5555}
 REQUIRED_SECRETS = {
     "POSTGRES_PASSWORD",
     "AIRFLOW_DB_PASSWORD",
     "MLFLOW_DB_PASSWORD",
+    "REVIEWS_DB_PASSWORD",
     "AIRFLOW_ADMIN_PASSWORD",
     "AIRFLOW__CORE__FERNET_KEY",
     "AIRFLOW__API_AUTH__JWT_SECRET",
@@ -76,8 +82,13 @@ PIPELINE_VARIABLES = {
     "SENTIMENT_SCHEDULE",
 }
 # Literal (non-interpolated) environment values allowed in the compose file: process plumbing of
-# one container, not configuration.
-LITERAL_ENV_ALLOWED = {"DUMB_INIT_SETSID"}
+# one container, not configuration (the Airflow image's entrypoint: dumb-init's signalling, and
+# its wait for Airflow's database, which reviews-loader does not use).
+LITERAL_ENV_ALLOWED = {"DUMB_INIT_SETSID", "CONNECTION_CHECK_MAX_COUNT"}
+# The Airflow connection of the stack's reviews table, and who holds it: the services that run
+# tasks (LocalExecutor: the scheduler; Celery: the workers) and the loader that fills the table.
+REVIEWS_CONN = "AIRFLOW_CONN_REVIEWS_DB"
+REVIEWS_CONN_HOLDERS = {"airflow-scheduler", "airflow-worker", "reviews-loader"}
 
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|FERNET|TOKEN|BASIC_AUTH|PRIVATE_KEY")
 # Settings that name where a secret is kept, not the secret itself.
@@ -228,9 +239,10 @@ def test_long_running_service_has_a_healthcheck(services: dict[str, dict], name:
     assert len(test) > 1, f"{name}: healthcheck.test has no command"
 
 
-def test_init_job_is_one_shot(services: dict[str, dict]) -> None:
-    init = services["airflow-init"]
-    assert str(init.get("restart")) == "no", "airflow-init must not be restarted after it completes"
+@pytest.mark.parametrize("name", sorted(ONE_SHOT))
+def test_init_job_is_one_shot(services: dict[str, dict], name: str) -> None:
+    init = services[name]
+    assert str(init.get("restart")) == "no", f"{name} must not be restarted after it completes"
     assert "healthcheck" not in init
 
 
@@ -510,7 +522,7 @@ def test_volumes_are_strings_and_named_volumes_are_declared(compose: dict, servi
 
 
 def test_airflow_services_mount_the_review_data_read_only(services: dict[str, dict]) -> None:
-    for name in ("airflow-scheduler", "airflow-worker", "airflow-init"):
+    for name in ("airflow-scheduler", "airflow-worker", "airflow-init", "reviews-loader"):
         mounts = [v for v in services[name]["volumes"] if v.endswith(":/opt/airflow/data:ro")]
         assert len(mounts) == 1, name
         assert mounts[0].startswith("${SENTIMENT_DATA_DIR:?"), name
@@ -533,12 +545,114 @@ def test_postgres_creates_both_databases_on_first_start(services: dict[str, dict
 def test_database_names_agree_across_files(services: dict[str, dict], airflow_env: dict[str, str]) -> None:
     airflow = urlsplit(airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     mlflow = urlsplit(_option(_args(services["mlflow"]["command"]), "--backend-store-uri") or "")
-    script = POSTGRES_INIT.read_text()
-    for url in (airflow, mlflow):
-        assert f"CREATE DATABASE {url.path.lstrip('/')} OWNER {url.username}" in script, url.geturl()
+    reviews = urlsplit(INTERPOLATION.sub("x", _environment(services["airflow-scheduler"])[REVIEWS_CONN]))
+    for url, script in ((airflow, POSTGRES_INIT), (mlflow, POSTGRES_INIT), (reviews, REVIEWS_INIT)):
+        text = script.read_text()
+        assert f"CREATE DATABASE {url.path.lstrip('/')} OWNER {url.username}" in text, url.geturl()
 
 
-@pytest.mark.parametrize("script", [POSTGRES_INIT, AIRFLOW_INIT, GEN_SECRETS], ids=lambda p: p.name)
+# --- the reviews database -----------------------------------------------------------------------------
+def test_postgres_creates_the_reviews_role_and_database_on_first_start(services: dict[str, dict]) -> None:
+    postgres = services["postgres"]
+    # In the folder the postgres image runs on a volume's first start (mounted above).
+    mount = next(v for v in postgres["volumes"] if v.endswith(":/docker-entrypoint-initdb.d:ro"))
+    assert (ROOT / mount.split(":")[0]).resolve() == REVIEWS_INIT.parent
+    assert REVIEWS_INIT.stat().st_mode & stat.S_IXUSR, "the entrypoint runs it only if executable"
+    assert _environment(postgres)["REVIEWS_DB_PASSWORD"].startswith("${REVIEWS_DB_PASSWORD:?")
+    script = REVIEWS_INIT.read_text()
+    assert '--set reviews_password="$REVIEWS_DB_PASSWORD"' in script
+    assert "CREATE ROLE reviews LOGIN" in script
+    assert "ALTER ROLE reviews LOGIN PASSWORD :'reviews_password'" in script, (
+        "the password only as a psql variable"
+    )
+    assert "CREATE DATABASE reviews OWNER reviews" in script
+    # Apart from Airflow's and MLflow's: no other role may connect to it (nor reviews to theirs).
+    assert "REVOKE ALL ON DATABASE reviews FROM PUBLIC" in script
+    for database in ("airflow", "mlflow"):
+        assert f"REVOKE ALL ON DATABASE {database} FROM PUBLIC" in POSTGRES_INIT.read_text()
+    assert not re.search(r"SUPERUSER|CREATEDB|CREATEROLE|GRANT", script), "a plain login role"
+
+
+def test_reviews_loader_seeds_the_table_once_before_the_task_runners_start(services: dict[str, dict]) -> None:
+    loader = services["reviews-loader"]
+    args = _args(loader["command"])
+    assert args[:4] == ["python", "-m", "review_sentiment.reviews_db", "seed"]
+    # The same URI as the task runners' connection, read from the environment: the loader fills
+    # the table the DAG reads, and the password stays off the command line.
+    assert _option(args, "--source-env") == REVIEWS_CONN
+    assert _option(args, "--table") == "reviews"
+    assert _option(args, "--weeks") == "12"
+    assert _option(args, "--path") is None, "the review file is REVIEWS_PATH of deploy/airflow.env"
+    assert loader["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in ("airflow-scheduler", "airflow-worker"):
+        assert services[name]["depends_on"]["reviews-loader"] == {
+            "condition": "service_completed_successfully"
+        }
+    env = _environment(loader)
+    # Not the shared Airflow environment: the job needs none of its secrets.
+    assert set(env) == {REVIEWS_CONN, "CONNECTION_CHECK_MAX_COUNT"}, env
+    assert env["CONNECTION_CHECK_MAX_COUNT"] == "0", "the image would first wait for Airflow's database"
+
+
+def test_the_reviews_connection_comes_from_the_secrets_file(
+    services: dict[str, dict], generated_env: dict[str, str]
+) -> None:
+    holders = {name for name, service in services.items() if REVIEWS_CONN in _environment(service)}
+    assert holders == REVIEWS_CONN_HOLDERS
+    values = {_environment(services[name])[REVIEWS_CONN] for name in holders}
+    assert len(values) == 1, f"the holders of {REVIEWS_CONN} name different databases: {values}"
+    value = values.pop()
+    # The password is the .env secret, required, and nothing else (urlsplit cannot read ${...:?...}).
+    references = list(INTERPOLATION.finditer(value))
+    assert [(m["name"], m["op"]) for m in references] == [("REVIEWS_DB_PASSWORD", ":?")], value
+    url = urlsplit(INTERPOLATION.sub("REFERENCE", value))
+    assert url.password == "REFERENCE", f"{REVIEWS_CONN}: the reference must be the whole password"
+    assert (url.scheme, url.username, url.hostname, url.port, url.path) == (
+        "postgresql", "reviews", "postgres", 5432, "/reviews",
+    )  # fmt: skip
+    # As compose interpolates it from a generated .env: the reviews role's own password.
+    for name in sorted(holders):
+        service = compose_local.load([COMPOSE_FILE], generated_env)["services"][name]
+        uri = compose_local.environment(service, ROOT, generated_env)[REVIEWS_CONN]
+        assert urlsplit(uri).password == generated_env["REVIEWS_DB_PASSWORD"], name
+    others = {
+        generated_env[key] for key in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD")
+    }
+    assert generated_env["REVIEWS_DB_PASSWORD"] not in others
+
+
+def test_an_older_env_file_without_the_reviews_secret_names_the_fix(generated_env: dict[str, str]) -> None:
+    older = {key: value for key, value in generated_env.items() if key != "REVIEWS_DB_PASSWORD"}
+    with pytest.raises(
+        compose_local.ComposeError,
+        match=r"REVIEWS_DB_PASSWORD is missing a value: run deploy/gen-secrets.sh --add-missing",
+    ):
+        compose_local.load([COMPOSE_FILE], older)
+
+
+def test_the_stack_reads_the_reviews_table_and_make_run_the_file(
+    services: dict[str, dict], airflow_env: dict[str, str]
+) -> None:
+    from review_sentiment.config import Settings
+    from review_sentiment.ingest import check_source
+
+    # The stack: the DAG's source param defaults to the table that reviews-loader fills.
+    source = airflow_env["SENTIMENT_SOURCE"]
+    assert check_source(source, []) == (
+        "table",
+        _option(_args(services["reviews-loader"]["command"]), "--table"),
+    )
+    assert Settings.from_env(airflow_env).source == "postgres:reviews"
+    # `make run`: neither sets SENTIMENT_SOURCE nor reads deploy/airflow.env, so it keeps the file.
+    text = RUN_LOCAL.read_text()
+    assert "SENTIMENT_SOURCE" not in text
+    assert "airflow.env" not in text
+    assert Settings.from_env({"REVIEWS_PATH": "/data/reviews.csv.gz"}).source == "/data/reviews.csv.gz"
+
+
+@pytest.mark.parametrize(
+    "script", [POSTGRES_INIT, REVIEWS_INIT, AIRFLOW_INIT, GEN_SECRETS, RUN_LOCAL], ids=lambda p: p.name
+)
 def test_shell_scripts_parse(script: Path) -> None:
     result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
@@ -563,7 +677,8 @@ def test_gen_secrets_defines_every_compose_variable_and_differs_between_runs(
         assert not empty, f"generated .env leaves compose variables unset or empty: {empty}"
     for name in REQUIRED_SECRETS:
         assert first[name] != second[name], f"{name} is the same on two runs"
-    for name in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "AIRFLOW_ADMIN_PASSWORD"):
+    for name in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "REVIEWS_DB_PASSWORD",
+                 "AIRFLOW_ADMIN_PASSWORD"):  # fmt: skip
         assert re.fullmatch(r"[0-9a-f]{32,}", first[name]), f"{name} must be long and URL-safe"
     assert len(base64.urlsafe_b64decode(first["AIRFLOW__CORE__FERNET_KEY"])) == 32
     assert first["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
@@ -581,6 +696,30 @@ def test_gen_secrets_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
     assert forced.returncode == 0, forced.stderr
     assert "KEEP" not in _read_env_file(out)
     assert _read_env_file(out)["AIRFLOW__CORE__FERNET_KEY"]
+
+
+def test_gen_secrets_adds_only_what_an_older_env_file_lacks(tmp_path: Path) -> None:
+    """An .env from before the reviews database keeps every value; only REVIEWS_DB_PASSWORD is added."""
+    out = tmp_path / ".env"
+    assert _run_gen_secrets("--output", str(out)).returncode == 0
+    older = "".join(line for line in out.read_text().splitlines(True) if not line.startswith("REVIEWS_DB_"))
+    out.write_text(older)
+    added = _run_gen_secrets("--add-missing", "--output", str(out))
+    assert added.returncode == 0, added.stderr
+    assert "added REVIEWS_DB_PASSWORD" in added.stderr
+    text = out.read_text()
+    assert text.startswith(older), "an existing line changed"
+    before = {line.split("=", 1)[0] for line in older.splitlines() if line and not line.startswith("#")}
+    assert _read_env_file(out).keys() - before == {"REVIEWS_DB_PASSWORD"}
+    assert re.fullmatch(r"[0-9a-f]{48}", _read_env_file(out)["REVIEWS_DB_PASSWORD"])
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"], "temporary files left behind"
+    again = _run_gen_secrets("--add-missing", "--output", str(out))
+    assert again.returncode == 0, again.stderr
+    assert out.read_text() == text, "a second --add-missing changed the file"
+    both = _run_gen_secrets("--add-missing", "--force", "--output", str(out))
+    assert both.returncode == 2
+    assert out.read_text() == text
 
 
 # --- least privilege: the JWT secret, MLflow's optional basic auth -----------------------------------
@@ -674,7 +813,11 @@ def generated_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return compose_local.read_env_file(out)
 
 
-@pytest.mark.parametrize(("name", "script"), [("airflow-init", AIRFLOW_INIT), ("postgres", POSTGRES_INIT)])
+@pytest.mark.parametrize(
+    ("name", "script"),
+    [("airflow-init", AIRFLOW_INIT), ("postgres", POSTGRES_INIT), ("postgres", REVIEWS_INIT)],
+    ids=["airflow-init", "postgres-init-databases", "postgres-init-reviews-database"],
+)
 def test_services_get_every_variable_their_script_requires(
     generated_env: dict[str, str], name: str, script: Path
 ) -> None:

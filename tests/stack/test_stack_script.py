@@ -29,6 +29,7 @@ SECRETS = {
     "POSTGRES_PASSWORD": "pg-secret",
     "AIRFLOW_DB_PASSWORD": "airflow-db-secret",
     "MLFLOW_DB_PASSWORD": "mlflow-db-secret",
+    "REVIEWS_DB_PASSWORD": "reviews-db-secret",
     "AIRFLOW_ADMIN_USERNAME": "ops",
     "AIRFLOW_ADMIN_PASSWORD": "admin-secret",
     "MLFLOW_ADMIN_USERNAME": "mlflow-admin",
@@ -136,8 +137,10 @@ def test_profiles_and_dependencies(profiles: str, celery: bool) -> None:
     order = compose.start_order(services)
     assert order.index("postgres") < order.index("airflow-init") < order.index("airflow-apiserver")
     assert order.index("airflow-apiserver") < order.index("airflow-scheduler")
+    assert order.index("postgres") < order.index("reviews-loader") < order.index("airflow-scheduler")
     scheduler = compose.dependencies(services, "airflow-scheduler")
     assert scheduler["airflow-init"] == "service_completed_successfully"
+    assert scheduler["reviews-loader"] == "service_completed_successfully"
     assert ("redis" in scheduler) is celery  # required: false without the profile
 
 
@@ -254,6 +257,31 @@ def test_the_jwt_secret_goes_where_compose_puts_it(stack: Stack) -> None:
     assert holders == {"airflow-apiserver", "airflow-scheduler"}
 
 
+def test_the_reviews_loader_runs_the_stage_package_against_the_local_postgres(stack: Stack) -> None:
+    """The compose job as a local one-shot program: this virtualenv's python, the repository's
+    package, and the connection the scheduler holds, pointed at the local PostgreSQL."""
+    mapper, programs = _programs(stack)
+    loader = programs["reviews-loader"]
+    assert Path(loader.argv[0]) == Path(sys.executable).parent / "python"
+    assert loader.argv[1:] == ["-m", "review_sentiment.reviews_db", "seed", "--source-env",
+                               "AIRFLOW_CONN_REVIEWS_DB", "--table", "reviews", "--weeks", "12"]  # fmt: skip
+    assert loader.restart == "no"
+    assert mapper.health("reviews-loader").argv is None, "a one-shot job: done when it exits 0"
+    env = loader.env
+    postgres = stack.ports["postgres:5432"]
+    assert (
+        env["AIRFLOW_CONN_REVIEWS_DB"]
+        == f"postgresql://reviews:reviews-db-secret@127.0.0.1:{postgres}/reviews"
+    )
+    assert env["AIRFLOW_CONN_REVIEWS_DB"] == programs["airflow-scheduler"].env["AIRFLOW_CONN_REVIEWS_DB"]
+    assert env["REVIEWS_PATH"] == "/srv/reviews/womens_clothing_reviews.csv.gz"
+    assert env["PYTHONPATH"] == str(ROOT / "include")
+    assert "AIRFLOW__CORE__FERNET_KEY" not in env
+    assert "PGPASSWORD" not in env, "Airflow's database password is not the loader's"
+    holders = {name for name, program in programs.items() if "AIRFLOW_CONN_REVIEWS_DB" in program.env}
+    assert holders == {"airflow-scheduler", "reviews-loader"}  # and the Celery workers, with the profile
+
+
 def test_every_server_binds_loopback(stack: Stack) -> None:
     _, programs = _programs(stack)
     mlflow = programs["mlflow"].argv
@@ -288,9 +316,11 @@ def test_supervisord_config_follows_the_restart_policies(stack: Stack) -> None:
     supervisor.write(list(programs.values()))
     sections = dict(re.findall(r"\[program:([\w-]+)\]\n(.*?)(?=\n\[|\Z)", supervisor.conf.read_text(), re.S))
     assert set(sections) == set(programs)
-    assert "autorestart=false" in sections["airflow-init"]
-    assert "startsecs=0" in sections["airflow-init"]
-    for name in set(programs) - {"airflow-init"}:
+    one_shot = {"airflow-init", "reviews-loader"}
+    for name in one_shot:
+        assert "autorestart=false" in sections[name], name
+        assert "startsecs=0" in sections[name], name
+    for name in set(programs) - one_shot:
         assert "autorestart=true" in sections[name], name
     assert "stopsignal=INT" in sections["postgres"]
     assert "stopasgroup=true" in sections["airflow-scheduler"]
