@@ -20,6 +20,7 @@ from scripts.stack import Stack
 from tests.stack.airflow_api import AirflowApi, FinishedRun
 from tests.support import measure
 from tests.support.local_stack import StackSession, stack_session
+from tests.support.mail import MailServer, connection, start_mail_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "stack"
@@ -46,7 +47,12 @@ class RunningStack:
     secrets: dict[str, str]
     started_at: datetime
     scheduled_at_start: list[dict[str, Any]]
+    mail: MailServer  # the SMTP server on loopback the stack's smtp_default connection points at
     timings: dict[str, float] = field(default_factory=dict)
+
+    def mails_of(self, run_id: str) -> list[Any]:
+        """The mails received about one DAG run (its id is in every subject)."""
+        return [message for _, message in self.mail.inbox.messages if run_id in message["Subject"]]
 
     @property
     def stack(self) -> Stack:
@@ -75,12 +81,21 @@ def _scheduled_runs_at_start(api: AirflowApi, timeout: float = 180) -> list[dict
 
 @pytest.fixture(scope="session")
 def running_stack(real_reviews_path: Path, pytestconfig: pytest.Config) -> Iterator[RunningStack]:
-    """``make stack``'s script on free ports; stopped by ``scripts/stack.py down`` afterwards."""
+    """``make stack``'s script on free ports, mailing to an SMTP server on loopback (set in .env
+    as an operator would); stopped by ``scripts/stack.py down`` afterwards."""
     started = datetime.now(UTC)
-    with stack_session(real_reviews_path, ARTIFACTS, "sentiment-stack-") as session:
-        report(pytestconfig, f"stack: scripts/stack.py up took {session.up_seconds:.0f} s")
-        scheduled = _scheduled_runs_at_start(session.api)
-        yield RunningStack(session, session.api, session.secrets, started, scheduled)
+    mail = start_mail_server()
+    dotenv = {
+        "SENTIMENT_NOTIFY_TO": "ml-team@example.org",
+        "AIRFLOW_CONN_SMTP_DEFAULT": connection(mail.port),
+    }
+    try:
+        with stack_session(real_reviews_path, ARTIFACTS, "sentiment-stack-", dotenv=dotenv) as session:
+            report(pytestconfig, f"stack: scripts/stack.py up took {session.up_seconds:.0f} s")
+            scheduled = _scheduled_runs_at_start(session.api)
+            yield RunningStack(session, session.api, session.secrets, started, scheduled, mail)
+    finally:
+        mail.stop()
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,7 @@ def stack_session(
     prefix: str,
     airflow_config: dict[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    dotenv: Mapping[str, str] | None = None,
 ) -> Iterator[StackSession]:
     """Bring the stack up, yield it, then bring it down and keep its logs under ``artifacts``.
 
@@ -93,6 +94,8 @@ def stack_session(
         airflow_config: Files to write into the Airflow home's ``config`` folder before start
             (e.g. a test-only ``airflow_local_settings.py``).
         env: More variables for ``scripts/stack.py`` (e.g. STACK_COMPOSE_FILE).
+        dotenv: More lines for the generated .env, as an operator adds them (e.g. the mail
+            settings); values are written single-quoted, i.e. literally.
 
     Raises:
         AssertionError: gen-secrets, ``up`` or ``down`` failed, or a process outlived ``down``.
@@ -123,6 +126,9 @@ def stack_session(
     }
     secrets = gen_secrets(root / ".env", script_env)
     assert secrets.returncode == 0, f"deploy/gen-secrets.sh with {bare_python()} -S failed:\n{secrets.stderr}"
+    if dotenv:
+        with open(root / ".env", "a", encoding="utf-8") as fh:
+            fh.writelines(f"{key}='{value}'\n" for key, value in dotenv.items())
     artifacts.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     up = run_script("up", script_env, timeout=900)
