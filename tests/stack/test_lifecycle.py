@@ -187,8 +187,9 @@ def test_a_backfill_of_three_past_weeks_trains_each_on_what_had_arrived_by_then(
         api.wait_for_run(run["dag_run_id"]) for run in sorted(new, key=lambda r: r["data_interval_end"])
     ]
     assert [f.state for f in finished] == ["success"] * 3, [f.states() for f in finished]
+    # A run's logical date is its data interval's start: each covers the week after it.
     ends = [datetime.fromisoformat(f.run["data_interval_end"]) for f in finished]
-    assert ends == mondays
+    assert ends == [monday + timedelta(weeks=1) for monday in mondays]
     port, password = running_stack.stack.ports["postgres:5432"], running_stack.secrets["REVIEWS_DB_PASSWORD"]
     uri = f"postgresql://reviews:{password}@127.0.0.1:{port}/reviews"
     with_text = (
