@@ -174,3 +174,32 @@ def test_ui_triggered_run_succeeds_and_shows_in_the_grid(
         expect(page.get_by_text(task, exact=True).first).to_be_visible()
     page.wait_for_load_state("networkidle")
     _screenshot(page, "run-grid.png")
+
+
+def test_an_approval_is_answered_in_the_ui(
+    page: Any, running_stack: RunningStack, pytestconfig: pytest.Config
+) -> None:
+    """A run that asks for approval waits; the approver opens the task's Required Actions, sees
+    the scores and the links, and presses Reject: the champion stays."""
+    from playwright.sync_api import expect
+
+    from tests.stack.test_lifecycle import APPROVAL, _approval_waiting, _champion, _ran
+
+    champion = _champion(running_stack)
+    run_id = running_stack.api.trigger(APPROVAL)["dag_run_id"]
+    request = _approval_waiting(running_stack, run_id)
+    page.goto(
+        f"{running_stack.stack.airflow_url}/dags/{DAG_ID}/runs/{run_id}/tasks/approval/required_actions"
+    )
+    expect(page.get_by_text(request["subject"]).first).to_be_visible()
+    expect(page.get_by_text("TF-IDF + LR baseline").first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    _screenshot(page, "approval.png")
+    page.get_by_role("button", name="Reject", exact=True).click()
+    finished = running_stack.api.wait_for_run(run_id)
+    assert finished.state == "success", finished.states()
+    assert (_ran(finished, "keep_champion"), _ran(finished, "promote")) == ("success", "skipped")
+    assert _champion(running_stack) == champion
+    hitl = running_stack.api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails")
+    assert hitl["chosen_options"] == ["Reject"], hitl
+    report(pytestconfig, f"stack: an approval answered in the UI (Reject) kept champion v{champion}")
