@@ -65,7 +65,7 @@ def _approval_waiting(running_stack: RunningStack, run_id: str, timeout: float =
     def waiting() -> dict[str, Any] | None:
         states = {t["task_id"]: t["state"] for t in api.task_instances(run_id)}
         if states.get("approval") != "awaiting_input":
-            assert api.run(run_id)["state"] == "running", states
+            assert api.run(run_id)["state"] in {"queued", "running"}, states  # not finished without it
             return None
         return api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails")
 
