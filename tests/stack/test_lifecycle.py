@@ -11,6 +11,8 @@ gate's comparison) and follow each other (``max_active_runs=1``).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,12 +32,12 @@ SMALL = {
     "beat_baseline": False,
     "grid": [{"name": "small", "embedding_dim": 16, "batch_size": 128, "learning_rate": 0.01}],
 }
-# One epoch of a 2-dimensional embedding at a tiny learning rate: well above chance is not
-# expected, so it loses to the champion on the reviews neither saw.
+# One epoch of a 4-dimensional embedding at a small learning rate: above the floor (0.5) but
+# far below the champion, so it loses to it on the reviews neither saw.
 WEAK = {
     **SMALL,
     "promotion_floor": 0.5,
-    "grid": [{"name": "weak", "embedding_dim": 2, "batch_size": 512, "learning_rate": 0.0001}],
+    "grid": [{"name": "weak", "embedding_dim": 4, "batch_size": 512, "learning_rate": 0.001}],
 }
 APPROVAL = {**SMALL, "require_approval": True, "force_promote": True}
 
@@ -70,6 +72,18 @@ def _approval_waiting(running_stack: RunningStack, run_id: str, timeout: float =
         return api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails")
 
     return wait_until(waiting, timeout, f"the approval of {run_id} to wait", interval=2)
+
+
+@contextmanager
+def approval_run(running_stack: RunningStack, conf: dict[str, Any]) -> Iterator[str]:
+    """Trigger a run that asks for approval; if the test fails before the run ends, fail the run,
+    or it would wait for its answer (72 h by default) with every later run queued behind it."""
+    run_id = running_stack.api.trigger(conf)["dag_run_id"]
+    try:
+        yield run_id
+    finally:
+        if running_stack.api.run(run_id)["state"] in {"queued", "running"}:
+            running_stack.api.request("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}", json={"state": "failed"})
 
 
 def _answer(running_stack: RunningStack, run_id: str, option: str) -> None:
@@ -113,18 +127,18 @@ def test_a_week_that_loses_to_the_champion_is_kept_and_green(
 def test_an_approval_waits_and_approving_through_the_rest_api_promotes(
     rest_run: FinishedRun, running_stack: RunningStack
 ) -> None:
-    run_id = running_stack.api.trigger(APPROVAL)["dag_run_id"]
-    request = _approval_waiting(running_stack, run_id)
-    version = _version_of(running_stack, run_id).version
+    with approval_run(running_stack, APPROVAL) as run_id:
+        request = _approval_waiting(running_stack, run_id)
+        version = _version_of(running_stack, run_id).version
+        subjects = [m["Subject"] for m in running_stack.mails_of(run_id)]
+        _answer(running_stack, run_id, "Approve")
+        finished = running_stack.api.wait_for_run(run_id)
     assert request["subject"] == f"Promote {MODEL_NAME} v{version} to champion?"
     for row in (f"| candidate v{version} |", "| champion v", "| TF-IDF + LR baseline |"):
         assert row in request["body"], request["body"]
     assert f"/#/models/{MODEL_NAME}/versions/{version}" in request["body"]
-    subjects = [m["Subject"] for m in running_stack.mails_of(run_id)]
     assert len(subjects) == 1, subjects
     assert subjects[0].startswith(f"[sentiment_retrain] approval waiting: v{version}"), subjects
-    _answer(running_stack, run_id, "Approve")
-    finished = running_stack.api.wait_for_run(run_id)
     assert finished.state == "success", finished.states()
     assert (_ran(finished, "promote"), _ran(finished, "keep_champion")) == ("success", "skipped")
     assert _champion(running_stack) == version
@@ -133,10 +147,10 @@ def test_an_approval_waits_and_approving_through_the_rest_api_promotes(
 
 def test_rejecting_an_approval_keeps_the_champion(rest_run: FinishedRun, running_stack: RunningStack) -> None:
     champion = _champion(running_stack)
-    run_id = running_stack.api.trigger(APPROVAL)["dag_run_id"]
-    _approval_waiting(running_stack, run_id)
-    _answer(running_stack, run_id, "Reject")
-    finished = running_stack.api.wait_for_run(run_id)
+    with approval_run(running_stack, APPROVAL) as run_id:
+        _approval_waiting(running_stack, run_id)
+        _answer(running_stack, run_id, "Reject")
+        finished = running_stack.api.wait_for_run(run_id)
     assert finished.state == "success", finished.states()
     assert (_ran(finished, "keep_champion"), _ran(finished, "promote")) == ("success", "skipped")
     assert _champion(running_stack) == champion
@@ -147,10 +161,10 @@ def test_an_unanswered_approval_times_out_and_keeps_the_champion(
     rest_run: FinishedRun, running_stack: RunningStack, pytestconfig: pytest.Config
 ) -> None:
     champion = _champion(running_stack)
-    run_id = running_stack.api.trigger({**APPROVAL, "approval_timeout_hours": 0.01})["dag_run_id"]  # 36 s
-    _approval_waiting(running_stack, run_id)
-    waited = time.monotonic()
-    finished = running_stack.api.wait_for_run(run_id)
+    with approval_run(running_stack, {**APPROVAL, "approval_timeout_hours": 0.01}) as run_id:  # 36 s
+        _approval_waiting(running_stack, run_id)
+        waited = time.monotonic()
+        finished = running_stack.api.wait_for_run(run_id)
     assert finished.state == "success", finished.states()
     assert (_ran(finished, "keep_champion"), _ran(finished, "promote")) == ("success", "skipped")
     assert _champion(running_stack) == champion
