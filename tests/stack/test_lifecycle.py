@@ -37,7 +37,7 @@ SMALL = {
 WEAK = {
     **SMALL,
     "promotion_floor": 0.5,
-    "grid": [{"name": "weak", "embedding_dim": 4, "batch_size": 512, "learning_rate": 0.001}],
+    "grid": [{"name": "weak", "embedding_dim": 4, "batch_size": 512, "learning_rate": 0.003}],
 }
 APPROVAL = {**SMALL, "require_approval": True, "force_promote": True}
 
@@ -110,8 +110,10 @@ def test_a_week_that_loses_to_the_champion_is_kept_and_green(
     assert _champion(running_stack) == champion
     version = _version_of(running_stack, run_id)
     assert (version.tags["gate.decision"], version.tags["outcome"]) == ("refused", "kept")
-    assert "worse than the champion's" in version.tags["gate.reason"], version.tags["gate.reason"]
-    assert int(version.tags["gate.comparison_size"]) >= 500
+    # It lost to the champion on the reviews neither saw (the reason may name the floor first).
+    tags = version.tags
+    assert float(tags["candidate.compared_roc_auc"]) < float(tags["champion.test_roc_auc"]), tags
+    assert int(tags["gate.comparison_size"]) >= 500
     expected_link = f"{running_stack.stack.mlflow_url}/#/models/{MODEL_NAME}/versions/{version.version}"
     for task in ("register", "keep_champion"):
         links = running_stack.api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}/links")
