@@ -50,7 +50,8 @@ def real_reviews() -> Path:
 def pipeline(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer, mlflow_server: MlflowServer):
     """Run every stage once; yield what the tests need."""
     out = tmp_path_factory.mktemp("stages")
-    source = postgres.create_database("reviews") + "?table=public.reviews"
+    # Not "reviews": tests/integration/test_reviews_db.py makes that database on the same server.
+    source = postgres.create_database("stages_reviews") + "?table=public.reviews"
     first_load = datetime(2026, 11, 2, tzinfo=UTC)
     loaded = load_table(real_reviews(), source, ingested_at=first_load)
     reloaded = load_table(real_reviews(), source, ingested_at=first_load + timedelta(days=7))
