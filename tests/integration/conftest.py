@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.mail import MailServer, start_mail_server
 from tests.support.servers import MlflowServer, PostgresServer
 
 
@@ -25,3 +26,13 @@ def mlflow_server(postgres: PostgresServer) -> Iterator[MlflowServer]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def mail() -> Iterator[MailServer]:
+    """An SMTP server on loopback, one per module, so each module counts its own mails."""
+    server = start_mail_server()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.data.test_malformed_input import csv_text
 from tests.support.airflow_cli import airflow, project_airflow_env
-from tests.support.mail import MailServer, connection, start_mail_server
+from tests.support.mail import MailServer, connection
 from tests.support.servers import MlflowServer, PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -64,15 +63,6 @@ def champion(mlflow_server: MlflowServer) -> str:
     version = client.create_model_version(MODEL, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
     client.set_registered_model_alias(MODEL, "champion", version.version)
     return version.version
-
-
-@pytest.fixture(scope="module")
-def mail() -> Iterator[MailServer]:
-    server = start_mail_server()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from review_sentiment.config import PROJECT_ROOT
 from tests.integration.test_stages_on_servers import real_reviews
 from tests.support.airflow_cli import airflow, project_airflow_env
-from tests.support.mail import MailServer, connection, start_mail_server
+from tests.support.mail import MailServer, connection
 from tests.support.servers import MlflowServer, PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,15 +29,6 @@ CONF = {
         {"name": "wide", "embedding_dim": 32, "batch_size": 128, "learning_rate": 0.01},
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def mail() -> Iterator[MailServer]:
-    server = start_mail_server()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
