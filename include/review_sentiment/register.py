@@ -279,7 +279,7 @@ def promote(
         forced = current.tags.get(names.TAG_FORCED) == "true"
         moved = champion is not None and str(champion.version) not in (version, result.champion_version)
         if moved and not forced:
-            reason = _still_better(champion, manifest_path, result, current, settings)
+            reason = _still_better(champion, manifest_path, result, settings)
             if reason is not None:
                 return keep_champion(result, settings=settings, reason=reason)
         mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
@@ -291,16 +291,19 @@ def promote(
 
 
 def _still_better(
-    champion: Any, manifest_path: str | Path, result: RegisterResult, version: Any, settings: Settings
+    champion: Any, manifest_path: str | Path, result: RegisterResult, settings: Settings
 ) -> str | None:
-    """None if the candidate (``version``) is no worse than ``champion`` (which took the alias
-    after the candidate's comparison) on their comparison set; else why the champion stays."""
-    test = Tokenized(manifest_path).frame("test")
+    """None if the candidate is no worse than ``champion`` (which took the alias after the
+    candidate's comparison) on their comparison set; else why the champion stays."""
+    data = Tokenized(manifest_path)
+    test = data.frame("test")
     probability = scoring.score(model_uri(result.run_id, settings.tracking_uri), test)
     evidence = _Evidence(
-        candidate={}, probability=probability, threshold=registry.version_threshold(version),
+        candidate={}, probability=probability, threshold=result.candidate.get("threshold", 0.5),
         baseline_run_id=None, drift=None,
     )  # fmt: skip
+    version_tags = client(settings.tracking_uri).get_model_version(settings.model_name, result.version).tags
+    evidence.threshold = float(version_tags.get(names.TAG_THRESHOLD, evidence.threshold))
     comparison = _compare(champion, test, evidence, settings)
     moved = f"champion moved to v{comparison.champion_version} after this run's comparison"
     if comparison.unavailable:
