@@ -197,7 +197,7 @@ def register_candidate(
     if evidence.drift is not None:
         tags.update(evidence.drift.to_tags())
     registry.set_tags(mlflow_client, model_name, version, tags)
-    mlflow_client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version)
+    _name_challenger(mlflow_client, version, settings)
     _log_report(mlflow_client, best_run, version, data, test, evidence, comparison, reason, model_name)
     verdict = names.DECISION_PASSED if passed else names.DECISION_REFUSED
     mlflow_client.set_model_version_tag(model_name, version, names.TAG_DECISION, verdict)  # written last
@@ -218,6 +218,21 @@ def register_candidate(
     )
     log.info("register: %s", result.summary())
     return result
+
+
+def _name_challenger(mlflow_client: Any, version: str, settings: Settings) -> None:
+    """Point ``challenger`` at ``version`` unless a newer version already holds it.
+
+    Under the promotion lock: MLflow sets an alias by read-then-insert, so two runs naming their
+    versions at once can fail on the alias table's unique key (seen in the register race test).
+    """
+    from review_sentiment.promotion import promotion_lock
+
+    model_name = settings.model_name
+    with promotion_lock(model_name, lock_uri=settings.lock_target(), timeout=settings.lock_timeout_s):
+        current = registry.alias_version(mlflow_client, model_name, CHALLENGER_ALIAS)
+        if current is None or int(current.version) < int(version):
+            mlflow_client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version)
 
 
 def _compare(champion: Any, test: Any, evidence: _Evidence, settings: Settings) -> _Comparison:

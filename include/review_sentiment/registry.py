@@ -104,10 +104,15 @@ def find_version(mlflow_client: Any, model_name: str, run_id: str, pipeline_run_
 
 def champion_version(mlflow_client: Any, model_name: str) -> Any:
     """The version the ``champion`` alias points at, or None."""
+    return alias_version(mlflow_client, model_name, CHAMPION_ALIAS)
+
+
+def alias_version(mlflow_client: Any, model_name: str, alias: str) -> Any:
+    """The version ``alias`` points at, or None."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow_client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
+        return mlflow_client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
         return None
 

@@ -81,6 +81,8 @@ def test_concurrent_registers_promote_the_better_model(fault_stack: FaultStack, 
             versions = client.search_model_versions(f"name = '{model}'")
             numbers = [int(v.version) for v in versions]
             assert sorted(numbers) == [1, 2], numbers  # unique, none lost
+            # Named under the lock and only forward: the newer version, whichever run finished last.
+            assert client.get_model_version_by_alias(model, "challenger").version == "2", round_
             score = {v.version: float(v.tags["candidate.test_roc_auc"]) for v in versions}
             champion = client.get_model_version_by_alias(model, "champion")
             assert score[champion.version] == max(score.values()), (round_, score, champion.version, results)
