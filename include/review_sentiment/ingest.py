@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from review_sentiment import schema
@@ -361,31 +361,9 @@ def load_table(path: str | Path, source: str, ingested_at: datetime | None = Non
     from psycopg2 import sql
     from psycopg2.extras import execute_values
 
-    raw, quarantined = quarantine_rows(read_file(path))
-    # PostgreSQL text cannot hold a NUL byte: such rows are skipped here as ingest skips them.
-    too_many = quarantine_violation(len(quarantined), len(raw) + len(quarantined))
-    if too_many:
-        raise DataContractError([too_many], str(path))
-    if len(quarantined):
-        log.warning(
-            "not loading %d rows with a NUL byte (data rows %s)",
-            len(quarantined),
-            quarantined["_row"].tolist()[:10],
-        )
-    reviews, _ = validate_reviews(raw, source=str(path), min_rows=0, keep_empty_text=True)
+    reviews = loadable_reviews(path)
     dsn, table = split_postgres_source(source)
     ident = sql.Identifier(*table.split("."))
-    int_cols = set(schema.INTEGER_COLUMNS)
-    col_defs = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(
-            sql.Identifier(c),
-            sql.SQL("bigint PRIMARY KEY" if c == schema.ID else ("integer" if c in int_cols else "text")),
-        )
-        for c in schema.COLUMNS
-    )
-    create = sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {t} ({cols}, ingested_at timestamptz NOT NULL DEFAULT now())"
-    ).format(t=ident, cols=col_defs)
     others = [c for c in schema.COLUMNS if c != schema.ID]
     upsert = sql.SQL(
         "INSERT INTO {t} ({cols}, ingested_at) VALUES %s ON CONFLICT ({key}) DO UPDATE SET "
@@ -399,20 +377,69 @@ def load_table(path: str | Path, source: str, ingested_at: datetime | None = Non
         new=sql.SQL(", ").join(sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others),
     )
     stamp = ingested_at or datetime.now().astimezone()
+    records = table_records(reviews, lambda _review_id: stamp)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(table_ddl(ident))
+        changed = execute_values(cur, upsert, records, page_size=1000, fetch=True)
+    return len(changed)
 
-    def _cell(column: str, value: object) -> object:
+
+def loadable_reviews(path: str | Path) -> pd.DataFrame:
+    """The rows of ``path`` a reviews table takes: the contract checked, NUL rows left out (at
+    most 1%: PostgreSQL text cannot hold a NUL byte), rows without text kept (ingest drops and
+    counts them).
+
+    Raises:
+        DataContractError: the file breaks the data contract.
+    """
+    raw, quarantined = quarantine_rows(read_file(path))
+    too_many = quarantine_violation(len(quarantined), len(raw) + len(quarantined))
+    if too_many:
+        raise DataContractError([too_many], str(path))
+    if len(quarantined):
+        log.warning(
+            "not loading %d rows with a NUL byte (data rows %s)",
+            len(quarantined),
+            quarantined["_row"].tolist()[:10],
+        )
+    reviews, _ = validate_reviews(raw, source=str(path), min_rows=0, keep_empty_text=True)
+    return reviews
+
+
+def table_ddl(ident: Any) -> Any:
+    """``CREATE TABLE IF NOT EXISTS`` for a reviews table: the original columns keyed on review
+    id, plus ``ingested_at`` (the one definition, for ``load_table`` and ``reviews_db``)."""
+    from psycopg2 import sql
+
+    int_cols = set(schema.INTEGER_COLUMNS)
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(
+            sql.Identifier(c),
+            sql.SQL("bigint PRIMARY KEY" if c == schema.ID else ("integer" if c in int_cols else "text")),
+        )
+        for c in schema.COLUMNS
+    )
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {t} ({cols}, ingested_at timestamptz NOT NULL DEFAULT now())"
+    ).format(t=ident, cols=columns)
+
+
+def table_records(reviews: pd.DataFrame, arrival: Callable[[int], datetime]) -> list[tuple]:
+    """One row tuple per review, in ``table_ddl``'s column order, with ``arrival(review_id)``
+    as its ``ingested_at``."""
+    int_cols = set(schema.INTEGER_COLUMNS)
+    id_index = schema.COLUMNS.index(schema.ID)
+
+    def cell(column: str, value: object) -> object:
         if _is_na(value):
             return None
         return int(value) if column in int_cols else value
 
-    records = [
-        (*(_cell(c, v) for c, v in zip(schema.COLUMNS, row, strict=True)), stamp)
-        for row in reviews.loc[:, list(schema.COLUMNS)].itertuples(index=False, name=None)
-    ]
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(create)
-        changed = execute_values(cur, upsert, records, page_size=1000, fetch=True)
-    return len(changed)
+    records = []
+    for row in reviews.loc[:, list(schema.COLUMNS)].itertuples(index=False, name=None):
+        cells = tuple(cell(c, v) for c, v in zip(schema.COLUMNS, row, strict=True))
+        records.append((*cells, arrival(cells[id_index])))
+    return records
 
 
 def _is_na(value: object) -> bool:

@@ -30,23 +30,20 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from review_sentiment import schema
-from review_sentiment.errors import DataContractError, PipelineError
+from review_sentiment.errors import PipelineError
 from review_sentiment.ingest import (
     DEFAULT_TABLE,
     TABLE_PREFIX,
     check_source,
     is_postgres_source,
-    read_file,
+    loadable_reviews,
     split_postgres_source,
+    table_ddl,
+    table_records,
 )
-from review_sentiment.validate import quarantine_rows, quarantine_violation, validate_reviews
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 DEFAULT_WEEKS = 12
 WEEK = timedelta(weeks=1)
@@ -156,9 +153,9 @@ def seed(
             return SeedResult(
                 table, 0, 0, None, None, 0, time.monotonic() - started, f"no review file at {path}"
             )
-        reviews = _valid_reviews(path)  # before any DDL: a refused file leaves no table behind
-        cur.execute(_create_statement(ident))
-        records = _records(reviews, now, weeks)
+        reviews = loadable_reviews(path)  # before any DDL: a refused file leaves no table behind
+        cur.execute(table_ddl(ident))
+        records = table_records(reviews, lambda review_id: arrival_time(review_id, now, weeks))
         insert = sql.SQL(
             "INSERT INTO {t} ({cols}, ingested_at) VALUES %s "
             "ON CONFLICT ({key}) DO NOTHING RETURNING ingested_at"
@@ -173,24 +170,6 @@ def seed(
     return SeedResult(table, len(stamps), rows, first, last, distinct, time.monotonic() - started)
 
 
-def _create_statement(ident: object) -> object:
-    """``CREATE TABLE IF NOT EXISTS``, column for column as ``ingest.load_table`` creates it
-    (tests/integration/test_reviews_db.py compares the two tables)."""
-    from psycopg2 import sql
-
-    int_cols = set(schema.INTEGER_COLUMNS)
-    columns = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(
-            sql.Identifier(c),
-            sql.SQL("bigint PRIMARY KEY" if c == schema.ID else ("integer" if c in int_cols else "text")),
-        )
-        for c in schema.COLUMNS
-    )
-    return sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {t} ({cols}, ingested_at timestamptz NOT NULL DEFAULT now())"
-    ).format(t=ident, cols=columns)
-
-
 def _stats(cur: object, ident: object) -> tuple[int, datetime | None, datetime | None]:
     """Rows, oldest and newest ``ingested_at`` of the table."""
     from psycopg2 import sql
@@ -198,37 +177,6 @@ def _stats(cur: object, ident: object) -> tuple[int, datetime | None, datetime |
     cur.execute(sql.SQL("SELECT count(*), min(ingested_at), max(ingested_at) FROM {t}").format(t=ident))
     rows, first, last = cur.fetchone()
     return rows, first and first.astimezone(UTC), last and last.astimezone(UTC)
-
-
-def _valid_reviews(path: str | Path) -> pd.DataFrame:
-    """The rows ``load_table`` would load: the contract checked, NUL rows left out (at most 1%),
-    rows without text kept (ingest drops and counts them)."""
-    raw, quarantined = quarantine_rows(read_file(path))
-    too_many = quarantine_violation(len(quarantined), len(raw) + len(quarantined))
-    if too_many:
-        raise DataContractError([too_many], str(path))
-    if len(quarantined):
-        print(f"reviews_db: not loading {len(quarantined)} rows with a NUL byte", file=sys.stderr)
-    reviews, _ = validate_reviews(raw, source=str(path), min_rows=0, keep_empty_text=True)
-    return reviews
-
-
-def _records(reviews: pd.DataFrame, now: datetime, weeks: int) -> list[tuple]:
-    import pandas as pd
-
-    int_cols = set(schema.INTEGER_COLUMNS)
-    id_index = schema.COLUMNS.index(schema.ID)
-
-    def cell(column: str, value: object) -> object:
-        if value is None or (not isinstance(value, str) and pd.isna(value)):
-            return None
-        return int(value) if column in int_cols else value
-
-    records = []
-    for row in reviews.loc[:, list(schema.COLUMNS)].itertuples(index=False, name=None):
-        cells = tuple(cell(c, v) for c, v in zip(schema.COLUMNS, row, strict=True))
-        records.append((*cells, arrival_time(cells[id_index], now, weeks)))
-    return records
 
 
 def _redacted(url: str) -> str:
