@@ -186,7 +186,8 @@ def test_the_core_loader_unpickles_nothing_and_refuses_a_lambda_layer(
     model = SentimentModel()
     model.load_context(context)
     out = model.predict(None, pd.DataFrame({"Review Text": ["love it, love it", ""]}))
-    assert out["probability"].between(0, 1).all() and out["probability"].nunique() == 2
+    assert out["probability"].between(0, 1).all()
+    assert out["probability"].nunique() == 2
 
     lambda_core, _ = _save_core(tmp_path, with_lambda=True)
     context.artifacts[ARTIFACT_CORE] = str(lambda_core)

@@ -156,4 +156,5 @@ def test_a_legacy_version_logged_to_mlflow_still_loads_and_predicts(
     mlflow.set_tracking_uri(None)
     assert list(out.columns) == ["probability", "label"]
     np.testing.assert_allclose(out["probability"], legacy.predict(None, request)["probability"], atol=1e-6)
-    assert isinstance(out, pd.DataFrame) and out["probability"].between(0, 1).all()
+    assert isinstance(out, pd.DataFrame)
+    assert out["probability"].between(0, 1).all()
