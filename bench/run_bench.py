@@ -1,6 +1,6 @@
 """`make bench`: the speed-and-scale figures, measured on this machine.
 
-    .venv/bin/python -m bench.run_bench [--parts parse,preprocess,scale,incremental,full]
+    .venv/bin/python -m bench.run_bench [--parts parse,preprocess,scale,incremental,full,serving]
 
 Prints one line per figure and writes them, with their details, to bench/results.json. Parts
 not run keep their previous figures there (each part records when it was measured). Data and
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / ".local" / "bench"
 RESULTS_PATH = ROOT / "bench" / "results.json"
 PY = sys.executable
-PARTS = ("parse", "preprocess", "scale", "incremental", "full")
+PARTS = ("parse", "preprocess", "scale", "incremental", "full", "serving")
 STAGES = ("ingest", "preprocess", "tokenize")
 HEAVY_MODULES = ("tensorflow", "keras", "pandas", "mlflow", "sklearn")
 NEW_SHARE = 0.05  # the incremental week: this share of the reviews is new
@@ -45,7 +45,11 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "scale10_peak_rss_mib": ("<=", 2048.0, "MiB"),
     "incremental_time_fraction": ("<=", 0.10, ""),
     "dag_parse_seconds": ("<", 0.5, "s"),
+    "serving_reviews_per_second": (">=", 10000.0, "/s"),
+    "serving_legacy_reviews_per_second": (">=", 0.0, "/s"),  # today's path, for the ratio
+    "serving_speedup": (">=", 10.0, "x"),
 }
+SERVING_EPOCHS = 2  # enough for a core that is not constant; scoring time does not depend on it
 
 
 def _log(message: str) -> None:
@@ -589,6 +593,139 @@ def part_full() -> dict[str, Any]:
     }
 
 
+# --- Part: the registered model's scoring speed ---------------------------------------------------
+
+
+def _log_pyfunc(artifacts: dict[str, Path]) -> str:
+    """Log a pyfunc as train does (models from code) into the active MLflow store; its URI."""
+    import mlflow.pyfunc
+
+    from review_sentiment.config import PACKAGE_DIR
+    from review_sentiment.train import input_example, model_signature
+
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PACKAGE_DIR / "pyfunc_entry.py"),
+            code_paths=[str(PACKAGE_DIR)],
+            artifacts={k: str(v) for k, v in artifacts.items()},
+            signature=model_signature(),
+            input_example=input_example(),
+        )
+    return info.model_uri
+
+
+def _scoring_seconds(uri: str, request: Any, repeats: int, warm_rows: int | None) -> tuple[list[float], Any]:
+    """Load the pyfunc, warm it up, then time ``predict`` on the whole request ``repeats`` times."""
+    import mlflow.pyfunc
+
+    model = mlflow.pyfunc.load_model(uri)
+    model.predict(request if warm_rows is None else request.head(warm_rows))
+    runs, out = [], None
+    for _ in range(repeats):
+        seconds, out = _timed(lambda: model.predict(request))
+        runs.append(seconds)
+    return runs, out
+
+
+def part_serving(repeats: int) -> dict[str, Any]:
+    """``load_model(...).predict`` on every real review with text, new path vs legacy, per
+    default-grid architecture, on the same briefly trained core."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from review_sentiment import names
+    from review_sentiment.artifacts import read_json, write_json
+    from review_sentiment.model import GRIDS, GridPoint, build_model
+    from review_sentiment.preprocess import PreprocessSettings, preprocess
+    from review_sentiment.scoring import model_request
+    from review_sentiment.serving import features_payload, inference_core
+    from review_sentiment.tokenize import Tokenized, tokenize
+    from review_sentiment.train import _inputs, _targets, export_legacy_serving_model
+
+    work = BENCH_DIR / "serving"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    settings = PreprocessSettings(keep_negations=True, use_title=True, remove_stopwords=False)  # the DAG's
+    source = snapshot(1)
+    data = Tokenized(tokenize(preprocess(source, work / "preprocess", settings), work / "tokenize"))
+    frame = pd.read_parquet(source)
+    request = model_request(frame[frame["review_text"].fillna("").str.strip() != ""])
+    vocabulary = read_json(data.vocabulary_path)["tokens"]
+    length = int(data.manifest["sequence_length"])
+    decision = write_json(work / "decision.json", {names.DECISION_THRESHOLD_KEY: 0.5})
+    common = {names.ARTIFACT_PREPROCESS: data.settings_path, names.ARTIFACT_DECISION: decision}
+    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
+    per_point: dict[str, Any] = {}
+    for config in GRIDS["default"]:
+        point = GridPoint.from_dict({**config, "max_epochs": SERVING_EPOCHS})
+        _log(f"serving: {point.name} ({point.architecture}), {SERVING_EPOCHS} epochs, then scoring ...")
+        ngrams = read_json(data.ngrams_path) if point.uses_ngrams else None
+        core = build_model(point, len(vocabulary), length, len(ngrams["tokens"]) if ngrams else None)
+        core.fit(
+            _inputs(data, "train", point),
+            _targets(data, "train", list(core.output_names)),
+            epochs=SERVING_EPOCHS,
+            batch_size=point.batch_size,
+            verbose=0,
+        )
+        folder = work / point.name
+        folder.mkdir()
+        inference_core(core).save(folder / "core.keras")
+        features = write_json(
+            folder / "features.json",
+            features_payload(
+                point.architecture,
+                vocabulary[: point.max_tokens] if point.uses_tokens else None,
+                length if point.uses_tokens else None,
+                ngrams,
+            ),
+        )
+        export_legacy_serving_model(core, point, vocabulary, length, ngrams).save(folder / "legacy.keras")
+        new_uri = _log_pyfunc(
+            {**common, names.ARTIFACT_CORE: folder / "core.keras", names.ARTIFACT_FEATURES: features}
+        )
+        legacy_uri = _log_pyfunc({**common, names.ARTIFACT_KERAS: folder / "legacy.keras"})
+        new_runs, new_out = _scoring_seconds(new_uri, request, repeats, None)
+        # Today's path takes ~20 s a run: warm it on a slice, time it once.
+        legacy_runs, legacy_out = _scoring_seconds(legacy_uri, request, 1, 2000)
+        new_s, legacy_s = statistics.median(new_runs), statistics.median(legacy_runs)
+        per_point[point.name] = {
+            "architecture": point.architecture,
+            "reviews_per_second": round(len(request) / new_s),
+            "legacy_reviews_per_second": round(len(request) / legacy_s),
+            "speedup": round(legacy_s / new_s, 1),
+            "seconds_runs": [round(t, 3) for t in new_runs],
+            "legacy_seconds_runs": [round(t, 3) for t in legacy_runs],
+            "max_abs_probability_difference": float(
+                np.max(np.abs(new_out["probability"].to_numpy() - legacy_out["probability"].to_numpy()))
+            ),
+            "labels_differing": int((new_out["label"] != legacy_out["label"]).sum()),
+        }
+        _log(f"serving: {point.name}: {per_point[point.name]}")
+    mlflow.set_tracking_uri(None)
+    slowest = min(per_point.values(), key=lambda d: d["reviews_per_second"])
+    return {
+        "serving_reviews_per_second": slowest["reviews_per_second"],
+        "serving_legacy_reviews_per_second": min(d["legacy_reviews_per_second"] for d in per_point.values()),
+        "serving_speedup": min(d["speedup"] for d in per_point.values()),
+        "reviews": len(request),
+        "per_architecture": per_point,
+        "max_abs_probability_difference": max(
+            d["max_abs_probability_difference"] for d in per_point.values()
+        ),
+        "method": (
+            f"each default-grid point trained {SERVING_EPOCHS} epochs on the real train split (the DAG's "
+            "preprocessing); the same core logged twice to a SQLite MLflow store as train logs models "
+            "(new: core + features JSON; legacy: the Keras serving model with TextVectorization); "
+            "mlflow.pyfunc.load_model, one warm-up predict (legacy: on 2,000 rows), then predict on every "
+            f"review with text: new path median of {repeats}, legacy one run. Figures: the slowest "
+            "architecture's new path, the slowest legacy path, the smallest per-architecture speedup"
+        ),
+    }
+
+
 # --- Report -----------------------------------------------------------------------------------
 
 
@@ -619,6 +756,9 @@ def _context(name: str, detail: dict[str, Any]) -> str:
         "scale10_peak_rss_mib": "scale",
         "incremental_time_fraction": "incremental",
         "dag_parse_seconds": "parse",
+        "serving_reviews_per_second": "serving",
+        "serving_legacy_reviews_per_second": "serving",
+        "serving_speedup": "serving",
     }[name]
     d = detail.get(part)
     if not d:
@@ -650,6 +790,12 @@ def _context(name: str, detail: dict[str, Any]) -> str:
             f"{x1['cleaned']:,} of {x1['reviews']:,} cleaned; "
             f"identical output: {x1['output_identical_to_cold_run']}"
         )
+    if name.startswith("serving_"):
+        key = {"serving_reviews_per_second": "reviews_per_second", "serving_speedup": "speedup"}.get(
+            name, "legacy_reviews_per_second"
+        )
+        per = ", ".join(f"{n} {v[key]:,}" for n, v in d["per_architecture"].items())
+        return f"{per}; max |p difference| {d['max_abs_probability_difference']:.1e}"
     return (
         f"median of {len(d['runs_seconds'])}; heavy modules imported: {d['heavy_modules_imported'] or 'none'}"
     )
@@ -693,6 +839,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale": part_scale,
         "incremental": lambda: part_incremental(args.repeats),
         "full": part_full,
+        "serving": lambda: part_serving(max(3, args.repeats // 2 + 1)),
     }
     for part in PARTS:  # in this order whatever the order asked
         if part not in parts:

@@ -32,7 +32,9 @@ REPORT_ARTIFACT_PATH = "evaluation"
 BASELINE_PREDICTIONS = "baseline/test_predictions.csv"
 
 # --- The registered model: its artifacts and output columns ------------------------------------
-ARTIFACT_KERAS = "keras_model"
+ARTIFACT_CORE = "keras_core"  # the trained core (inputs tokens/ngrams), see serving.py
+ARTIFACT_FEATURES = "features"  # JSON: vocabularies and IDF weights the core's inputs come from
+ARTIFACT_KERAS = "keras_model"  # legacy (before 2026-11-30): text in, TextVectorization inside
 ARTIFACT_PREPROCESS = "preprocess"
 ARTIFACT_DECISION = "decision"
 PROBABILITY = "probability"

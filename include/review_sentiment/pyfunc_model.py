@@ -1,9 +1,13 @@
 """The registered model: an MLflow pyfunc that scores raw review text.
 
-It applies exactly the training preprocessing (settings and stopwords stored beside it); the
-Keras model holds its vectorisers (vocabularies as text) and the decision threshold chosen on
-validation is stored beside it, so callers send the original columns ``Review Text`` and
-optionally ``Title``, and get ``probability`` (of "recommended") and ``label`` (1 = recommended).
+It applies exactly the training preprocessing (settings and stopwords stored beside it), then
+the training features and the trained core (``serving``: vocabularies and IDF weights as JSON,
+the core as a ``.keras`` file loaded with ``safe_mode``); the decision threshold chosen on
+validation is stored beside it. Callers send the original columns ``Review Text`` and optionally
+``Title``, and get ``probability`` (of "recommended") and ``label`` (1 = recommended).
+
+Versions logged before 2026-11-30 hold one Keras model with the vectorisers inside (artifact
+``keras_model``); they load and score as they always did.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import pandas as pd
 
 from review_sentiment import schema
 from review_sentiment.names import (
+    ARTIFACT_CORE,
     ARTIFACT_DECISION,
+    ARTIFACT_FEATURES,
     ARTIFACT_KERAS,
     ARTIFACT_PREPROCESS,
     DECISION_THRESHOLD_KEY,
@@ -28,20 +34,39 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
     """P(recommended) and the thresholded label, one row per input row."""
 
     def load_context(self, context: Any) -> None:
-        from review_sentiment.console import import_keras
-
-        import_keras()
-        import keras
-
         from review_sentiment.artifacts import read_json
         from review_sentiment.preprocess import cleaner_from_payload
 
-        # safe_mode stays on: loading a model must never run arbitrary code.
-        self._model = keras.saving.load_model(
-            context.artifacts[ARTIFACT_KERAS], compile=False, safe_mode=True
-        )
         self.threshold = float(read_json(context.artifacts[ARTIFACT_DECISION])[DECISION_THRESHOLD_KEY])
         self._cleaner = cleaner_from_payload(read_json(context.artifacts[ARTIFACT_PREPROCESS]))
+        if ARTIFACT_CORE in context.artifacts:
+            from review_sentiment.serving import CoreForward, TextFeatures
+
+            self._features = TextFeatures(read_json(context.artifacts[ARTIFACT_FEATURES]))
+            self._forward = CoreForward.load(context.artifacts[ARTIFACT_CORE], self._features.architecture)
+            self._legacy = None
+        else:  # a version logged before the core and its features were
+            from review_sentiment.console import import_keras
+
+            import_keras()
+            import keras
+
+            # safe_mode stays on: loading a model must never run arbitrary code.
+            self._legacy = keras.saving.load_model(
+                context.artifacts[ARTIFACT_KERAS], compile=False, safe_mode=True
+            )
+
+    def _probability(self, clean: list[str]) -> Any:
+        import numpy as np
+
+        if not clean:
+            return np.zeros(0, dtype=np.float64)
+        if self._legacy is not None:
+            texts = np.asarray(clean, dtype=object)
+            return np.asarray(
+                self._legacy.predict(texts, batch_size=1024, verbose=0), dtype=np.float64
+            ).reshape(-1)
+        return self._forward.probability(self._features.inputs(clean))
 
     # The DataFrame hint tells MLflow that the logged signature, not the hint, describes the input.
     def predict(
@@ -58,12 +83,7 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
             if schema.MODEL_TITLE_COLUMN in frame.columns
             else pd.Series([""] * len(frame), index=frame.index)
         )
-        clean = np.asarray(self._cleaner.clean_many(texts, titles), dtype=object)
-        probability = np.zeros(0, dtype=np.float64)
-        if len(clean):
-            probability = np.asarray(
-                self._model.predict(clean, batch_size=1024, verbose=0), dtype=np.float64
-            ).reshape(-1)
+        probability = self._probability(self._cleaner.clean_many(texts, titles))
         return pd.DataFrame(
             {PROBABILITY: probability, LABEL: (probability >= self.threshold).astype(np.int64)},
             index=frame.index,

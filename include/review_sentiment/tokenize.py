@@ -22,6 +22,7 @@ from review_sentiment.config import (
 )
 from review_sentiment.console import import_keras
 from review_sentiment.errors import DataContractError
+from review_sentiment.features import NgramTfidf, SequenceEncoder
 from review_sentiment.layout import (
     MANIFEST_NAME,
     NGRAMS_NAME,
@@ -98,7 +99,8 @@ def split_frame(
 
 
 def make_vectorizer(vocabulary: list[str], sequence_length: int) -> Any:
-    """A Keras ``TextVectorization`` layer fixed to ``vocabulary`` (pad and OOV first)."""
+    """A Keras ``TextVectorization`` layer fixed to ``vocabulary`` (pad and OOV first): the
+    legacy serving model's (``train.export_legacy_serving_model``); :func:`encode` gives the same ids."""
     from keras.layers import TextVectorization
 
     return TextVectorization(
@@ -120,13 +122,13 @@ def fit_vocabulary(texts: list[str], max_tokens: int) -> list[str]:
     return [str(token) for token in layer.get_vocabulary()]
 
 
-def fit_ngrams(texts: list[str], max_tokens: int, ngrams: int = NGRAM_SIZE) -> tuple[dict[str, Any], Any]:
+def fit_ngrams(texts: list[str], max_tokens: int, ngrams: int = NGRAM_SIZE) -> dict[str, Any]:
     """Fit TF-IDF over word 1..``ngrams``-grams of ``texts`` (scikit-learn, fast and sparse).
 
     Returns:
         The JSON form (vocabulary and IDF weights, out-of-vocabulary first with weight 0) from
-        which :func:`make_ngram_vectorizer` rebuilds the same transform as a Keras layer for
-        serving, and the fitted vectorizer for :func:`ngram_features`.
+        which :func:`ngram_features` (training and serving alike) computes the rows, and
+        :func:`make_ngram_vectorizer` the legacy Keras layer.
     """
     import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -142,32 +144,31 @@ def fit_ngrams(texts: list[str], max_tokens: int, ngrams: int = NGRAM_SIZE) -> t
     vocabulary = [""] * len(vectorizer.vocabulary_)
     for token, index in vectorizer.vocabulary_.items():
         vocabulary[index] = str(token)
-    payload = {
+    return {
         "tokens": [OOV_TOKEN, *vocabulary],
         "idf_weights": [0.0, *(round(float(w), 6) for w in vectorizer.idf_)],
         "ngrams": ngrams,
     }
-    return payload, vectorizer
 
 
-def ngram_features(vectorizer: Any, texts: list[str]) -> Any:
+def ngram_features(ngrams: dict[str, Any] | NgramTfidf, texts: list[str]) -> Any:
     """L2-normalised TF-IDF rows of ``texts`` as float32 CSR, with the (always empty) OOV column
-    first, so the columns match :func:`make_ngram_vectorizer`'s output.
+    first: the training inputs, and what the registered model computes at serving time.
 
     Row normalisation matters: without it long reviews get large inputs and a linear layer
     trains poorly.
-    """
-    import numpy as np
-    import scipy.sparse as sp
 
-    matrix = vectorizer.transform(texts)
-    empty = sp.csr_matrix((matrix.shape[0], 1), dtype=np.float32)
-    # Sorted indices: TensorFlow's sparse ops assume them.
-    return sp.hstack([empty, matrix], format="csr", dtype=np.float32).sorted_indices()
+    Args:
+        ngrams: :func:`fit_ngrams`' payload, or the transform already built from it.
+        texts: Cleaned texts.
+    """
+    transform = ngrams if isinstance(ngrams, NgramTfidf) else NgramTfidf(ngrams)
+    return transform.transform(texts)
 
 
 def make_ngram_vectorizer(payload: dict[str, Any]) -> Any:
-    """The TF-IDF ``TextVectorization`` layer that ``fit_ngrams`` described."""
+    """The TF-IDF ``TextVectorization`` layer that ``fit_ngrams`` described: the legacy serving
+    model's; :func:`ngram_features` gives the same rows after L2 normalisation."""
     import numpy as np
     from keras.layers import TextVectorization
 
@@ -187,15 +188,11 @@ def encode(texts: list[str], vocabulary: list[str], sequence_length: int) -> np.
     import numpy as np
 
     out = np.zeros((len(texts), sequence_length), dtype=np.int32)
-    if not texts:
-        return out
-    layer = make_vectorizer(vocabulary, sequence_length)
-    # In batches: one call on every text holds a string tensor of all of them plus an int64
-    # copy of the result (hundreds of MiB at 10x data). Each row is encoded on its own, so
-    # the result is the same.
+    encoder = SequenceEncoder(vocabulary, sequence_length)
+    # In batches, so memory stays bounded at 10x data; each row is encoded on its own.
     for start in range(0, len(texts), ENCODE_BATCH):
-        batch = np.asarray(texts[start : start + ENCODE_BATCH], dtype=object)
-        out[start : start + len(batch)] = np.asarray(layer(batch))
+        batch = texts[start : start + ENCODE_BATCH]
+        out[start : start + len(batch)] = encoder.encode(batch)
     return out
 
 
@@ -228,7 +225,8 @@ def tokenize(
     train_texts = splits["train"][CLEAN].tolist()
     vocabulary = fit_vocabulary(train_texts, max_tokens)
     # One n-gram vocabulary for every grid point that reads a bag of n-grams; train only.
-    ngrams, ngram_vectorizer = fit_ngrams(train_texts, ngram_max_tokens)
+    ngrams = fit_ngrams(train_texts, ngram_max_tokens)
+    ngram_transform = NgramTfidf(ngrams)
     write_json(output_dir / NGRAMS_NAME, ngrams)
     # Copied beside the vocabulary so this folder alone describes the model's input.
     write_json(output_dir / SETTINGS_NAME, read_json(PreprocessFiles.of(input_path).settings))
@@ -253,7 +251,7 @@ def tokenize(
             with atomic_file(paths[key]) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, array, allow_pickle=False)
         with atomic_file(paths["ngrams"]) as tmp, open(tmp, "wb") as fh:
-            sp.save_npz(fh, ngram_features(ngram_vectorizer, part[CLEAN].tolist()), compressed=False)
+            sp.save_npz(fh, ngram_features(ngram_transform, part[CLEAN].tolist()), compressed=False)
         files[name] = {k: v.name for k, v in paths.items()}
         counts[name] = {str(k): int(v) for k, v in part[schema.LABEL].value_counts().items()}
     manifest = {

@@ -141,3 +141,55 @@ def test_the_model_loader_refuses_a_lambda_layer(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=r"Lambda.*arbitrary code execution|safe_mode"):
         SentimentModel().load_context(_context(tmp_path, _save(tmp_path, "lambda", with_lambda=True)))
+
+
+def _save_core(tmp_path: Path, with_lambda: bool) -> tuple[Path, Path]:
+    """A tiny core as train logs it (input ``ngrams``, output ``recommended``) and its features."""
+    import keras
+
+    from review_sentiment.artifacts import write_json
+    from review_sentiment.serving import features_payload
+
+    ngrams = {
+        "tokens": ["[UNK]", "love", "not", "not love"],
+        "idf_weights": [0.0, 1.0, 1.5, 2.0],
+        "ngrams": 2,
+    }
+    inputs = {"ngrams": keras.Input(shape=(4,), sparse=True, name="ngrams")}
+    x = inputs["ngrams"]
+    if with_lambda:
+        x = keras.layers.Lambda(lambda t: t * 2.0)(x)  # code stored in the file: must not load
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="recommended")(x)
+    path = tmp_path / ("lambda.keras" if with_lambda else "core.keras")
+    keras.Model(inputs, outputs).save(path)
+    return path, write_json(tmp_path / "features.json", features_payload("tfidf", None, None, ngrams))
+
+
+def test_the_core_loader_unpickles_nothing_and_refuses_a_lambda_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pickle
+
+    import pandas as pd
+
+    from review_sentiment.names import ARTIFACT_CORE, ARTIFACT_FEATURES
+    from review_sentiment.pyfunc_model import SentimentModel
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model loader unpickled something")
+
+    core, features = _save_core(tmp_path, with_lambda=False)
+    context = _context(tmp_path, core)
+    context.artifacts.update({ARTIFACT_CORE: str(core), ARTIFACT_FEATURES: str(features)})
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    model = SentimentModel()
+    model.load_context(context)
+    out = model.predict(None, pd.DataFrame({"Review Text": ["love it, love it", ""]}))
+    assert out["probability"].between(0, 1).all()
+    assert out["probability"].nunique() == 2
+
+    lambda_core, _ = _save_core(tmp_path, with_lambda=True)
+    context.artifacts[ARTIFACT_CORE] = str(lambda_core)
+    with pytest.raises(ValueError, match=r"Lambda.*arbitrary code execution|safe_mode"):
+        SentimentModel().load_context(context)

@@ -20,7 +20,7 @@ from review_sentiment.model import GridPoint, build_model
 from review_sentiment.preprocess import CLEAN, PreprocessSettings, preprocess
 from review_sentiment.synthetic import synthetic_rows
 from review_sentiment.tokenize import Tokenized, tokenize
-from review_sentiment.train import _inputs, export_model
+from review_sentiment.train import _inputs, export_legacy_serving_model
 from review_sentiment.validate import validate_reviews
 
 
@@ -55,7 +55,7 @@ def test_serving_model_scores_text_as_the_core_scores_arrays(tokenized: Tokenize
     ngrams = read_json(tokenized.ngrams_path)
     length = int(tokenized.manifest["sequence_length"])
     core = build_model(point, len(vocabulary), length, len(ngrams["tokens"]))
-    served = export_model(core, point, vocabulary, length, ngrams)
+    served = export_legacy_serving_model(core, point, vocabulary, length, ngrams)
 
     inputs = _inputs(tokenized, "validation", point)
     expected = np.asarray(core.predict(inputs, verbose=0)["recommended"]).reshape(-1)
@@ -72,7 +72,7 @@ def test_serving_model_survives_a_safe_mode_save_and_load(tokenized: Tokenized, 
     vocabulary = read_json(tokenized.vocabulary_path)["tokens"]
     ngrams = read_json(tokenized.ngrams_path)
     core = build_model(point, len(vocabulary), 24, len(ngrams["tokens"]))
-    served = export_model(core, point, vocabulary, 24, ngrams)
+    served = export_legacy_serving_model(core, point, vocabulary, 24, ngrams)
     served.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False, safe_mode=True)
     texts = np.asarray(["love it fits perfect", "not good too small return"], dtype=object)

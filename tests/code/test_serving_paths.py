@@ -1,0 +1,160 @@
+"""The registered model's fast path scores as the legacy one did, and legacy versions still load.
+
+Each default-grid architecture is trained briefly (one epoch) on the real reviews (synthetic ones
+when the file is absent off CI); then the same trained core is served two ways through
+``SentimentModel``: the new artifacts (core + features JSON, numpy forward pass) and the legacy
+one (a Keras model with ``TextVectorization`` inside). Raw test-split text in, probabilities out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from review_sentiment.artifacts import read_json, write_json
+from review_sentiment.model import DEFAULT_GRID, GridPoint, build_model
+from review_sentiment.names import (
+    ARTIFACT_CORE,
+    ARTIFACT_DECISION,
+    ARTIFACT_FEATURES,
+    ARTIFACT_KERAS,
+    ARTIFACT_PREPROCESS,
+)
+from review_sentiment.preprocess import PreprocessSettings, preprocess
+from review_sentiment.pyfunc_model import SentimentModel
+from review_sentiment.scoring import model_request
+from review_sentiment.serving import features_payload, inference_core
+from review_sentiment.tokenize import Tokenized, tokenize
+from review_sentiment.train import _inputs, _targets, export_legacy_serving_model
+
+TOLERANCE = 1e-5
+SETTINGS = PreprocessSettings(keep_negations=True, use_title=True, remove_stopwords=False)  # the DAG's
+POINTS = [GridPoint.from_dict({**p, "max_epochs": 1}) for p in DEFAULT_GRID]
+
+
+@pytest.fixture(scope="module")
+def tokenized(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Tokenized:
+    from review_sentiment.ingest import ingest
+    from review_sentiment.synthetic import write_synthetic_csv
+
+    tmp = tmp_path_factory.mktemp("serving-paths")
+    try:
+        path = request.getfixturevalue("real_reviews_path")
+    except pytest.skip.Exception:  # off CI and no real file; on CI the fixture fails instead
+        path = write_synthetic_csv(tmp / "synthetic.csv", n=3_000)
+    snapshot = ingest(path, tmp / "ingest")
+    return Tokenized(tokenize(preprocess(snapshot, tmp / "preprocess", SETTINGS), tmp / "tokenize"))
+
+
+def _context(tmp: Path, data: Tokenized, artifacts: dict[str, Path]) -> SimpleNamespace:
+    decision = write_json(tmp / "decision.json", {"threshold": 0.5})
+    return SimpleNamespace(
+        artifacts={
+            **{k: str(v) for k, v in artifacts.items()},
+            ARTIFACT_PREPROCESS: str(data.settings_path),
+            ARTIFACT_DECISION: str(decision),
+        }
+    )
+
+
+def served_both_ways(data: Tokenized, point: GridPoint, tmp: Path) -> tuple[SentimentModel, SentimentModel]:
+    """The same briefly trained core as the new model and as a legacy (``keras_model``) one."""
+    vocabulary = read_json(data.vocabulary_path)["tokens"]
+    ngrams = read_json(data.ngrams_path) if point.uses_ngrams else None
+    length = int(data.manifest["sequence_length"])
+    core = build_model(point, len(vocabulary), length, len(ngrams["tokens"]) if ngrams else None)
+    core.fit(
+        _inputs(data, "train", point),
+        _targets(data, "train", list(core.output_names)),
+        epochs=1,
+        batch_size=point.batch_size,
+        verbose=0,
+    )
+    core_path = tmp / "core.keras"
+    inference_core(core).save(core_path)
+    features = write_json(
+        tmp / "features.json",
+        features_payload(
+            point.architecture,
+            vocabulary[: point.max_tokens] if point.uses_tokens else None,
+            length if point.uses_tokens else None,
+            ngrams,
+        ),
+    )
+    legacy_path = tmp / "legacy.keras"
+    export_legacy_serving_model(core, point, vocabulary, length, ngrams).save(legacy_path)
+    new, legacy = SentimentModel(), SentimentModel()
+    new.load_context(_context(tmp, data, {ARTIFACT_CORE: core_path, ARTIFACT_FEATURES: features}))
+    legacy.load_context(_context(tmp, data, {ARTIFACT_KERAS: legacy_path}))
+    return new, legacy
+
+
+@pytest.mark.parametrize("point", POINTS, ids=lambda p: p.name)
+def test_the_new_path_scores_raw_text_as_the_legacy_one(
+    tokenized: Tokenized, point: GridPoint, tmp_path: Path
+) -> None:
+    new, legacy = served_both_ways(tokenized, point, tmp_path)
+    request = model_request(tokenized.frame("test"))
+    request.loc[request.index[:3], "Review Text"] = ["", "zzzz qqqq", "Not good. Too small!"]
+    fast, slow = new.predict(None, request), legacy.predict(None, request)
+    assert len(fast) == len(request) > 100
+    # The core learned something in its epoch, so equal outputs are not equal constants.
+    assert slow["probability"].std() > 0.01
+    np.testing.assert_allclose(fast["probability"], slow["probability"], atol=TOLERANCE, rtol=0)
+    assert (fast["label"] == slow["label"]).mean() > 0.999  # a tie at the threshold may flip
+    assert fast.index.equals(request.index)
+
+
+def test_scores_do_not_depend_on_the_batch(tokenized: Tokenized, tmp_path: Path) -> None:
+    # The CNN sorts reviews by length into chunks: a review's score must not depend on its
+    # neighbours (the batch-scoring task calls predict chunk by chunk).
+    new, _ = served_both_ways(tokenized, POINTS[3], tmp_path)
+    request = model_request(tokenized.frame("test")).head(300)
+    whole = new.predict(None, request)["probability"].to_numpy()
+    parts = np.concatenate(
+        [new.predict(None, request.iloc[i : i + 7])["probability"] for i in range(0, 300, 7)]
+    )
+    np.testing.assert_allclose(parts, whole, atol=1e-6, rtol=0)
+    assert len(new.predict(None, request.iloc[:0])) == 0
+
+
+def test_a_legacy_version_logged_to_mlflow_still_loads_and_predicts(
+    tokenized: Tokenized, tmp_path: Path
+) -> None:
+    import mlflow
+    import mlflow.pyfunc
+
+    from review_sentiment.config import PACKAGE_DIR
+    from review_sentiment.train import input_example, model_signature
+
+    point = POINTS[2]  # tfidf linear: the quickest to train
+    _, legacy = served_both_ways(tokenized, point, tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        with mlflow.start_run():
+            # Exactly the artifacts train logged before the core and features existed.
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(PACKAGE_DIR / "pyfunc_entry.py"),
+                code_paths=[str(PACKAGE_DIR)],
+                artifacts={
+                    ARTIFACT_KERAS: str(tmp_path / "legacy.keras"),
+                    ARTIFACT_PREPROCESS: str(tokenized.settings_path),
+                    ARTIFACT_DECISION: str(tmp_path / "decision.json"),
+                },
+                signature=model_signature(),
+                input_example=input_example(),
+            )
+        loaded = mlflow.pyfunc.load_model(info.model_uri)
+        request = model_request(tokenized.frame("test")).head(50)
+        out = loaded.predict(request)
+    mlflow.set_tracking_uri(None)
+    assert list(out.columns) == ["probability", "label"]
+    np.testing.assert_allclose(out["probability"], legacy.predict(None, request)["probability"], atol=1e-6)
+    assert isinstance(out, pd.DataFrame)
+    assert out["probability"].between(0, 1).all()
