@@ -311,6 +311,21 @@ def parse_target(target: str) -> str | None:
         raise ConfigError(str(exc)) from None
 
 
+def resolve_target(target: str, connection_uri: Callable[[str], str], conn_id: str) -> str:
+    """A predictions target (setting or param) as :func:`score_reviews` takes it: ``parquet``, or
+    the table's ``postgresql://...?table=`` URL through the connection ``conn_id`` (looked up only
+    for a table, so its password never enters params, XCom or logs).
+
+    Raises:
+        ConfigError: see :func:`parse_target`.
+    """
+    table = parse_target(target)
+    if table is None:
+        return PREDICTIONS_PARQUET
+    uri = connection_uri(conn_id).replace("postgres://", "postgresql://", 1)
+    return f"{uri}{'&' if '?' in uri else '?'}table={table}"
+
+
 class ParquetSink:
     """One Parquet file, written under a temporary name and renamed into place by :meth:`close`;
     a failed run leaves no file (and an earlier run's file as it was)."""
