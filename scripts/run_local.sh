@@ -49,5 +49,5 @@ echo "DAG run finished in $(( $(date +%s) - started )) s"
 if [ "$DAG" = sentiment_retrain ]; then
   "$PY" -m review_sentiment champion
 else
-  "$PY" -m review_sentiment predictions --latest
+  "$PY" -m review_sentiment predictions
 fi

@@ -513,9 +513,9 @@ def score_reviews(
         sink: ParquetSink | PostgresSink = PostgresSink(*split_postgres_source(target))
     else:
         sink = ParquetSink(output_path)
-    result = ScoreResult(
-        champion.model_name, champion.version, window.describe() if window else "whole source", ""
-    )
+    table = is_postgres_source(source)
+    scope = window.describe() if window and table else "the whole source" + ("" if table else " (a file)")
+    result = ScoreResult(champion.model_name, champion.version, scope, "")
     try:
         for chunk in iter_reviews(source, window, chunk_rows):
             frame, skipped = usable(chunk)
