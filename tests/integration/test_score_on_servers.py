@@ -211,3 +211,25 @@ def test_the_version_is_pinned_while_the_alias_moves(db: str, mlflow_server: Mlf
     assert set(rows["model_version"]) == {int(first)}
     assert set(rows["threshold"]) == {0.55}  # v1's threshold, not v2's 0.4
     assert np.allclose(rows["probability"].to_numpy(), toy_probability(_texts(db), bias=0.0))
+
+
+def test_the_stacks_reviews_role_can_create_the_predictions_table(postgres: PostgresServer) -> None:
+    """The stack's reviews role owns its database (deploy/postgres/init-reviews-database.sh), so on
+    PostgreSQL 15+ it may create tables in the public schema: the first run creates the table."""
+    import psycopg2
+
+    from review_sentiment.batch_score import PostgresSink
+
+    admin = psycopg2.connect(postgres.url())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE ROLE score_owner LOGIN")
+        cur.execute("CREATE DATABASE score_owned OWNER score_owner")
+        cur.execute("REVOKE ALL ON DATABASE score_owned FROM PUBLIC")
+    admin.close()
+    url = f"postgresql://score_owner@127.0.0.1:{postgres.port}/score_owned"
+    PostgresSink(url, "review_predictions").close()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'review_predictions'")
+        assert cur.fetchone() == ("score_owner",)
+    conn.close()
