@@ -267,7 +267,7 @@ with DAG(
     # since an argument's task (always a success) would count as that one success.
     @task(
         execution_timeout=timedelta(minutes=30), trigger_rule="none_failed_min_one_success",
-        outlets=[CHAMPION_MOVED],
+        inlets=[CHAMPION], outlets=[CHAMPION_MOVED],  # the inlet: to see an earlier try's event
     )  # fmt: skip
     def promote() -> dict:
         """Move champion to the new version under the promotion lock (idempotent, race-safe); an

@@ -94,13 +94,22 @@ class Stage:
 
     def emit_champion_moved(self, result: Mapping[str, Any], alias: Any, asset: Any) -> bool:
         """After ``promote``: an event on the champion asset, through promote's alias outlet, only
-        when the week made its version champion (a retry after a crash that had already moved the
-        alias too, since the crashed try emitted nothing). Its extra records the new version."""
+        when this run moved the alias; its extra records the new version. A try that finds the
+        version already promoted by this run (``reused``) emits it only if no event says so yet:
+        an earlier try that moved the alias and then crashed emitted nothing, while a cleared,
+        successful promote did (``asset`` must be an inlet of the task, to read its events)."""
         if result.get("outcome") != names.OUTCOME_PROMOTED:
+            return False
+        version = str(result["version"])
+        if result.get("reused") and any(
+            (e.extra or {}).get(names.EVENT_VERSION) == version
+            and (e.extra or {}).get(names.EVENT_PIPELINE_RUN) == self.pipeline_run_id
+            for e in self.context["inlet_events"][asset]
+        ):
             return False
         extra = {
             names.EVENT_MODEL: result["model_name"],
-            names.EVENT_VERSION: str(result["version"]),
+            names.EVENT_VERSION: version,
             names.EVENT_PREVIOUS_VERSION: result.get("champion_version"),
             names.EVENT_PIPELINE_RUN: self.pipeline_run_id,
         }

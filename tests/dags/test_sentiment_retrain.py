@@ -196,7 +196,10 @@ def test_promote_announces_the_champion_through_an_alias_outlet(dag) -> None:
     kept the champion; the alias gets one only when promote adds it (the champion moved)."""
     from airflow.sdk import Asset, AssetAlias
 
-    assert dag.get_task("promote").outlets == [AssetAlias(name="sentiment_champion_moved")]
+    promote = dag.get_task("promote")
+    assert promote.outlets == [AssetAlias(name="sentiment_champion_moved")]
+    # It reads the champion's events: a retry emits one only if no earlier try of the run did.
+    assert [a.name for a in promote.inlets] == ["sentiment_champion"]
     for task_id in ("ingest", "monitor_champion"):  # the tasks that read the reviews source
         (inlet,) = dag.get_task(task_id).inlets
         assert isinstance(inlet, Asset)

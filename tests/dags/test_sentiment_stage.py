@@ -186,3 +186,42 @@ def test_a_scheduled_run_scores_its_interval_and_announces_nothing(
         window = s.scoring_window(7)
         assert s.announced_version() is None
     assert (window.start, window.end) == (datetime(2026, 11, 29, 5, tzinfo=UTC), end)
+
+
+class _Events:
+    """``inlet_events`` with the given events for any asset."""
+
+    def __init__(self, *extras: dict) -> None:
+        self.events = [SimpleNamespace(extra=e) for e in extras]
+
+    def __getitem__(self, asset: object) -> list:
+        return self.events
+
+
+@pytest.mark.parametrize(
+    ("earlier", "emitted"),
+    [
+        ((), True),  # an earlier try moved the alias and crashed before emitting: emit now
+        (({"version": "5", "pipeline_run_id": "sentiment_retrain/manual__1"},), False),  # it emitted
+        (({"version": "5", "pipeline_run_id": "sentiment_retrain/other"},), True),
+    ],
+)
+def test_a_promote_that_finds_its_version_promoted_emits_only_if_no_try_did(
+    artifact_root: Path, running_task: dict, earlier: tuple, emitted: bool
+) -> None:
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from sentiment_assets import CHAMPION, CHAMPION_MOVED
+    from sentiment_stage import stage
+
+    running_task["outlet_events"] = events = OutletEventAccessors()
+    running_task["inlet_events"] = _Events(*earlier)
+    result = {
+        "outcome": "promoted",
+        "reused": True,
+        "model_name": "m",
+        "version": "5",
+        "champion_version": "3",
+    }
+    with stage() as s:
+        assert s.emit_champion_moved(result, CHAMPION_MOVED, CHAMPION) is emitted
+    assert len(events[CHAMPION_MOVED].asset_alias_events) == int(emitted)

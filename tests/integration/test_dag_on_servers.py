@@ -235,7 +235,8 @@ def test_promote_announced_the_new_champion_as_an_asset_event(
     dag_run, postgres: PostgresServer, mlflow_server: MlflowServer
 ) -> None:
     """The champion moved: one event on the sentiment_champion Asset (what triggers sentiment_score),
-    added through promote's alias outlet, with the new version in its extra."""
+    added through promote's alias outlet, with the new version in its extra; the cleared promote
+    (test above: it found its version promoted, and this run's event) emitted no second one."""
     import psycopg2
 
     version = _versions(mlflow_server.url, dag_run["run_id"])[0].version
