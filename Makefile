@@ -24,6 +24,9 @@ install: $(STAMP) ## Create .venv with the pinned set (uv)
 run: $(STAMP) ## The main job: the whole DAG once via `airflow dags test`, embedded stores, full data
 	scripts/run_local.sh
 
+score: $(STAMP) ## Score the reviews with `make run`'s champion: sentiment_score once via `airflow dags test`
+	DAG=sentiment_score scripts/run_local.sh
+
 smoke: $(STAMP) ## A quick run: 20% sample, two small grid points, few epochs
 	scripts/run_local.sh -c '$(shell cat scripts/smoke_conf.json)'
 
@@ -64,4 +67,4 @@ bench: $(STAMP) ## Speed-and-scale benchmark (~15 min): one line per figure, ben
 clean: ## Remove local state (.local: embedded Airflow DB, MLflow store, artifacts, make stack's volumes)
 	rm -rf .local
 
-.PHONY: help install run smoke test test-fast lint format lock secrets stack stack-down stack-status clean
+.PHONY: help install run score smoke test test-fast lint format lock secrets stack stack-down stack-status clean

@@ -1,6 +1,6 @@
 """`make bench`: the speed-and-scale figures, measured on this machine.
 
-    .venv/bin/python -m bench.run_bench [--parts parse,preprocess,scale,incremental,full,serving]
+    .venv/bin/python -m bench.run_bench [--parts parse,preprocess,scale,incremental,full,serving,score]
 
 Prints one line per figure and writes them, with their details, to bench/results.json. Parts
 not run keep their previous figures there (each part records when it was measured). Data and
@@ -31,7 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / ".local" / "bench"
 RESULTS_PATH = ROOT / "bench" / "results.json"
 PY = sys.executable
-PARTS = ("parse", "preprocess", "scale", "incremental", "full", "serving")
+PARTS = ("parse", "preprocess", "scale", "incremental", "full", "serving", "score")
+SCORE_ROWS = 1_000_000
+# The champion the score part scores with: the default grid's TF-IDF MLP, trained briefly.
+SCORE_GRID_POINT = {"name": "bench-mlp64", "architecture": "tfidf_mlp", "dense_units": 64, "dropout": 0.5,
+                    "max_epochs": 2, "patience": 1}  # fmt: skip
 STAGES = ("ingest", "preprocess", "tokenize")
 HEAVY_MODULES = ("tensorflow", "keras", "pandas", "mlflow", "sklearn")
 NEW_SHARE = 0.05  # the incremental week: this share of the reviews is new
@@ -48,6 +52,8 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "serving_reviews_per_second": (">=", 10000.0, "/s"),
     "serving_legacy_reviews_per_second": (">=", 0.0, "/s"),  # today's path, for the ratio
     "serving_speedup": (">=", 10.0, "x"),
+    "score_1m_seconds": ("<=", 120.0, "s"),
+    "score_1m_peak_rss_mib": ("<=", 2048.0, "MiB"),
 }
 SERVING_EPOCHS = 2  # enough for a core that is not constant; scoring time does not depend on it
 
@@ -726,6 +732,118 @@ def part_serving(repeats: int) -> dict[str, Any]:
     }
 
 
+# --- Part: batch scoring of one million reviews ---------------------------------------------
+
+
+def _score_champion(work: Path, tracking_uri: str) -> dict[str, Any]:
+    """A quick champion in a fresh MLflow store: the real reviews, one brief TF-IDF MLP."""
+    from mlflow import MlflowClient
+
+    from review_sentiment import names
+    from review_sentiment.ingest import ingest
+    from review_sentiment.preprocess import PreprocessSettings, preprocess
+    from review_sentiment.registry import register_version
+    from review_sentiment.tokenize import tokenize
+    from review_sentiment.tracking import ensure_experiment, model_uri
+    from review_sentiment.train import train
+
+    snap = ingest(reviews_path(), work / "ingest")
+    manifest = tokenize(preprocess(snap, work / "preprocess", PreprocessSettings()), work / "tokenize")
+    experiment = ensure_experiment("bench-score", tracking_uri)
+    run_id = train(manifest, SCORE_GRID_POINT, experiment_id=experiment, tracking_uri=tracking_uri)
+    client = MlflowClient(tracking_uri, tracking_uri)
+    threshold = client.get_run(run_id).data.metrics[names.METRIC_THRESHOLD]
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    version = str(register_version(model_uri(run_id, tracking_uri), "bench-score-model", None).version)
+    client.set_model_version_tag("bench-score-model", version, names.TAG_THRESHOLD, f"{threshold:.6f}")
+    client.set_registered_model_alias("bench-score-model", "champion", version)
+    return {
+        "run_id": run_id,
+        "version": version,
+        "threshold": round(threshold, 4),
+        "grid_point": SCORE_GRID_POINT,
+    }
+
+
+def part_score(rows: int = SCORE_ROWS) -> dict[str, Any]:
+    """The scoring stage on ``rows`` reviews (the real ones repeated, distinct ids) in a process of
+    its own (bench.stage_timer): its time and peak RSS."""
+    import hashlib
+
+    from bench import scale_data
+
+    source = reviews_path()
+    digest = hashlib.sha256(source.read_bytes() + Path(scale_data.__file__).read_bytes()).hexdigest()[:16]
+    data = BENCH_DIR / "data" / f"reviews_{rows}_{digest}.parquet"
+    if not data.is_file():
+        _log(f"writing {rows:,} reviews to {data} ...")
+        scale_data.write_repeated_parquet(source, data, rows)
+    work = BENCH_DIR / "score"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    tracking_uri = f"sqlite:///{work / 'mlflow.db'}"
+    _log("training a quick champion (TF-IDF MLP, 2 epochs) ...")
+    champion_seconds, champion = _timed(lambda: _score_champion(work, tracking_uri))
+    _log(f"scoring {rows:,} reviews in a child process ...")
+    env_extra = {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "SENTIMENT_MODEL_NAME": "bench-score-model",
+        "SENTIMENT_ARTIFACT_ROOT": str(work / "artifacts"),
+        "MLFLOW_CONFIGURE_LOGGING": "false",
+    }
+    timing = work / "score.timing.json"
+    log = work / "score.log"
+    cmd = [
+        PY,
+        "-m",
+        "bench.stage_timer",
+        str(timing),
+        "score",
+        "--source",
+        str(data),
+        "--output",
+        str(work / "out"),
+    ]
+    load = _load()
+    with open(log, "w") as out:
+        done = subprocess.run(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(**env_extra), cwd=ROOT, check=False
+        )
+    inner = json.loads(timing.read_text()) if timing.is_file() else {}
+    ok = done.returncode == 0
+    import pyarrow.parquet as pq
+
+    written = pq.ParquetFile(work / "out" / "predictions.parquet").metadata.num_rows if ok else None
+    shutil.rmtree(work / "out", ignore_errors=True)  # 1M predictions: not kept
+    return {
+        "score_1m_seconds": round(inner["stage_seconds"], 1) if ok else None,
+        "score_1m_peak_rss_mib": round(inner["peak_rss_kib"] / 1024) if "peak_rss_kib" in inner else None,
+        "succeeded": ok,
+        "exit_code": done.returncode,
+        "rows_in_file": rows,
+        "predictions_written": written,
+        "wall_seconds": round(inner.get("wall_seconds", 0.0), 1),
+        "import_seconds": round(inner.get("import_seconds", 0.0), 1),
+        "summary": log.read_text().strip().splitlines()[-1]
+        if log.is_file() and log.read_text().strip()
+        else "",
+        "champion": champion,
+        "champion_training_seconds": round(champion_seconds, 1),
+        "load_average_before_scoring": load,
+        "method": (
+            "python -m bench.stage_timer ... score (a stdlib launcher; its child imports pandas, "
+            "pyarrow, keras, mlflow.pyfunc, then runs `python -m review_sentiment score` on a Parquet file "
+            "of the real reviews repeated to 1M rows with distinct ids, Parquet target, 50,000-row "
+            "chunks). score_1m_seconds = the stage after the imports: resolving the champion, loading "
+            "the pyfunc once, reading, scoring and writing every chunk; peak RSS = the child's ru_maxrss "
+            "(os.wait4)."
+        ),
+    }
+
+
 # --- Report -----------------------------------------------------------------------------------
 
 
@@ -759,6 +877,8 @@ def _context(name: str, detail: dict[str, Any]) -> str:
         "serving_reviews_per_second": "serving",
         "serving_legacy_reviews_per_second": "serving",
         "serving_speedup": "serving",
+        "score_1m_seconds": "score",
+        "score_1m_peak_rss_mib": "score",
     }[name]
     d = detail.get(part)
     if not d:
@@ -783,6 +903,10 @@ def _context(name: str, detail: dict[str, Any]) -> str:
         return f"stage time {per}; whole processes {walls}x"
     if name == "scale10_peak_rss_mib":
         return ", ".join(f"{s} {d['runs']['x10'][s]['peak_rss_mib']} MiB" for s in STAGES) + " at 10x"
+    if name in ("score_1m_seconds", "score_1m_peak_rss_mib"):
+        state = "succeeded" if d["succeeded"] else f"FAILED (exit {d['exit_code']})"
+        load = d["load_average_before_scoring"]["1min"]
+        return f"{state}; {d['predictions_written']} predictions; wall {d['wall_seconds']} s; load {load:.1f}"
     if name == "incremental_time_fraction":
         x1 = d["x1"]
         return (
@@ -823,6 +947,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed-rows", type=int, default=2000, help="reviews for the seed loop (>= 2000)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions of the short in-process timings")
+    parser.add_argument("--score-rows", type=int, default=SCORE_ROWS, help="reviews for the score part")
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
     unknown = sorted(set(parts) - set(PARTS))
@@ -840,6 +965,7 @@ def main(argv: list[str] | None = None) -> int:
         "incremental": lambda: part_incremental(args.repeats),
         "full": part_full,
         "serving": lambda: part_serving(max(3, args.repeats // 2 + 1)),
+        "score": lambda: part_score(args.score_rows),
     }
     for part in PARTS:  # in this order whatever the order asked
         if part not in parts:

@@ -31,6 +31,7 @@ PRELOAD: dict[str, tuple[str, ...]] = {
         "keras",
         "review_sentiment.tokenize",
     ),
+    "score": ("pandas", "pyarrow.parquet", "keras", "mlflow.pyfunc", "review_sentiment.batch_score"),
 }
 _CHILD = "--child"
 

@@ -22,7 +22,9 @@ publishes it through the MLflow model registry as `customer-sentiment-analysis`.
   ROC AUC above the floor, better than the baseline, no label drift, and no worse than the
   champion on the test reviews neither model was trained on (at least 500 of them).
 * **decide** branches: **promote** moves `champion` to the new version (under a lock, re-checked
-  if another run promoted meanwhile); **keep_champion** records that the week kept the champion.
+  if another run promoted meanwhile) and then updates the Asset `sentiment_champion` (the new
+  version in the event's extra), which makes `sentiment_score` re-score the last week with it;
+  **keep_champion** records that the week kept the champion.
   A refusal is a kept week, a successful run; bad data and crashes still fail it.
 
 Every task writes under `$SENTIMENT_ARTIFACT_ROOT/<dag_id>/<run_id>/<task>/`, atomically, so a
@@ -38,6 +40,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+from sentiment_assets import CHAMPION, CHAMPION_MOVED, REVIEWS
 from sentiment_stage import Approval, stage
 
 from review_sentiment.approval import DEFAULT_TIMEOUT_HOURS
@@ -148,7 +151,7 @@ with DAG(
     params=PARAMS,
 ) as dag:
 
-    @task(execution_timeout=timedelta(minutes=20), multiple_outputs=True)
+    @task(execution_timeout=timedelta(minutes=20), multiple_outputs=True, inlets=[REVIEWS])
     def ingest() -> dict[str, str]:
         """Snapshot the source as Parquet; the data contract is checked here."""
         from review_sentiment.ingest import ingest as run_ingest
@@ -165,7 +168,7 @@ with DAG(
             files = IngestFiles.of(snapshot)
             return {"snapshot": str(files.snapshot), "label_stats": str(files.label_stats)}
 
-    @task(execution_timeout=timedelta(minutes=15))
+    @task(execution_timeout=timedelta(minutes=15), inlets=[REVIEWS])
     def monitor_champion() -> dict:
         """Score the champion on the reviews that arrived in this run's week (a table source): one
         point of its weekly series in MLflow; an alert when it drops."""
@@ -262,9 +265,13 @@ with DAG(
     # the approval), so they run when one upstream succeeded and none failed. Their only upstream
     # tasks are those paths: they pull what they need from XCom rather than take it as arguments,
     # since an argument's task (always a success) would count as that one success.
-    @task(execution_timeout=timedelta(minutes=30), trigger_rule="none_failed_min_one_success")
+    @task(
+        execution_timeout=timedelta(minutes=30), trigger_rule="none_failed_min_one_success",
+        inlets=[CHAMPION], outlets=[CHAMPION_MOVED],  # the inlet: to see an earlier try's event
+    )  # fmt: skip
     def promote() -> dict:
-        """Move champion to the new version under the promotion lock (idempotent, race-safe)."""
+        """Move champion to the new version under the promotion lock (idempotent, race-safe); an
+        event on the champion asset (sentiment_score re-scores) only when it moved."""
         from review_sentiment.register import promote as run_promote
 
         with stage() as s:
@@ -273,6 +280,7 @@ with DAG(
                 label_stats_path=s.path(s.pull("ingest", "label_stats")), pipeline_run_id=s.pipeline_run_id,
             ).to_dict()  # fmt: skip
             s.announce(done["outcome"], done)
+            s.emit_champion_moved(done, CHAMPION_MOVED, CHAMPION)
             return done
 
     @task(execution_timeout=timedelta(minutes=5), trigger_rule="none_failed_min_one_success")

@@ -74,6 +74,48 @@ class Stage:
         """The end of the run's data interval (a manual run without one: when it was due)."""
         return self.context.get("data_interval_end") or self.context["dag_run"].run_after
 
+    def scoring_window(self, rescore_days: int) -> Any:
+        """The reviews window of a ``sentiment_score`` run (``batch_score.scoring_window``): an
+        asset-triggered run has no data interval in Airflow 3.3, so it is told apart by run type."""
+        from review_sentiment.batch_score import scoring_window
+
+        run = self.context["dag_run"]
+        return scoring_window(
+            run_type=str(getattr(run.run_type, "value", run.run_type)), run_after=run.run_after,
+            interval_start=self.interval_start, interval_end=self.context.get("data_interval_end"),
+            rescore_days=rescore_days,
+        )  # fmt: skip
+
+    def announced_version(self) -> str | None:
+        """The champion version the triggering asset event announced (an asset-triggered run)."""
+        events = self.context.get("triggering_asset_events") or {}
+        found = [e.extra.get(names.EVENT_VERSION) for key in events for e in events[key] if e.extra]
+        return str(found[-1]) if found and found[-1] is not None else None
+
+    def emit_champion_moved(self, result: Mapping[str, Any], alias: Any, asset: Any) -> bool:
+        """After ``promote``: an event on the champion asset, through promote's alias outlet, only
+        when this run moved the alias; its extra records the new version. A try that finds the
+        version already promoted by this run (``reused``) emits it only if no event says so yet:
+        an earlier try that moved the alias and then crashed emitted nothing, while a cleared,
+        successful promote did (``asset`` must be an inlet of the task, to read its events)."""
+        if result.get("outcome") != names.OUTCOME_PROMOTED:
+            return False
+        version = str(result["version"])
+        if result.get("reused") and any(
+            (e.extra or {}).get(names.EVENT_VERSION) == version
+            and (e.extra or {}).get(names.EVENT_PIPELINE_RUN) == self.pipeline_run_id
+            for e in self.context["inlet_events"][asset]
+        ):
+            return False
+        extra = {
+            names.EVENT_MODEL: result["model_name"],
+            names.EVENT_VERSION: version,
+            names.EVENT_PREVIOUS_VERSION: result.get("champion_version"),
+            names.EVENT_PIPELINE_RUN: self.pipeline_run_id,
+        }
+        self.context["outlet_events"][alias].add(asset, extra=extra)
+        return True
+
     def announce(self, kind: str, result: Mapping[str, Any], monitoring: str | None = None) -> bool:
         """Mail the week's outcome; off without recipients, a failing mail server only logged. A
         result reused by a cleared task was mailed by the first try."""

@@ -2,7 +2,10 @@
 # `make run`: the whole DAG once through `airflow dags test`, embedded: Airflow's metadata in
 # SQLite and MLflow's store (SQLite + local artifacts) under .local/, no servers, no Docker.
 # Extra arguments go to `airflow dags test` (e.g. -c '{"sample_fraction": 0.1}').
+# DAG=sentiment_score (`make score`) runs the scoring DAG instead, on the same embedded stores:
+# it scores with the champion that `make run` left there.
 set -euo pipefail
+DAG=${DAG:-sentiment_retrain}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
 STATE=$ROOT/.local
@@ -41,6 +44,10 @@ export REVIEWS_PATH
 
 "$PY" -m airflow db migrate >"$STATE/airflow-db-migrate.log" 2>&1 || { cat "$STATE/airflow-db-migrate.log" >&2; exit 1; }
 started=$(date +%s)
-"$PY" -m airflow dags test sentiment_retrain "$@"
+"$PY" -m airflow dags test "$DAG" "$@"
 echo "DAG run finished in $(( $(date +%s) - started )) s"
-"$PY" -m review_sentiment champion
+if [ "$DAG" = sentiment_retrain ]; then
+  "$PY" -m review_sentiment champion
+else
+  "$PY" -m review_sentiment predictions
+fi

@@ -101,6 +101,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True)
 
     sub.add_parser("champion", help="print the champion version, its test metrics and the MLflow UI command")
+
+    p = sub.add_parser("score", help="score reviews with the champion (resolved once); prints the summary")
+    p.add_argument(
+        "--source", default=str(settings.reviews_path), help="CSV/Parquet path or postgresql://...?table="
+    )
+    p.add_argument("--start", type=_timestamp, help="table sources: inclusive lower bound on ingested_at")
+    p.add_argument("--end", type=_timestamp, help="table sources: exclusive upper bound on ingested_at")
+    p.add_argument(
+        "--target", default="parquet", help="parquet, or postgresql://...?table=review_predictions"
+    )
+    p.add_argument("--chunk-rows", type=int, default=50_000)
+    p.add_argument(
+        "--output", type=Path, required=True, help="folder of predictions.parquet (a parquet target)"
+    )
+
+    p = sub.add_parser("predictions", help="summarise the newest predictions.parquet of sentiment_score")
+    p.add_argument("--file", type=Path, help="this file instead of the newest under the artifact root")
     return parser
 
 
@@ -187,7 +204,55 @@ def _run(args: argparse.Namespace) -> str:
         from review_sentiment.registry import describe_champion
 
         return describe_champion(settings.tracking_uri, settings.model_name)
+    if args.stage == "score":
+        return _score(args, settings)
+    if args.stage == "predictions":
+        return _predictions(args.file, settings)
     raise AssertionError(args.stage)
+
+
+def _score(args: argparse.Namespace, settings: Settings) -> str:
+    from datetime import UTC
+
+    from review_sentiment.batch_score import NoChampion, Window, resolve_champion, score_reviews
+    from review_sentiment.errors import ConfigError
+    from review_sentiment.layout import PREDICTIONS_NAME
+
+    champion = resolve_champion(settings)
+    if isinstance(champion, NoChampion):
+        raise ConfigError(champion.reason)
+    window = None
+    if args.start or args.end:
+        start = args.start or datetime.min.replace(tzinfo=UTC)
+        window = Window(start, args.end or datetime.now(UTC), "given on the command line")
+    result = score_reviews(
+        args.source, champion, window=window, target=args.target, output_path=args.output / PREDICTIONS_NAME,
+        dag_run_id="cli", tracking_uri=settings.tracking_uri, chunk_rows=args.chunk_rows,
+    )  # fmt: skip
+    return result.summary()
+
+
+def _predictions(path: Path | None, settings: Settings) -> str:
+    import pandas as pd
+
+    from review_sentiment.config import SCORE_DAG_ID
+    from review_sentiment.layout import PREDICTIONS_NAME
+
+    if path is None:
+        found = sorted((settings.artifact_root / SCORE_DAG_ID).glob(f"*/*/{PREDICTIONS_NAME}"),
+                       key=lambda p: p.stat().st_mtime)  # fmt: skip
+        if not found:
+            raise FileNotFoundError(f"no {PREDICTIONS_NAME} under {settings.artifact_root / SCORE_DAG_ID}")
+        path = found[-1]
+    frame = pd.read_parquet(path)
+    versions = ", ".join(
+        f"v{v}: {n:,}" for v, n in frame["model_version"].value_counts().sort_index().items()
+    )
+    recommended = frame["label"].mean() if len(frame) else float("nan")
+    return (
+        f"{path}\n{len(frame):,} predictions ({versions or 'none'}); {recommended:.1%} labelled recommended; "
+        f"run {frame['dag_run_id'].iloc[0] if len(frame) else '-'}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,12 +21,16 @@ DEFAULT_REVIEWS_PATH = PROJECT_ROOT.parent / "shared" / "data" / "womens_clothin
 LOCAL_STATE_DIR = PROJECT_ROOT / ".local"
 
 RETRAIN_DAG_ID = "sentiment_retrain"
+SCORE_DAG_ID = "sentiment_score"
 REGISTERED_MODEL_NAME = "customer-sentiment-analysis"
 EXPERIMENT_NAME = "sentiment-retrain"
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 
 DEFAULT_SCHEDULE = "0 3 * * 1"  # Mondays 03:00 UTC
+DEFAULT_SCORE_SCHEDULE = "0 5 * * *"  # daily 05:00 UTC, after the Monday retraining's usual end
+# Where sentiment_score writes: a Parquet file per run under the artifact root, or postgres:<table>.
+PREDICTIONS_PARQUET = "parquet"
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 DEFAULT_AIRFLOW_UI_URL = "http://127.0.0.1:8080"
 DEFAULT_SMTP_CONN_ID = "smtp_default"
@@ -60,6 +64,8 @@ class Settings:
     airflow_ui_url: str  # SENTIMENT_AIRFLOW_UI_URL (links in notifications)
     notify_to: tuple[str, ...]  # SENTIMENT_NOTIFY_TO (comma-separated addresses; empty: no mail)
     smtp_conn_id: str  # SENTIMENT_SMTP_CONN_ID (the Airflow connection of the mail server)
+    score_schedule: str = DEFAULT_SCORE_SCHEDULE  # SENTIMENT_SCORE_SCHEDULE (sentiment_score's cron)
+    predictions: str = PREDICTIONS_PARQUET  # SENTIMENT_PREDICTIONS (parquet, or postgres:<table>)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +98,8 @@ class Settings:
             airflow_ui_url=env.get("SENTIMENT_AIRFLOW_UI_URL", DEFAULT_AIRFLOW_UI_URL).rstrip("/"),
             notify_to=tuple(a.strip() for a in env.get("SENTIMENT_NOTIFY_TO", "").split(",") if a.strip()),
             smtp_conn_id=env.get("SENTIMENT_SMTP_CONN_ID") or DEFAULT_SMTP_CONN_ID,
+            score_schedule=env.get("SENTIMENT_SCORE_SCHEDULE") or DEFAULT_SCORE_SCHEDULE,
+            predictions=env.get("SENTIMENT_PREDICTIONS") or PREDICTIONS_PARQUET,
         )
 
     @property

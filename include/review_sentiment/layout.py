@@ -2,6 +2,7 @@
 and the names of the files one stage leaves for the next.
 
     <root>/<dag_id>/<run_id>/<task_id>[-<map_index>]/   one task instance's outputs
+    <root>/sentiment_score/<run_id>/score/predictions.parquet   a scoring run's predictions
     <root>/cache/preprocess/                           cleaned texts, kept between runs
     <root>/state/<model_name>/                         what the last promotion left (drift reference)
     <root>/locks/<model_name>.lock                     the promotion lock without PostgreSQL
@@ -35,6 +36,7 @@ SETTINGS_NAME = "preprocess.json"
 MANIFEST_NAME = "manifest.json"
 VOCABULARY_NAME = "vocabulary.json"
 NGRAMS_NAME = "ngrams.json"
+PREDICTIONS_NAME = "predictions.parquet"  # sentiment_score's output without a predictions table
 
 
 class _StageFiles:

@@ -76,3 +76,30 @@ OUTCOME_KEPT = "kept"
 SEEN_REVIEWS_ARTIFACT = "data/seen_review_ids.json"
 TAG_SEEN_REVIEWS = "training.reviews"
 TAG_SEEN_DIGEST = "training.reviews_digest"
+
+# --- Airflow Assets: names and URIs (dags/sentiment_assets.py makes the Asset objects) ----------
+# x- URIs are Airflow's free-form scheme: the provider URI formats want hosts and ports, which a
+# DAG file cannot know without looking up a connection at parse time.
+ASSET_CHAMPION = "sentiment_champion"  # the champion alias moved (sentiment_retrain's promote)
+ASSET_CHAMPION_ALIAS = "sentiment_champion_moved"  # promote's outlet: an event only when it moved
+ASSET_REVIEWS = "sentiment_reviews"  # the reviews source, read by ingest, monitor_champion, score
+ASSET_PREDICTIONS = "sentiment_predictions"  # sentiment_score's output
+ASSET_SCHEME = "x-sentiment"
+# Keys of the champion event's extra.
+EVENT_MODEL = "model_name"
+EVENT_VERSION = "version"
+EVENT_PREVIOUS_VERSION = "previous_version"
+EVENT_PIPELINE_RUN = "pipeline_run_id"
+
+
+def champion_asset_uri(model_name: str) -> str:
+    """The champion of a registered model, as an Airflow Asset URI."""
+    return f"{ASSET_SCHEME}://mlflow/models/{model_name}/champion"
+
+
+def source_asset_uri(source: str) -> str:
+    """A reviews source or predictions target (``postgres:<table>`` or a file/folder path) as an
+    Asset URI: the table by connection-free name, the file by its path."""
+    if source.startswith("postgres:"):
+        return f"{ASSET_SCHEME}://postgres/{source.removeprefix('postgres:')}"
+    return f"file://{source}"

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -25,10 +26,15 @@ def dag():
     return bag.dags[DAG_ID]
 
 
-def test_only_the_retraining_dag(dag) -> None:
+def test_the_two_dags_and_no_helper_is_a_dag_file(dag) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    assert list(DagBag(dag_folder=str(DAGS)).dags) == [DAG_ID]
+    bag = DagBag(dag_folder=str(DAGS))
+    assert sorted(bag.dags) == [DAG_ID, "sentiment_score"]
+    # .airflowignore keeps the helper modules out of the DAG processor's parse loop.
+    assert not any(
+        Path(f).name in ("sentiment_stage.py", "sentiment_assets.py") for f in bag.file_last_changed
+    )
     assert dag.doc_md
     assert "ingest" in dag.doc_md
 
@@ -183,6 +189,22 @@ def test_task_bodies_only_call_their_stage() -> None:
     }  # fmt: skip
     assert sum(sizes.values()) / len(sizes) < 8, sizes
     assert max(sizes.values()) <= 12, sizes
+
+
+def test_promote_announces_the_champion_through_an_alias_outlet(dag) -> None:
+    """An Asset outlet would get an event on every success of promote, also when the re-comparison
+    kept the champion; the alias gets one only when promote adds it (the champion moved)."""
+    from airflow.sdk import Asset, AssetAlias
+
+    promote = dag.get_task("promote")
+    assert promote.outlets == [AssetAlias(name="sentiment_champion_moved")]
+    # It reads the champion's events: a retry emits one only if no earlier try of the run did.
+    assert [a.name for a in promote.inlets] == ["sentiment_champion"]
+    for task_id in ("ingest", "monitor_champion"):  # the tasks that read the reviews source
+        (inlet,) = dag.get_task(task_id).inlets
+        assert isinstance(inlet, Asset)
+        assert inlet.name == "sentiment_reviews"
+    assert all(not t.outlets for t in dag.tasks if t.task_id != "promote")
 
 
 def test_the_outcome_tasks_follow_only_the_paths_of_the_branch(dag) -> None:

@@ -120,3 +120,108 @@ def test_xcom_path_inside_the_root_is_accepted(artifact_root: Path, running_task
     path = artifact_root / "sentiment_retrain" / "run" / "ingest" / "reviews.parquet"
     with stage() as s:
         assert s.path(str(path)) == path.resolve()
+
+
+@pytest.mark.parametrize(
+    ("outcome", "emitted"),
+    [("promoted", True), ("kept", False)],  # kept: the re-comparison under the lock kept the champion
+)
+def test_promote_emits_the_champion_event_only_when_it_moved(
+    artifact_root: Path, running_task: dict, outcome: str, emitted: bool
+) -> None:
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from sentiment_assets import CHAMPION, CHAMPION_MOVED
+    from sentiment_stage import stage
+
+    running_task["outlet_events"] = events = OutletEventAccessors()
+    result = {
+        "outcome": outcome,
+        "model_name": "customer-sentiment-analysis",
+        "version": "5",
+        "champion_version": "3",
+    }
+    with stage() as s:
+        assert s.emit_champion_moved(result, CHAMPION_MOVED, CHAMPION) is emitted
+    added = events[CHAMPION_MOVED].asset_alias_events
+    if not emitted:
+        assert added == []
+        return
+    (event,) = added
+    assert event.dest_asset_key.name == CHAMPION.name
+    assert event.extra == {
+        "model_name": "customer-sentiment-analysis",
+        "version": "5",
+        "previous_version": "3",
+        "pipeline_run_id": "sentiment_retrain/manual__1",
+    }
+
+
+def test_an_asset_triggered_run_rescores_the_days_before_it_and_knows_the_version(
+    artifact_root: Path, running_task: dict
+) -> None:
+    """Airflow 3.3's asset-triggered run: run type asset_triggered, no data interval keys at all."""
+    from sentiment_stage import stage
+
+    run_after = datetime(2026, 11, 30, 3, 30, tzinfo=UTC)
+    running_task["dag_run"] = SimpleNamespace(run_after=run_after, conf={}, run_type="asset_triggered")
+    event = SimpleNamespace(extra={"version": 5, "model_name": "m"})
+    running_task["triggering_asset_events"] = {"sentiment_champion": [event]}
+    running_task["dag"] = SimpleNamespace(params={})
+    with stage() as s:
+        window = s.scoring_window(7)
+        assert s.announced_version() == "5"
+    assert (window.start, window.end) == (datetime(2026, 11, 23, 3, 30, tzinfo=UTC), run_after)
+
+
+def test_a_scheduled_run_scores_its_interval_and_announces_nothing(
+    artifact_root: Path, running_task: dict
+) -> None:
+    from sentiment_stage import stage
+
+    end = datetime(2026, 11, 30, 5, tzinfo=UTC)
+    running_task["dag_run"] = SimpleNamespace(run_after=end, conf={}, run_type="scheduled")
+    running_task.update(data_interval_start=datetime(2026, 11, 29, 5, tzinfo=UTC), data_interval_end=end)
+    running_task["dag"] = SimpleNamespace(params={})
+    with stage() as s:
+        window = s.scoring_window(7)
+        assert s.announced_version() is None
+    assert (window.start, window.end) == (datetime(2026, 11, 29, 5, tzinfo=UTC), end)
+
+
+class _Events:
+    """``inlet_events`` with the given events for any asset."""
+
+    def __init__(self, *extras: dict) -> None:
+        self.events = [SimpleNamespace(extra=e) for e in extras]
+
+    def __getitem__(self, asset: object) -> list:
+        return self.events
+
+
+@pytest.mark.parametrize(
+    ("earlier", "emitted"),
+    [
+        ((), True),  # an earlier try moved the alias and crashed before emitting: emit now
+        (({"version": "5", "pipeline_run_id": "sentiment_retrain/manual__1"},), False),  # it emitted
+        (({"version": "5", "pipeline_run_id": "sentiment_retrain/other"},), True),
+    ],
+)
+def test_a_promote_that_finds_its_version_promoted_emits_only_if_no_try_did(
+    artifact_root: Path, running_task: dict, earlier: tuple, emitted: bool
+) -> None:
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from sentiment_assets import CHAMPION, CHAMPION_MOVED
+    from sentiment_stage import stage
+
+    running_task["outlet_events"] = events = OutletEventAccessors()
+    running_task["inlet_events"] = _Events(*earlier)
+    result = {
+        "outcome": "promoted",
+        "reused": True,
+        "model_name": "m",
+        "version": "5",
+        "champion_version": "3",
+    }
+    with stage() as s:
+        assert s.emit_champion_moved(result, CHAMPION_MOVED, CHAMPION) is emitted
+    assert len(events[CHAMPION_MOVED].asset_alias_events) == int(emitted)

@@ -229,3 +229,30 @@ def test_clearing_promote_alone_moves_nothing_twice(
     assert "already promoted by this run" in again.stdout + again.stderr
     assert sorted(v.version for v in client.search_model_versions(f"name = '{MODEL}'")) == sorted(before)
     assert client.get_model_version_by_alias(MODEL, "champion").version == champion_before
+
+
+def test_promote_announced_the_new_champion_as_an_asset_event(
+    dag_run, postgres: PostgresServer, mlflow_server: MlflowServer
+) -> None:
+    """The champion moved: one event on the sentiment_champion Asset (what triggers sentiment_score),
+    added through promote's alias outlet, with the new version in its extra; the cleared promote
+    (test above: it found its version promoted, and this run's event) emitted no second one."""
+    import psycopg2
+
+    version = _versions(mlflow_server.url, dag_run["run_id"])[0].version
+    with psycopg2.connect(postgres.url("airflow")) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT a.name, a.uri, e.source_task_id, e.extra FROM asset_event e "
+            "JOIN asset a ON a.id = e.asset_id WHERE e.source_dag_id = %s AND e.source_run_id = %s",
+            (DAG_ID, dag_run["run_id"]),
+        )
+        events = cur.fetchall()
+    (name, uri, task_id, extra), *more = events
+    assert not more, events
+    assert (name, task_id) == ("sentiment_champion", "promote")
+    assert uri == f"x-sentiment://mlflow/models/{MODEL}/champion"
+    extra = extra if isinstance(extra, dict) else json.loads(extra)
+    assert extra["version"] == str(version)
+    assert extra["model_name"] == MODEL
+    assert extra["previous_version"] is None  # the first champion
+    assert extra["pipeline_run_id"] == f"{DAG_ID}/{dag_run['run_id']}"
