@@ -203,3 +203,21 @@ def test_an_approval_is_answered_in_the_ui(
     hitl = running_stack.api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails")
     assert hitl["chosen_options"] == ["Reject"], hitl
     report(pytestconfig, f"stack: an approval answered in the UI (Reject) kept champion v{champion}")
+
+
+def test_the_assets_view_shows_the_champion_events(page: Any, running_stack: RunningStack) -> None:
+    """The REST run's promotion updated the champion Asset: its page lists the event, made by
+    ``sentiment_retrain``'s ``promote`` with the version in its extra."""
+    from playwright.sync_api import expect
+
+    api = running_stack.api
+    [asset] = [a for a in api.get("/assets", limit=100)["assets"] if a["name"] == "sentiment_champion"]
+    events = api.get("/assets/events", asset_id=asset["id"], limit=100)["asset_events"]
+    assert events, asset
+    assert {(e["source_dag_id"], e["source_task_id"]) for e in events} == {(DAG_ID, "promote")}
+    assert all(e["extra"].get("version") for e in events), events
+    page.goto(f"{running_stack.stack.airflow_url}/assets/{asset['id']}")
+    expect(page.get_by_text("sentiment_champion").first).to_be_visible()
+    expect(page.get_by_text(DAG_ID).first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    _screenshot(page, "assets.png")
