@@ -156,9 +156,10 @@ class TextCleaner:
         """Clean many reviews; ``titles`` pairs with ``texts`` when given.
 
         The same output as :meth:`clean` on each review, and the stem memo fills the same way,
-        but the whole batch is split, looked up and joined at once (:func:`_clean_batch`): about
-        ten times faster on the serving path. Inputs other than strings, and ``titles`` of
-        another length, go through :meth:`clean` one by one, so they fail as they always did.
+        but the whole batch is split, looked up and joined at once (:func:`_clean_batch`): 2-3x
+        faster on the 20,341 real reviews (warm memo, a loaded 2-core machine). Inputs other than
+        strings, and ``titles`` of another length, go through :meth:`clean` one by one, so they
+        fail as they always did.
         """
         texts = _as_list(texts)
         pairs = None if titles is None else _as_list(titles)
