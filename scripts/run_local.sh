@@ -26,6 +26,8 @@ export SENTIMENT_ARTIFACT_ROOT=${SENTIMENT_ARTIFACT_ROOT:-$STATE/artifacts}
 export TF_CPP_MIN_LOG_LEVEL=2
 # MLflow's loggers through Airflow's logging (not a stderr handler of MLflow's own).
 export MLFLOW_CONFIGURE_LOGGING=false
+# No usage telemetry: no egress is needed, and it avoids a race in its client (see the stack's env file).
+export MLFLOW_DISABLE_TELEMETRY=true
 mkdir -p "$AIRFLOW_HOME"
 
 if [ -z "${REVIEWS_PATH:-}" ]; then

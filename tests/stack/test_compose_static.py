@@ -860,3 +860,10 @@ def test_gen_secrets_needs_only_a_python_3_9_standard_library() -> None:
     assert imported <= sys.stdlib_module_names, imported - sys.stdlib_module_names
     assert "datetime.UTC" not in source
     assert "from datetime import UTC" not in source
+
+
+def test_mlflow_telemetry_is_off_for_the_stack_and_make_run(airflow_env: dict[str, str]) -> None:
+    # Its client unsets an environment variable from a thread when an upload fails (no egress),
+    # racing other threads that read os.environ: a train task failed on it in CI.
+    assert airflow_env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert "export MLFLOW_DISABLE_TELEMETRY=true" in RUN_LOCAL.read_text().splitlines()
