@@ -41,7 +41,7 @@ from typing import Any
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 from sentiment_assets import CHAMPION, CHAMPION_MOVED, REVIEWS
-from sentiment_stage import Approval, stage
+from sentiment_stage import Approval, log_failure, stage
 
 from review_sentiment.approval import DEFAULT_TIMEOUT_HOURS
 from review_sentiment.config import DEFAULT_PROMOTION_FLOOR, RETRAIN_DAG_ID, Settings
@@ -110,13 +110,6 @@ PARAMS = {
 # fmt: on
 
 
-def _log_failure(context: Any) -> None:
-    ti = context["ti"]
-    where = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
-    reason = context.get("exception") or "unknown reason"
-    log.error("%s run %s failed at %s (try %s): %s", ti.dag_id, ti.run_id, where, ti.try_number, reason)
-
-
 def _mail_failure(context: Any) -> None:
     """The DAG run failed: mail it (a DAG callback, run by the DAG processor)."""
     from review_sentiment.notify import failure_outcome, send
@@ -146,7 +139,7 @@ with DAG(
         "retries": 3,
         "retry_delay": timedelta(seconds=60),
         "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": _log_failure,
+        "on_failure_callback": log_failure,
     },
     params=PARAMS,
 ) as dag:

@@ -25,17 +25,14 @@ the event arrived, with the new version. A review file has no arrival times: it 
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
-from typing import Any
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 from sentiment_assets import CHAMPION, PREDICTIONS, REVIEWS
-from sentiment_stage import stage
+from sentiment_stage import log_failure, stage
 
 from review_sentiment.config import SCORE_DAG_ID, Settings
 
-log = logging.getLogger(__name__)
 SETTINGS = Settings.from_env()  # environment only: no network, DB or Variable look-ups
 
 # fmt: off
@@ -60,12 +57,6 @@ PARAMS = {
 # fmt: on
 
 
-def _log_failure(context: Any) -> None:
-    ti = context["ti"]
-    reason = context.get("exception") or "unknown reason"
-    log.error("%s run %s failed at %s (try %s): %s", ti.dag_id, ti.run_id, ti.task_id, ti.try_number, reason)
-
-
 with DAG(
     dag_id=SCORE_DAG_ID,
     description="Daily scoring of new reviews with the champion; again when the champion changes",
@@ -88,7 +79,7 @@ with DAG(
         "retries": 3,
         "retry_delay": timedelta(seconds=60),
         "execution_timeout": timedelta(minutes=60),
-        "on_failure_callback": _log_failure,
+        "on_failure_callback": log_failure,
     },
     params=PARAMS,
 ) as dag:

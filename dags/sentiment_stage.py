@@ -13,6 +13,7 @@ Not a DAG file (see .airflowignore); imports only what the DAG file may import a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,16 @@ from airflow.sdk.exceptions import AirflowFailException
 from review_sentiment import names
 from review_sentiment.config import Settings
 from review_sentiment.errors import ConfigError, PipelineError
+
+log = logging.getLogger(__name__)
+
+
+def log_failure(context: Any) -> None:
+    """Every task's failure callback: one line naming the run, the task (and map index) and why."""
+    ti = context["ti"]
+    where = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+    reason = context.get("exception") or "unknown reason"
+    log.error("%s run %s failed at %s (try %s): %s", ti.dag_id, ti.run_id, where, ti.try_number, reason)
 
 
 @dataclass(frozen=True)
