@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from review_sentiment.config import PROJECT_ROOT
+from tests.dags.dag_checks import parse_in_fresh_process, task_body_sizes
 
 DAGS = PROJECT_ROOT / "dags"
 DAG_ID = "sentiment_retrain"
@@ -154,35 +154,14 @@ def test_good_param_values_are_accepted(dag) -> None:
 
 def test_parse_is_fast_and_light() -> None:
     """Parse time after `airflow.sdk` is loaded, and no heavy library imported by the DAG file."""
-    code = (
-        "import json, sys, time\n"
-        "import airflow.sdk\n"
-        "sys.path.insert(0, sys.argv[1])\n"
-        "start = time.perf_counter()\n"
-        "import sentiment_retrain\n"
-        "elapsed = time.perf_counter() - start\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'pandas', 'mlflow', 'sklearn') if m in sys.modules]\n"
-        "print(json.dumps({'seconds': elapsed, 'heavy': heavy}))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code, str(DAGS)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = parse_in_fresh_process("sentiment_retrain")
     assert result["heavy"] == []
     assert result["seconds"] < 1.0
 
 
 def test_task_bodies_only_call_their_stage() -> None:
     """Each task body is a few lines around one stage call (logic lives in include/)."""
-    import ast
-
-    lines = (DAGS / "sentiment_retrain.py").read_text().splitlines()
-    sizes = {}
-    for node in ast.walk(ast.parse("\n".join(lines))):
-        if isinstance(node, ast.FunctionDef) and node.decorator_list:
-            body = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body  # past the docstring
-            sizes[node.name] = sum(
-                1 for line in lines[body[0].lineno - 1 : body[-1].end_lineno] if line.strip()
-            )
+    sizes = task_body_sizes("sentiment_retrain.py")
     assert set(sizes) == {
         "ingest", "preprocess", "tokenize", "prepare_grid", "train", "baseline", "register", "decide",
         "promote", "keep_champion", "monitor_champion",

@@ -3,7 +3,6 @@ params, retries and timeouts, and a light, fast parse."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from datetime import timedelta
@@ -11,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from review_sentiment.config import PROJECT_ROOT
+from tests.dags.dag_checks import parse_in_fresh_process, task_body_sizes
 
 DAGS = PROJECT_ROOT / "dags"
 DAG_ID = "sentiment_score"
@@ -126,34 +126,13 @@ def test_the_target_and_schedule_come_from_the_environment() -> None:
 
 def test_parse_is_fast_and_light() -> None:
     """Parse time after `airflow.sdk` is loaded, and no heavy library imported by the DAG file."""
-    code = (
-        "import json, sys, time\n"
-        "import airflow.sdk\n"
-        "sys.path.insert(0, sys.argv[1])\n"
-        "start = time.perf_counter()\n"
-        "import sentiment_score\n"
-        "elapsed = time.perf_counter() - start\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'pandas', 'mlflow', 'sklearn', 'psycopg2', 'pyarrow')\n"
-        "         if m in sys.modules]\n"
-        "print(json.dumps({'seconds': elapsed, 'heavy': heavy}))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code, str(DAGS)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = parse_in_fresh_process("sentiment_score")
     assert result["heavy"] == []
     assert result["seconds"] < 1.0
 
 
 def test_task_bodies_only_call_their_stage() -> None:
-    import ast
-
-    lines = (DAGS / "sentiment_score.py").read_text().splitlines()
-    sizes = {}
-    for node in ast.walk(ast.parse("\n".join(lines))):
-        if isinstance(node, ast.FunctionDef) and node.decorator_list:
-            body = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body
-            sizes[node.name] = sum(
-                1 for line in lines[body[0].lineno - 1 : body[-1].end_lineno] if line.strip()
-            )
+    """Each task body is a few lines around one stage call (logic lives in include/)."""
+    sizes = task_body_sizes("sentiment_score.py")
     assert set(sizes) == {"resolve_champion", "score"}
     assert max(sizes.values()) <= 14, sizes
