@@ -41,6 +41,8 @@ DEFAULT_PROMOTION_FLOOR = 0.85
 # The shared sequence vocabulary; each grid point uses its most frequent ``max_tokens``.
 DEFAULT_MAX_TOKENS = 20000
 DEFAULT_NGRAM_MAX_TOKENS = 40000
+# The title block's n-grams: the real training titles have about 15,800 distinct 1-2-grams.
+DEFAULT_TITLE_NGRAM_MAX_TOKENS = 20000
 DEFAULT_SEQUENCE_LENGTH = 120
 # The key of the review-id hash that assigns each review its split (tokenize.split_frame).
 SPLIT_SALT = "review-sentiment-split-v1"

@@ -1,5 +1,11 @@
 """Model inputs from cleaned text: token-id sequences and TF-IDF n-gram rows.
 
+The n-gram input is two blocks side by side (:class:`ReviewNgrams`): the review (title and
+text, cleaned together) and, when the run keeps titles, the title on its own. A title is a
+one-line verdict ("runs small", "love it"); in its own block its words weigh apart from the
+same words in the body, which raised validation ROC AUC by about 0.007 for logistic regression
+and 0.0003-0.003 for the MLP on the real data (README, "Model quality").
+
 One code path for training (``tokenize`` writes the split arrays with these) and serving (the
 registered pyfunc featurises requests with these), rebuilt from data only: the sequence
 vocabulary and the n-gram vocabulary with its IDF weights, as JSON. Both work on a whole batch
@@ -151,3 +157,41 @@ class NgramTfidf:
         norms[norms == 0] = 1.0  # a row with no known n-gram stays all zeros
         counts.data /= np.repeat(norms, per_row)
         return counts
+
+
+TITLE_BLOCK = "title"  # key of the title block's payload inside the n-gram payload
+
+
+class ReviewNgrams:
+    """The ``ngrams`` model input: the review's :class:`NgramTfidf` block, then the title's
+    when the payload has one (``payload["title"]``, the same form), as one float32 CSR.
+
+    Each block is L2-normalised on its own, as two ``TfidfVectorizer`` blocks side by side.
+    """
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.text = NgramTfidf(payload)
+        title = payload.get(TITLE_BLOCK)
+        self.title = NgramTfidf(title) if title is not None else None
+        self.size = self.text.size + (self.title.size if self.title is not None else 0)
+
+    @property
+    def uses_titles(self) -> bool:
+        return self.title is not None
+
+    def transform(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> sp.csr_matrix:
+        """``(len(texts), size)`` float32 CSR of cleaned ``texts`` and, with a title block, their
+        cleaned ``titles`` (same length; "" for a review without one).
+
+        Raises:
+            ValueError: the model has a title block and ``titles`` is missing or of another length.
+        """
+        import scipy.sparse as sp
+
+        rows = self.text.transform(texts)
+        if self.title is None:
+            return rows
+        if titles is None or len(titles) != len(texts):
+            got = "none" if titles is None else f"{len(titles)}"
+            raise ValueError(f"this model reads a title block: {len(texts)} titles needed, got {got}")
+        return sp.hstack([rows, self.title.transform(titles)], format="csr", dtype="float32")

@@ -9,12 +9,37 @@ import numpy as np
 
 # The not-recommended class is the rare one (about 18%), and the one the business acts on.
 MINORITY_LABEL = 0
+CALIBRATION_BINS = 10
+
+
+def expected_calibration_error(
+    y_true: Sequence[int] | np.ndarray,
+    probability: Sequence[float] | np.ndarray,
+    bins: int = CALIBRATION_BINS,
+) -> float:
+    """How far P(recommended) is from the observed share of recommendations (0 = calibrated).
+
+    The usual binned estimate: ten equal-width bins of the probability, and the mean over
+    reviews of |share of label 1 - mean probability| in each review's bin. NaN for no reviews
+    or a non-finite probability.
+    """
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(probability, dtype=float).reshape(-1)
+    if len(p) != len(y):
+        raise ValueError(f"{len(p)} probabilities for {len(y)} labels")
+    if len(y) == 0 or not np.all(np.isfinite(p)):
+        return math.nan
+    which = np.minimum((np.clip(p, 0.0, 1.0) * bins).astype(int), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    observed = np.bincount(which, weights=y, minlength=bins)
+    gap = np.abs(observed - np.bincount(which, weights=p, minlength=bins))
+    return float(gap.sum() / count.sum())
 
 
 def binary_metrics(
     y_true: Sequence[int] | np.ndarray, probability: Sequence[float] | np.ndarray, threshold: float = 0.5
 ) -> dict[str, float]:
-    """ROC AUC, accuracy and F1 of the not-recommended class.
+    """ROC AUC, accuracy, F1 of the not-recommended class and the expected calibration error.
 
     A non-finite probability (a diverged model) gives NaN for every metric, which the
     promotion gate treats as a failure.
@@ -26,12 +51,13 @@ def binary_metrics(
     if len(p) != len(y):
         raise ValueError(f"{len(p)} probabilities for {len(y)} labels")
     if len(y) == 0 or not np.all(np.isfinite(p)) or len(np.unique(y)) < 2:
-        return {"roc_auc": math.nan, "accuracy": math.nan, "f1_not_recommended": math.nan}
+        return {"roc_auc": math.nan, "accuracy": math.nan, "f1_not_recommended": math.nan, "ece": math.nan}
     predicted = (p >= threshold).astype(int)
     return {
         "roc_auc": float(roc_auc_score(y, p)),
         "accuracy": float(accuracy_score(y, predicted)),
         "f1_not_recommended": float(f1_score(y, predicted, pos_label=MINORITY_LABEL, zero_division=0)),
+        "ece": expected_calibration_error(y, p),
     }
 
 

@@ -40,6 +40,8 @@ ARTIFACT_DECISION = "decision"
 PROBABILITY = "probability"
 LABEL = "label"
 DECISION_THRESHOLD_KEY = "threshold"  # in the model's decision artifact (JSON)
+DECISION_CALIBRATION_KEY = "calibration"  # there too, when the probabilities were recalibrated
+METRIC_BASELINE_MARGIN = "test_roc_auc_margin_over_baseline"  # on the candidate's run
 
 # --- XCom of the tasks that log to MLflow, read by the Airflow UI's extra links -----------------
 XCOM_RUN_ID = "run_id"

@@ -3,7 +3,8 @@
 It applies exactly the training preprocessing (settings and stopwords stored beside it), then
 the training features and the trained core (``serving``: vocabularies and IDF weights as JSON,
 the core as a ``.keras`` file loaded with ``safe_mode``); the decision threshold chosen on
-validation is stored beside it. Callers send the original columns ``Review Text`` and optionally
+validation is stored beside it, with the Platt scaling fitted there when the raw probabilities
+were miscalibrated (``calibration``). Callers send the original columns ``Review Text`` and optionally
 ``Title``, and get ``probability`` (of "recommended") and ``label`` (1 = recommended).
 
 Versions logged before 2026-11-30 hold one Keras model with the vectorisers inside (artifact
@@ -24,6 +25,7 @@ from review_sentiment.names import (
     ARTIFACT_FEATURES,
     ARTIFACT_KERAS,
     ARTIFACT_PREPROCESS,
+    DECISION_CALIBRATION_KEY,
     DECISION_THRESHOLD_KEY,
     LABEL,
     PROBABILITY,
@@ -35,9 +37,12 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         from review_sentiment.artifacts import read_json
+        from review_sentiment.calibration import PlattScaling
         from review_sentiment.preprocess import cleaner_from_payload
 
-        self.threshold = float(read_json(context.artifacts[ARTIFACT_DECISION])[DECISION_THRESHOLD_KEY])
+        decision = read_json(context.artifacts[ARTIFACT_DECISION])
+        self.threshold = float(decision[DECISION_THRESHOLD_KEY])
+        self._calibration = PlattScaling.from_json(decision.get(DECISION_CALIBRATION_KEY))
         self._cleaner = cleaner_from_payload(read_json(context.artifacts[ARTIFACT_PREPROCESS]))
         if ARTIFACT_CORE in context.artifacts:
             from review_sentiment.serving import CoreForward, TextFeatures
@@ -56,17 +61,22 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
                 context.artifacts[ARTIFACT_KERAS], compile=False, safe_mode=True
             )
 
-    def _probability(self, clean: list[str]) -> Any:
+    def _probability(self, texts: pd.Series, titles: pd.Series) -> Any:
         import numpy as np
 
-        if not clean:
+        if not len(texts):
             return np.zeros(0, dtype=np.float64)
+        clean = self._cleaner.clean_many(texts, titles)
         if self._legacy is not None:
-            texts = np.asarray(clean, dtype=object)
-            return np.asarray(
-                self._legacy.predict(texts, batch_size=1024, verbose=0), dtype=np.float64
+            p = np.asarray(
+                self._legacy.predict(np.asarray(clean, dtype=object), batch_size=1024, verbose=0),
+                dtype=np.float64,
             ).reshape(-1)
-        return self._forward.probability(self._features.inputs(clean))
+        else:
+            # The title block reads the title cleaned on its own, as tokenize cleaned it.
+            clean_titles = self._cleaner.clean_many(titles) if self._features.uses_titles else None
+            p = self._forward.probability(self._features.inputs(clean, clean_titles))
+        return self._calibration.apply(p) if self._calibration is not None else p
 
     # The DataFrame hint tells MLflow that the logged signature, not the hint, describes the input.
     def predict(
@@ -83,7 +93,7 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
             if schema.MODEL_TITLE_COLUMN in frame.columns
             else pd.Series([""] * len(frame), index=frame.index)
         )
-        probability = self._probability(self._cleaner.clean_many(texts, titles))
+        probability = self._probability(texts, titles)
         return pd.DataFrame(
             {PROBABILITY: probability, LABEL: (probability >= self.threshold).astype(np.int64)},
             index=frame.index,

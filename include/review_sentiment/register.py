@@ -157,6 +157,9 @@ def register_candidate(
     version = str(existing.version)
     for key, value in evidence.candidate.items():
         mlflow_client.log_metric(best, f"test_{key}", value)
+    if evidence.baseline is not None:
+        margin = evidence.candidate["roc_auc"] - evidence.baseline.scores["roc_auc"]
+        mlflow_client.log_metric(best, names.METRIC_BASELINE_MARGIN, margin)
     seen = [*data.frame("train")[schema.ID], *data.frame("validation")[schema.ID]]
     registry.set_tags(
         mlflow_client, model_name, version, registry.record_seen_reviews(mlflow_client, best, seen)
@@ -407,13 +410,11 @@ def _log_report(
 ) -> None:
     """Write the evaluation report, log it under ``evaluation/`` of the run, make the card the
     version's description. Every model in it is scored at its own threshold."""
-    from review_sentiment.report import Scored, card_facts, write_report
+    from review_sentiment.report import BASELINE_NAME, Scored, card_facts, write_report
 
     others = []
     if evidence.baseline is not None:
-        others.append(
-            Scored("TF-IDF + LR baseline", evidence.baseline.probability, evidence.baseline.threshold)
-        )
+        others.append(Scored(BASELINE_NAME, evidence.baseline.probability, evidence.baseline.threshold))
     if comparison is not None and comparison.champion_p is not None:
         # On the whole test split, like the others; the gate's comparison is on the reviews the
         # champion did not see (tags, model card reason).

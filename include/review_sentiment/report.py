@@ -32,6 +32,7 @@ ROC_PNG, PR_PNG, CONFUSION_PNG, CALIBRATION_PNG = PLOTS = (
     "calibration.png",
 )
 
+BASELINE_NAME = "TF-IDF + LR baseline"  # the baseline's row in the card's metrics table
 
 # A slice with fewer reviews than this of either class has no meaningful ROC AUC to rank by.
 MIN_CLASS_PER_SLICE = 20
@@ -172,9 +173,11 @@ def model_card(
     data: Mapping[str, Any],
     slices: pd.DataFrame,
     decision: str,
+    calibration: str = "",
 ) -> str:
-    """A short markdown model card: data, splits, metrics, threshold, slices, known limits."""
-    keys = ("roc_auc", "accuracy", "f1_not_recommended")
+    """A short markdown model card: data, splits, metrics, threshold, calibration, the margin
+    over the run's baseline, slices, known limits."""
+    keys = ("roc_auc", "accuracy", "f1_not_recommended", "ece")
     table = [
         "| model | " + " | ".join(keys) + " |",
         "|---|" + "---|" * len(keys),
@@ -195,6 +198,12 @@ def model_card(
         f"{r.slice} = {r.value} ({r.n}, {r.not_recommended} not rec.)" for r in small.itertuples()
     )
     splits = ", ".join(f"{k} {v}" for k, v in data.get("split_rows", {}).items())
+    scored = list(metrics.values())
+    baseline = metrics.get(BASELINE_NAME)
+    margin = []
+    if baseline is not None and scored:
+        gain = scored[0]["roc_auc"] - baseline["roc_auc"]
+        margin = [f"ROC AUC margin over this run's baseline: **{gain:+.4f}**", ""]
     return "\n".join(
         [
             f"# {model_name} version {version or '(candidate)'}",
@@ -215,10 +224,14 @@ def model_card(
             f"- decision threshold **{threshold:.4f}** on P(recommended), chosen on the validation split",
             "  as the F1-optimal cut for the not-recommended class; `predict` returns `probability` and",
             "  `label` (1 = recommended)",
+            *([f"- probabilities: {calibration}"] if calibration else []),
             "",
             "## Test-split metrics (each model at its own threshold)",
             *table,
             "",
+            "`ece`: expected calibration error (ten equal-width probability bins; 0 = calibrated).",
+            "",
+            *margin,
             f"Gate: {decision}",
             "",
             f"## Weakest slices (at least {MIN_CLASS_PER_SLICE} reviews of each class)",
@@ -266,7 +279,23 @@ def card_facts(model_name: str, version: str, run: Any, data: Any, decision: str
             "preprocess": {k: v for k, v in read_json(data.settings_path).items() if k != "stopwords"},
         },
         "decision": decision,
+        "calibration": calibration_note(run.data.metrics),
     }
+
+
+def calibration_note(metrics: Mapping[str, float]) -> str:
+    """What ``train`` did to the probabilities, from the run's metrics ("" for older runs)."""
+    from review_sentiment.calibration import ECE_LIMIT
+
+    if "val_ece_uncalibrated" not in metrics:
+        return ""
+    before = metrics["val_ece_uncalibrated"]
+    if metrics.get("calibrated"):
+        return (
+            f"Platt-scaled on the validation split, whose expected calibration error was {before:.4f} "
+            f"(> {ECE_LIMIT}) before and {metrics.get('val_ece', math.nan):.4f} after"
+        )
+    return f"not recalibrated: validation expected calibration error {before:.4f} (limit {ECE_LIMIT})"
 
 
 def write_report(

@@ -44,7 +44,7 @@ def features_payload(
         architecture: The grid point's architecture (which forward pass applies).
         vocabulary: The sequence vocabulary already cut to the point's ``max_tokens``, or None.
         sequence_length: Length of the token-id sequences, or None.
-        ngrams: ``tokenize.fit_ngrams``' payload, or None.
+        ngrams: ``tokenize.fit_ngrams``' payload (with its title block, if any), or None.
     """
     payload: dict[str, Any] = {"format": FEATURES_FORMAT, "architecture": architecture}
     if vocabulary is not None:
@@ -65,7 +65,7 @@ class TextFeatures:
     """The core's inputs from cleaned texts, as tokenize computed them for training."""
 
     def __init__(self, payload: dict[str, Any]) -> None:
-        from review_sentiment.features import NgramTfidf, SequenceEncoder
+        from review_sentiment.features import ReviewNgrams, SequenceEncoder
 
         if payload.get("format") != FEATURES_FORMAT:
             raise ValueError(f"unknown features format {payload.get('format')!r}; expected {FEATURES_FORMAT}")
@@ -75,15 +75,21 @@ class TextFeatures:
             SequenceEncoder(tokens["vocabulary"], tokens["sequence_length"]) if tokens is not None else None
         )
         ngrams = payload.get(NGRAMS_INPUT)
-        self.ngrams = NgramTfidf(ngrams) if ngrams is not None else None
+        self.ngrams = ReviewNgrams(ngrams) if ngrams is not None else None
 
-    def inputs(self, texts: Sequence[str]) -> dict[str, Any]:
-        """``tokens`` (int32 ids) and/or ``ngrams`` (float32 CSR) of ``texts``."""
+    @property
+    def uses_titles(self) -> bool:
+        """Whether the inputs include the cleaned title on its own (the n-gram title block)."""
+        return self.ngrams is not None and self.ngrams.uses_titles
+
+    def inputs(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> dict[str, Any]:
+        """``tokens`` (int32 ids) and/or ``ngrams`` (float32 CSR) of cleaned ``texts`` (and of
+        cleaned ``titles``, when :attr:`uses_titles`)."""
         out: dict[str, Any] = {}
         if self.sequences is not None:
             out[TOKENS_INPUT] = self.sequences.encode(texts)
         if self.ngrams is not None:
-            out[NGRAMS_INPUT] = self.ngrams.transform(texts)
+            out[NGRAMS_INPUT] = self.ngrams.transform(texts, titles)
         return out
 
 

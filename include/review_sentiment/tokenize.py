@@ -18,11 +18,12 @@ from review_sentiment.config import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_NGRAM_MAX_TOKENS,
     DEFAULT_SEQUENCE_LENGTH,
+    DEFAULT_TITLE_NGRAM_MAX_TOKENS,
     SPLIT_SALT,
 )
 from review_sentiment.console import import_keras
 from review_sentiment.errors import DataContractError
-from review_sentiment.features import NgramTfidf, SequenceEncoder
+from review_sentiment.features import TITLE_BLOCK, ReviewNgrams, SequenceEncoder
 from review_sentiment.layout import (
     MANIFEST_NAME,
     NGRAMS_NAME,
@@ -30,7 +31,7 @@ from review_sentiment.layout import (
     VOCABULARY_NAME,
     PreprocessFiles,
 )
-from review_sentiment.preprocess import CLEAN
+from review_sentiment.preprocess import CLEAN, TextCleaner, cleaner_from_payload
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,6 +43,7 @@ NGRAM_SIZE = 2  # word unigrams and bigrams: "not good", "too small"
 OOV_TOKEN = "[UNK]"  # Keras' out-of-vocabulary token
 SPLITS = ("train", "validation", "test")
 ENCODE_BATCH = 8192
+CLEAN_TITLE = "clean_title"  # the title alone, cleaned: the n-gram input's title block
 # Columns kept beside each split: raw text for end-to-end evaluation, slices for reports.
 SPLIT_COLUMNS = (
     schema.ID, schema.TITLE, schema.TEXT, "rating", "department_name", CLEAN, schema.LABEL,
@@ -122,14 +124,7 @@ def fit_vocabulary(texts: list[str], max_tokens: int) -> list[str]:
     return [str(token) for token in layer.get_vocabulary()]
 
 
-def fit_ngrams(texts: list[str], max_tokens: int, ngrams: int = NGRAM_SIZE) -> dict[str, Any]:
-    """Fit TF-IDF over word 1..``ngrams``-grams of ``texts`` (scikit-learn, fast and sparse).
-
-    Returns:
-        The JSON form (vocabulary and IDF weights, out-of-vocabulary first with weight 0) from
-        which :func:`ngram_features` (training and serving alike) computes the rows, and
-        :func:`make_ngram_vectorizer` the legacy Keras layer.
-    """
+def _fit_block(texts: list[str], max_tokens: int, ngrams: int) -> dict[str, Any]:
     import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -151,9 +146,41 @@ def fit_ngrams(texts: list[str], max_tokens: int, ngrams: int = NGRAM_SIZE) -> d
     }
 
 
-def ngram_features(ngrams: dict[str, Any] | NgramTfidf, texts: list[str]) -> Any:
-    """L2-normalised TF-IDF rows of ``texts`` as float32 CSR, with the (always empty) OOV column
-    first: the training inputs, and what the registered model computes at serving time.
+def fit_ngrams(
+    texts: list[str],
+    max_tokens: int,
+    ngrams: int = NGRAM_SIZE,
+    *,
+    titles: list[str] | None = None,
+    title_max_tokens: int = DEFAULT_TITLE_NGRAM_MAX_TOKENS,
+) -> dict[str, Any]:
+    """Fit TF-IDF over word 1..``ngrams``-grams of ``texts`` and, given ``titles``, a second
+    block over the titles alone (scikit-learn, fast and sparse).
+
+    Returns:
+        The JSON form (vocabulary and IDF weights, out-of-vocabulary first with weight 0; the
+        title block's under ``"title"``) from which :func:`ngram_features` (training and
+        serving alike) computes the rows, and :func:`make_ngram_vectorizer` the legacy layer.
+    """
+    payload = _fit_block(texts, max_tokens, ngrams)
+    if titles is not None and any(titles):
+        payload[TITLE_BLOCK] = _fit_block(titles, title_max_tokens, ngrams)
+    return payload
+
+
+def clean_titles(frame: pd.DataFrame, cleaner: TextCleaner) -> list[str] | None:
+    """The titles alone, cleaned as the review is; None when the run leaves titles out."""
+    if not cleaner.settings.use_title:
+        return None
+    return cleaner.clean_many(frame[schema.TITLE].fillna("").astype(str).tolist())
+
+
+def ngram_features(
+    ngrams: dict[str, Any] | ReviewNgrams, texts: list[str], titles: list[str] | None = None
+) -> Any:
+    """L2-normalised TF-IDF rows of ``texts`` (and of ``titles`` in the title block) as float32
+    CSR, each block's (always empty) OOV column first: the training inputs, and what the
+    registered model computes at serving time.
 
     Row normalisation matters: without it long reviews get large inputs and a linear layer
     trains poorly.
@@ -161,16 +188,24 @@ def ngram_features(ngrams: dict[str, Any] | NgramTfidf, texts: list[str]) -> Any
     Args:
         ngrams: :func:`fit_ngrams`' payload, or the transform already built from it.
         texts: Cleaned texts.
+        titles: Cleaned titles, when the payload has a title block.
     """
-    transform = ngrams if isinstance(ngrams, NgramTfidf) else NgramTfidf(ngrams)
-    return transform.transform(texts)
+    transform = ngrams if isinstance(ngrams, ReviewNgrams) else ReviewNgrams(ngrams)
+    return transform.transform(texts, titles)
 
 
 def make_ngram_vectorizer(payload: dict[str, Any]) -> Any:
     """The TF-IDF ``TextVectorization`` layer that ``fit_ngrams`` described: the legacy serving
-    model's; :func:`ngram_features` gives the same rows after L2 normalisation."""
+    model's; :func:`ngram_features` gives the same rows after L2 normalisation.
+
+    Raises:
+        ValueError: the payload has a title block, which the legacy form (one text input) lacks.
+    """
     import numpy as np
     from keras.layers import TextVectorization
+
+    if TITLE_BLOCK in payload:
+        raise ValueError("the legacy Keras serving model has no title block; fit the n-grams without titles")
 
     return TextVectorization(
         standardize=None,
@@ -222,14 +257,24 @@ def tokenize(
     output_dir = Path(output_dir)
     frame = pd.read_parquet(input_path, columns=list(SPLIT_COLUMNS))  # only what the splits keep
     splits = split_frame(frame, salt=salt)
+    settings = read_json(PreprocessFiles.of(input_path).settings)
+    # The title block is cleaned by the same cleaner the registered model rebuilds from settings.
+    cleaner = cleaner_from_payload(settings)
+    for part in splits.values():
+        titles = clean_titles(part, cleaner)
+        part[CLEAN_TITLE] = titles if titles is not None else ""
     train_texts = splits["train"][CLEAN].tolist()
     vocabulary = fit_vocabulary(train_texts, max_tokens)
     # One n-gram vocabulary for every grid point that reads a bag of n-grams; train only.
-    ngrams = fit_ngrams(train_texts, ngram_max_tokens)
-    ngram_transform = NgramTfidf(ngrams)
+    ngrams = fit_ngrams(
+        train_texts,
+        ngram_max_tokens,
+        titles=splits["train"][CLEAN_TITLE].tolist() if cleaner.settings.use_title else None,
+    )
+    ngram_transform = ReviewNgrams(ngrams)
     write_json(output_dir / NGRAMS_NAME, ngrams)
     # Copied beside the vocabulary so this folder alone describes the model's input.
-    write_json(output_dir / SETTINGS_NAME, read_json(PreprocessFiles.of(input_path).settings))
+    write_json(output_dir / SETTINGS_NAME, settings)
     write_json(
         output_dir / VOCABULARY_NAME,
         {"tokens": vocabulary, "max_tokens": max_tokens, "sequence_length": sequence_length},
@@ -251,7 +296,8 @@ def tokenize(
             with atomic_file(paths[key]) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, array, allow_pickle=False)
         with atomic_file(paths["ngrams"]) as tmp, open(tmp, "wb") as fh:
-            sp.save_npz(fh, ngram_features(ngram_transform, part[CLEAN].tolist()), compressed=False)
+            rows = ngram_features(ngram_transform, part[CLEAN].tolist(), part[CLEAN_TITLE].tolist())
+            sp.save_npz(fh, rows, compressed=False)
         files[name] = {k: v.name for k, v in paths.items()}
         counts[name] = {str(k): int(v) for k, v in part[schema.LABEL].value_counts().items()}
     manifest = {

@@ -11,9 +11,17 @@ from typing import Any
 
 from review_sentiment import names, schema
 from review_sentiment.artifacts import read_json, write_json
+from review_sentiment.calibration import ECE_LIMIT, PlattScaling
 from review_sentiment.config import PACKAGE_DIR
 from review_sentiment.console import import_keras, quiet_mlflow
-from review_sentiment.metrics import MINORITY_LABEL, binary_metrics, f1_optimal_threshold, rounded
+from review_sentiment.features import ReviewNgrams
+from review_sentiment.metrics import (
+    MINORITY_LABEL,
+    binary_metrics,
+    expected_calibration_error,
+    f1_optimal_threshold,
+    rounded,
+)
 from review_sentiment.model import (
     NGRAMS_INPUT,
     RATING_OUTPUT,
@@ -132,6 +140,28 @@ def _targets(data: Tokenized, split: str, outputs: list[str]) -> dict[str, Any]:
     return targets
 
 
+def _calibrate(labels: Any, probability: Any) -> tuple[PlattScaling | None, float]:
+    """Platt scaling fitted on validation when its calibration error exceeds ``ECE_LIMIT``
+    (None otherwise, or when it cannot be fitted), and the error before it."""
+    error = expected_calibration_error(labels, probability)
+    if not error > ECE_LIMIT:  # also NaN: a diverged model is refused by the gate, not calibrated
+        return None, error
+    try:
+        scaling = PlattScaling.fit(labels, probability)
+    except ValueError as exc:
+        log.warning("probabilities left uncalibrated (validation ECE %.4f): %s", error, exc)
+        return None, error
+    log.info(
+        "validation ECE %.4f > %.2f: Platt scaling (slope %.3f, intercept %.3f) -> %.4f",
+        error,
+        ECE_LIMIT,
+        scaling.slope,
+        scaling.intercept,
+        expected_calibration_error(labels, scaling.apply(probability)),
+    )
+    return scaling, error
+
+
 def export_legacy_serving_model(
     core: Any,
     point: GridPoint,
@@ -223,7 +253,9 @@ def train(
         )
         _log_datasets(data)
         ngrams = read_json(data.ngrams_path) if point.uses_ngrams else None
-        core = build_model(point, len(vocabulary), sequence_length, len(ngrams["tokens"]) if ngrams else None)
+        # The n-gram input's width: the review block and the title block side by side.
+        width = ReviewNgrams(ngrams).size if ngrams else None
+        core = build_model(point, len(vocabulary), sequence_length, width)
         outputs = list(core.output_names)
         y_train, y_val = _targets(data, "train", outputs), _targets(data, "validation", outputs)
         # The recommendation head's own validation loss: the rating head must not decide.
@@ -246,6 +278,10 @@ def train(
         probability = np.asarray(core.predict(x_val, batch_size=1024, verbose=0)[RECOMMENDED_OUTPUT]).reshape(
             -1
         )
+        calibration, uncalibrated_ece = _calibrate(labels_val, probability)
+        if calibration is not None:
+            probability = calibration.apply(probability)
+        # Chosen on the probabilities the registered model returns, calibrated or not.
         threshold = f1_optimal_threshold(labels_val, probability) if np.all(np.isfinite(probability)) else 0.5
         scores = binary_metrics(labels_val, probability, threshold)
         epochs = len(history.history["loss"])
@@ -253,6 +289,8 @@ def train(
             {
                 **{f"val_{k}": v for k, v in scores.items()},
                 names.METRIC_THRESHOLD: threshold,
+                "val_ece_uncalibrated": uncalibrated_ece,
+                "calibrated": float(calibration is not None),
                 "epochs_trained": epochs,
                 "best_epoch": max(epochs - point.patience, 1) if stopper.stopped_epoch else epochs,
                 "fit_seconds": fit_seconds,
@@ -277,6 +315,7 @@ def train(
                     "chosen_on": "validation",
                     "criterion": "maximum F1 of the not-recommended class",
                     "label_when_probability_at_least_threshold": 1,
+                    names.DECISION_CALIBRATION_KEY: calibration.to_json() if calibration else None,
                 },
             )
             info = mlflow.pyfunc.log_model(

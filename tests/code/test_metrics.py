@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from review_sentiment.metrics import binary_metrics
+from review_sentiment.metrics import binary_metrics, expected_calibration_error
 
-KEYS = {"roc_auc", "accuracy", "f1_not_recommended"}
+KEYS = {"roc_auc", "accuracy", "f1_not_recommended", "ece"}
 
 
 def test_perfect_scores() -> None:
@@ -17,7 +17,22 @@ def test_perfect_scores() -> None:
         "roc_auc": 1.0,
         "accuracy": 1.0,
         "f1_not_recommended": 1.0,
+        # Perfectly ranked but not calibrated: bins 1, 2, 8, 9 miss by 0.1, 0.2, 0.2, 0.1.
+        "ece": pytest.approx(0.15),
     }
+
+
+def test_ece_is_the_review_weighted_gap_per_bin() -> None:
+    # Bin 7 (0.7-0.8): four reviews at 0.75, three recommended -> gap 0; bin 2: two reviews at
+    # 0.2, both recommended -> gap 0.8, weighted 2 of 6.
+    y = [1, 1, 1, 0, 1, 1]
+    p = [0.75, 0.75, 0.75, 0.75, 0.2, 0.2]
+    assert expected_calibration_error(y, p) == pytest.approx(0.8 * 2 / 6)
+    assert expected_calibration_error([1, 0], [1.0, 0.0]) == 0.0  # 1.0 falls in the last bin
+    assert math.isnan(expected_calibration_error([], []))
+    assert math.isnan(expected_calibration_error([1], [math.nan]))
+    with pytest.raises(ValueError, match="2 probabilities for 1 labels"):
+        expected_calibration_error([1], [0.5, 0.5])
 
 
 def test_f1_is_of_the_not_recommended_class() -> None:

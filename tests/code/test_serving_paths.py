@@ -1,9 +1,12 @@
-"""The registered model's fast path scores as the legacy one did, and legacy versions still load.
+"""The registered model's fast path scores as training computed, and as the legacy one did, and
+legacy versions still load.
 
 Each default-grid architecture is trained briefly (one epoch) on the real reviews (synthetic ones
-when the file is absent off CI); then the same trained core is served two ways through
-``SentimentModel``: the new artifacts (core + features JSON, numpy forward pass) and the legacy
-one (a Keras model with ``TextVectorization`` inside). Raw test-split text in, probabilities out.
+when the file is absent off CI); then the trained core is served through ``SentimentModel`` from
+raw text and compared with Keras on tokenize's own inputs (one code path, title block included).
+A core without the title block (the legacy form has none) is also served two ways: the new
+artifacts (core + features JSON, numpy forward pass) and the legacy one (a Keras model with
+``TextVectorization`` inside).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pandas as pd
 import pytest
 
 from review_sentiment.artifacts import read_json, write_json
+from review_sentiment.features import TITLE_BLOCK, NgramTfidf
 from review_sentiment.model import DEFAULT_GRID, GridPoint, build_model
 from review_sentiment.names import (
     ARTIFACT_CORE,
@@ -28,12 +32,14 @@ from review_sentiment.preprocess import PreprocessSettings, preprocess
 from review_sentiment.pyfunc_model import SentimentModel
 from review_sentiment.scoring import model_request
 from review_sentiment.serving import features_payload, inference_core
-from review_sentiment.tokenize import Tokenized, tokenize
+from review_sentiment.tokenize import Tokenized, make_ngram_vectorizer, tokenize
 from review_sentiment.train import _inputs, _targets, export_legacy_serving_model
 
 TOLERANCE = 1e-5
 SETTINGS = PreprocessSettings(keep_negations=True, use_title=True, remove_stopwords=False)  # the DAG's
 POINTS = [GridPoint.from_dict({**p, "max_epochs": 1}) for p in DEFAULT_GRID]
+CNN = next(p for p in POINTS if p.architecture == "cnn")
+LINEAR = next(p for p in POINTS if p.architecture == "tfidf")
 
 
 @pytest.fixture(scope="module")
@@ -61,19 +67,41 @@ def _context(tmp: Path, data: Tokenized, artifacts: dict[str, Path]) -> SimpleNa
     )
 
 
-def served_both_ways(data: Tokenized, point: GridPoint, tmp: Path) -> tuple[SentimentModel, SentimentModel]:
-    """The same briefly trained core as the new model and as a legacy (``keras_model``) one."""
+def _training_inputs(data: Tokenized, split: str, point: GridPoint, titles: bool) -> dict:
+    """tokenize's inputs of ``split``; without ``titles``, the n-gram matrix's text block only
+    (the title block's columns come after it)."""
+    inputs = _inputs(data, split, point)
+    if "ngrams" in inputs and not titles:
+        inputs["ngrams"] = inputs["ngrams"][:, : NgramTfidf(read_json(data.ngrams_path)).size]
+    return inputs
+
+
+def train_briefly(data: Tokenized, point: GridPoint, titles: bool = True) -> tuple:
+    """A core trained for one epoch, and the n-gram payload it reads (None for sequences only)."""
     vocabulary = read_json(data.vocabulary_path)["tokens"]
     ngrams = read_json(data.ngrams_path) if point.uses_ngrams else None
+    if ngrams is not None and not titles:
+        ngrams = {k: v for k, v in ngrams.items() if k != TITLE_BLOCK}
     length = int(data.manifest["sequence_length"])
-    core = build_model(point, len(vocabulary), length, len(ngrams["tokens"]) if ngrams else None)
+    inputs = _training_inputs(data, "train", point, titles)
+    width = inputs["ngrams"].shape[1] if ngrams else None
+    core = build_model(point, len(vocabulary), length, width)
     core.fit(
-        _inputs(data, "train", point),
+        inputs,
         _targets(data, "train", list(core.output_names)),
         epochs=1,
         batch_size=point.batch_size,
         verbose=0,
     )
+    return core, ngrams
+
+
+def served_new(
+    data: Tokenized, point: GridPoint, tmp: Path, core: object, ngrams: dict | None
+) -> SentimentModel:
+    """``core`` as train registers it: the core and its features JSON."""
+    vocabulary = read_json(data.vocabulary_path)["tokens"]
+    length = int(data.manifest["sequence_length"])
     core_path = tmp / "core.keras"
     inference_core(core).save(core_path)
     features = write_json(
@@ -85,12 +113,52 @@ def served_both_ways(data: Tokenized, point: GridPoint, tmp: Path) -> tuple[Sent
             ngrams,
         ),
     )
-    legacy_path = tmp / "legacy.keras"
-    export_legacy_serving_model(core, point, vocabulary, length, ngrams).save(legacy_path)
-    new, legacy = SentimentModel(), SentimentModel()
+    new = SentimentModel()
     new.load_context(_context(tmp, data, {ARTIFACT_CORE: core_path, ARTIFACT_FEATURES: features}))
+    return new
+
+
+def served_both_ways(data: Tokenized, point: GridPoint, tmp: Path) -> tuple[SentimentModel, SentimentModel]:
+    """The same briefly trained core, without the title block, as the new model and as a legacy
+    (``keras_model``) one."""
+    core, ngrams = train_briefly(data, point, titles=False)
+    new = served_new(data, point, tmp, core, ngrams)
+    vocabulary = read_json(data.vocabulary_path)["tokens"]
+    legacy_path = tmp / "legacy.keras"
+    length = int(data.manifest["sequence_length"])
+    export_legacy_serving_model(core, point, vocabulary, length, ngrams).save(legacy_path)
+    legacy = SentimentModel()
     legacy.load_context(_context(tmp, data, {ARTIFACT_KERAS: legacy_path}))
     return new, legacy
+
+
+@pytest.mark.parametrize("point", [p for p in POINTS if p.uses_ngrams], ids=lambda p: p.name)
+def test_serving_computes_what_training_read(tokenized: Tokenized, point: GridPoint, tmp_path: Path) -> None:
+    """Raw text through the registered model equals Keras on tokenize's inputs, title block in."""
+    assert TITLE_BLOCK in read_json(tokenized.ngrams_path)  # the DAG's settings keep titles
+    core, ngrams = train_briefly(tokenized, point)
+    model = served_new(tokenized, point, tmp_path, core, ngrams)
+    test = tokenized.frame("test")
+    served = model.predict(None, model_request(test))["probability"].to_numpy()
+    trained = core.predict(_training_inputs(tokenized, "test", point, True), verbose=0)["recommended"]
+    assert served.std() > 0.01
+    np.testing.assert_allclose(served, np.asarray(trained).reshape(-1), atol=TOLERANCE, rtol=0)
+    # The title is read on its own: the same text under another title scores differently.
+    request = model_request(test.head(200))
+    retitled = request.assign(Title="terrible, returned it")
+    moved = model.predict(None, retitled)["probability"] - model.predict(None, request)["probability"]
+    assert (moved.abs() > 1e-4).mean() > 0.9
+
+
+def test_a_title_block_needs_titles(tokenized: Tokenized) -> None:
+    from review_sentiment.features import ReviewNgrams
+
+    block = ReviewNgrams(read_json(tokenized.ngrams_path))
+    with pytest.raises(ValueError, match="3 titles needed, got none"):
+        block.transform(["a", "b", "c"])
+    payload = read_json(tokenized.ngrams_path)
+    with pytest.raises(ValueError, match="legacy Keras serving model has no title block"):
+        make_ngram_vectorizer(payload)
 
 
 @pytest.mark.parametrize("point", POINTS, ids=lambda p: p.name)
@@ -112,7 +180,8 @@ def test_the_new_path_scores_raw_text_as_the_legacy_one(
 def test_scores_do_not_depend_on_the_batch(tokenized: Tokenized, tmp_path: Path) -> None:
     # The CNN sorts reviews by length into chunks: a review's score must not depend on its
     # neighbours (the batch-scoring task calls predict chunk by chunk).
-    new, _ = served_both_ways(tokenized, POINTS[3], tmp_path)
+    core, ngrams = train_briefly(tokenized, CNN)
+    new = served_new(tokenized, CNN, tmp_path, core, ngrams)
     request = model_request(tokenized.frame("test")).head(300)
     whole = new.predict(None, request)["probability"].to_numpy()
     parts = np.concatenate(
@@ -131,7 +200,7 @@ def test_a_legacy_version_logged_to_mlflow_still_loads_and_predicts(
     from review_sentiment.config import PACKAGE_DIR
     from review_sentiment.train import input_example, model_signature
 
-    point = POINTS[2]  # tfidf linear: the quickest to train
+    point = LINEAR  # the quickest to train
     _, legacy = served_both_ways(tokenized, point, tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:

@@ -190,3 +190,41 @@ def test_tokenize_stage_writes_a_complete_manifest(tmp_path, reviews: pd.DataFra
         rows += len(frame)
     assert rows + data.manifest["duplicates_or_empty_dropped"] == data.manifest["rows_in"] == len(reviews)
     assert not list((tmp_path / "tokenize").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("use_title", [True, False])
+def test_the_title_gets_its_own_ngram_block_when_the_run_keeps_titles(
+    tmp_path, reviews: pd.DataFrame, use_title: bool
+) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from review_sentiment.features import TITLE_BLOCK, NgramTfidf
+    from review_sentiment.tokenize import CLEAN_TITLE
+
+    snapshot = tmp_path / "ingest" / "reviews.parquet"
+    snapshot.parent.mkdir()
+    reviews.drop(columns=[CLEAN]).to_parquet(snapshot, index=False)
+    settings = PreprocessSettings(keep_negations=True, use_title=use_title, remove_stopwords=False)
+    data = Tokenized(tokenize(preprocess(snapshot, tmp_path / "preprocess", settings), tmp_path / "tokenize"))
+    payload = read_json(data.ngrams_path)
+    assert (TITLE_BLOCK in payload) is use_title
+    text_width = NgramTfidf(payload).size
+    matrix = data.ngrams("validation")
+    if not use_title:
+        assert matrix.shape[1] == text_width
+        return
+    train = data.frame("train")
+    # The title block is scikit-learn's TF-IDF of the cleaned titles, fitted on train only.
+    reference = TfidfVectorizer(token_pattern=r"\S+", lowercase=False, ngram_range=(1, 2)).fit(
+        train[CLEAN_TITLE]
+    )
+    block = matrix[:, text_width:]
+    assert block.shape[1] == len(payload[TITLE_BLOCK]["tokens"]) == len(reference.vocabulary_) + 1
+    order = [reference.vocabulary_[t] for t in payload[TITLE_BLOCK]["tokens"][1:]]
+    expected = reference.transform(data.frame("validation")[CLEAN_TITLE])[:, order]
+    np.testing.assert_allclose(block[:, 1:].toarray(), expected.toarray(), atol=1e-6)
+    # Each block is L2-normalised on its own: a review with a title has two unit blocks.
+    titled = (data.frame("validation")[CLEAN_TITLE].str.len() > 0).to_numpy()
+    norms = np.sqrt(np.asarray(block.multiply(block).sum(axis=1))).ravel()
+    assert titled.any()
+    np.testing.assert_allclose(norms[titled & (norms > 0)], 1.0, rtol=1e-5)
