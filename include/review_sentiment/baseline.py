@@ -1,5 +1,6 @@
 """The linear baseline every run trains beside the grid: TF-IDF word 1-2-grams of the raw title
-and text, and a logistic regression (scikit-learn), on the same splits.
+and text, a second block of the raw title alone, and a logistic regression (scikit-learn), on
+the same splits.
 
 A champion that cannot beat it is not worth publishing, so ``register`` compares the two on
 the test split. The baseline is never registered or loaded back: its run keeps its parameters,
@@ -37,29 +38,42 @@ log = logging.getLogger(__name__)
 
 BASELINE_RUN_NAME = "baseline-tfidf-logreg"
 # Chosen on the validation split of the real data (C in 2/4/8, min_df in 1/2/3); scikit-learn's
-# defaults otherwise. Character 2-5-grams on top scored lower on validation (0.9502 against
-# 0.9520) and took eight times as long to fit (12.4 s against 1.6 s).
+# defaults otherwise. The title block is the champion's own feature idea, given to the baseline too
+# so that it stays a fair bar: validation ROC AUC 0.9615 -> 0.9676. Character 2-5-grams on top
+# scored lower on validation and took eight times as long to fit.
 PARAMS: dict[str, Any] = {
     "ngram_range": (1, 2),
-    "min_df": 2,
+    "min_df": 1,
+    "title_block": True,
     "C": 4.0,
     "class_weight": "balanced",
     "max_iter": 2000,
 }
 
 
-def raw_text(frame: pd.DataFrame) -> list[str]:
-    """Title and text as one string: what a plain linear baseline would read."""
-    return (frame[schema.TITLE].fillna("").astype(str) + " . " + frame[schema.TEXT].astype(str)).tolist()
+_REVIEW, _TITLE = "review", "title"
+
+
+def raw_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """What a plain linear baseline reads: title and text as one string, and the title alone."""
+    import pandas as pd
+
+    title = frame[schema.TITLE].fillna("").astype(str)
+    return pd.DataFrame({_REVIEW: title + " . " + frame[schema.TEXT].astype(str), _TITLE: title})
 
 
 def make_pipeline(seed: int = 42) -> Any:
-    """The baseline's scikit-learn pipeline (unfitted)."""
+    """The baseline's scikit-learn pipeline (unfitted): a TF-IDF block per column of
+    :func:`raw_text`, side by side, then logistic regression."""
+    from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline as sk_pipeline
 
-    features = TfidfVectorizer(ngram_range=PARAMS["ngram_range"], min_df=PARAMS["min_df"], sublinear_tf=True)
+    def block() -> TfidfVectorizer:
+        return TfidfVectorizer(ngram_range=PARAMS["ngram_range"], min_df=PARAMS["min_df"], sublinear_tf=True)
+
+    features = ColumnTransformer([(column, block(), column) for column in (_REVIEW, _TITLE)])
     classifier = LogisticRegression(
         C=PARAMS["C"], class_weight=PARAMS["class_weight"], max_iter=PARAMS["max_iter"], random_state=seed
     )
