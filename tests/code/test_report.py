@@ -78,6 +78,36 @@ def test_report_writes_every_plot_slices_and_card(test_split: pd.DataFrame, tmp_
     assert out["metrics"]["baseline"] != binary_metrics(y, baseline.probability, 0.5)
     accuracy = f"{out['metrics']['baseline']['accuracy']:.4f}"
     assert any(line.startswith("| baseline |") and accuracy in line for line in card.splitlines())
+    assert "| model | roc_auc | accuracy | f1_not_recommended | ece |" in card
+    # Only the run's own baseline (by its name) gives a margin line.
+    assert "margin over this run's baseline" not in card
+
+
+def test_card_states_the_margin_over_the_baseline_and_the_calibration(
+    test_split: pd.DataFrame, tmp_path: Path
+) -> None:
+    from review_sentiment.report import BASELINE_NAME, calibration_note
+
+    candidate = Scored("candidate v4", _probability(test_split, 0.5), 0.55)
+    baseline = Scored(BASELINE_NAME, _probability(test_split, 0.9, seed=1), 0.7)
+    note = calibration_note({"val_ece_uncalibrated": 0.061, "calibrated": 1.0, "val_ece": 0.012})
+    out = write_report(
+        tmp_path,
+        test_split,
+        candidate,
+        others=[baseline],
+        card={"model_name": "m", "version": "4", "run_id": "r", "params": {}, "data": {}, "decision": "d",
+              "calibration": note},
+    )  # fmt: skip
+    scores = out["metrics"]
+    gain = scores["candidate v4"]["roc_auc"] - scores[BASELINE_NAME]["roc_auc"]
+    assert gain > 0
+    assert f"ROC AUC margin over this run's baseline: **{gain:+.4f}**" in out["model_card"]
+    assert "Platt-scaled on the validation split" in out["model_card"]
+    assert "0.0610 (> 0.03) before and 0.0120 after" in out["model_card"]
+    kept = calibration_note({"val_ece_uncalibrated": 0.02, "calibrated": 0.0})
+    assert kept == "not recalibrated: validation expected calibration error 0.0200 (limit 0.03)"
+    assert calibration_note({}) == ""  # a run from before calibration existed
 
 
 def test_slices_too_small_to_rank_are_listed_apart(test_split: pd.DataFrame, tmp_path: Path) -> None:

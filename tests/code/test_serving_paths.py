@@ -18,22 +18,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.cores import brief_core, core_inputs, write_core, write_legacy
 from review_sentiment.artifacts import read_json, write_json
-from review_sentiment.features import TITLE_BLOCK, NgramTfidf
-from review_sentiment.model import DEFAULT_GRID, GridPoint, build_model
+from review_sentiment.features import TITLE_BLOCK
+from review_sentiment.model import DEFAULT_GRID, GridPoint
 from review_sentiment.names import (
-    ARTIFACT_CORE,
     ARTIFACT_DECISION,
-    ARTIFACT_FEATURES,
     ARTIFACT_KERAS,
     ARTIFACT_PREPROCESS,
 )
 from review_sentiment.preprocess import PreprocessSettings, preprocess
 from review_sentiment.pyfunc_model import SentimentModel
 from review_sentiment.scoring import model_request
-from review_sentiment.serving import features_payload, inference_core
 from review_sentiment.tokenize import Tokenized, make_ngram_vectorizer, tokenize
-from review_sentiment.train import _inputs, _targets, export_legacy_serving_model
 
 TOLERANCE = 1e-5
 SETTINGS = PreprocessSettings(keep_negations=True, use_title=True, remove_stopwords=False)  # the DAG's
@@ -67,80 +64,33 @@ def _context(tmp: Path, data: Tokenized, artifacts: dict[str, Path]) -> SimpleNa
     )
 
 
-def _training_inputs(data: Tokenized, split: str, point: GridPoint, titles: bool) -> dict:
-    """tokenize's inputs of ``split``; without ``titles``, the n-gram matrix's text block only
-    (the title block's columns come after it)."""
-    inputs = _inputs(data, split, point)
-    if "ngrams" in inputs and not titles:
-        inputs["ngrams"] = inputs["ngrams"][:, : NgramTfidf(read_json(data.ngrams_path)).size]
-    return inputs
-
-
-def train_briefly(data: Tokenized, point: GridPoint, titles: bool = True) -> tuple:
-    """A core trained for one epoch, and the n-gram payload it reads (None for sequences only)."""
-    vocabulary = read_json(data.vocabulary_path)["tokens"]
-    ngrams = read_json(data.ngrams_path) if point.uses_ngrams else None
-    if ngrams is not None and not titles:
-        ngrams = {k: v for k, v in ngrams.items() if k != TITLE_BLOCK}
-    length = int(data.manifest["sequence_length"])
-    inputs = _training_inputs(data, "train", point, titles)
-    width = inputs["ngrams"].shape[1] if ngrams else None
-    core = build_model(point, len(vocabulary), length, width)
-    core.fit(
-        inputs,
-        _targets(data, "train", list(core.output_names)),
-        epochs=1,
-        batch_size=point.batch_size,
-        verbose=0,
-    )
-    return core, ngrams
-
-
 def served_new(
     data: Tokenized, point: GridPoint, tmp: Path, core: object, ngrams: dict | None
 ) -> SentimentModel:
     """``core`` as train registers it: the core and its features JSON."""
-    vocabulary = read_json(data.vocabulary_path)["tokens"]
-    length = int(data.manifest["sequence_length"])
-    core_path = tmp / "core.keras"
-    inference_core(core).save(core_path)
-    features = write_json(
-        tmp / "features.json",
-        features_payload(
-            point.architecture,
-            vocabulary[: point.max_tokens] if point.uses_tokens else None,
-            length if point.uses_tokens else None,
-            ngrams,
-        ),
-    )
-    new = SentimentModel()
-    new.load_context(_context(tmp, data, {ARTIFACT_CORE: core_path, ARTIFACT_FEATURES: features}))
-    return new
+    model = SentimentModel()
+    model.load_context(_context(tmp, data, write_core(tmp, data, point, core, ngrams)))
+    return model
 
 
 def served_both_ways(data: Tokenized, point: GridPoint, tmp: Path) -> tuple[SentimentModel, SentimentModel]:
     """The same briefly trained core, without the title block, as the new model and as a legacy
     (``keras_model``) one."""
-    core, ngrams = train_briefly(data, point, titles=False)
-    new = served_new(data, point, tmp, core, ngrams)
-    vocabulary = read_json(data.vocabulary_path)["tokens"]
-    legacy_path = tmp / "legacy.keras"
-    length = int(data.manifest["sequence_length"])
-    export_legacy_serving_model(core, point, vocabulary, length, ngrams).save(legacy_path)
+    core, ngrams = brief_core(data, point, epochs=1, titles=False)
     legacy = SentimentModel()
-    legacy.load_context(_context(tmp, data, {ARTIFACT_KERAS: legacy_path}))
-    return new, legacy
+    legacy.load_context(_context(tmp, data, write_legacy(tmp, data, point, core, ngrams)))
+    return served_new(data, point, tmp, core, ngrams), legacy
 
 
 @pytest.mark.parametrize("point", [p for p in POINTS if p.uses_ngrams], ids=lambda p: p.name)
 def test_serving_computes_what_training_read(tokenized: Tokenized, point: GridPoint, tmp_path: Path) -> None:
     """Raw text through the registered model equals Keras on tokenize's inputs, title block in."""
     assert TITLE_BLOCK in read_json(tokenized.ngrams_path)  # the DAG's settings keep titles
-    core, ngrams = train_briefly(tokenized, point)
+    core, ngrams = brief_core(tokenized, point, epochs=1)
     model = served_new(tokenized, point, tmp_path, core, ngrams)
     test = tokenized.frame("test")
     served = model.predict(None, model_request(test))["probability"].to_numpy()
-    trained = core.predict(_training_inputs(tokenized, "test", point, True), verbose=0)["recommended"]
+    trained = core.predict(core_inputs(tokenized, "test", point), verbose=0)["recommended"]
     assert served.std() > 0.01
     np.testing.assert_allclose(served, np.asarray(trained).reshape(-1), atol=TOLERANCE, rtol=0)
     # The title is read on its own: the same text under another title scores differently.
@@ -180,7 +130,7 @@ def test_the_new_path_scores_raw_text_as_the_legacy_one(
 def test_scores_do_not_depend_on_the_batch(tokenized: Tokenized, tmp_path: Path) -> None:
     # The CNN sorts reviews by length into chunks: a review's score must not depend on its
     # neighbours (the batch-scoring task calls predict chunk by chunk).
-    core, ngrams = train_briefly(tokenized, CNN)
+    core, ngrams = brief_core(tokenized, CNN, epochs=1)
     new = served_new(tokenized, CNN, tmp_path, core, ngrams)
     request = model_request(tokenized.frame("test")).head(300)
     whole = new.predict(None, request)["probability"].to_numpy()

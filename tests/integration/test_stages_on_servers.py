@@ -381,6 +381,13 @@ def test_a_candidate_that_loses_to_the_baseline_is_refused(pipeline) -> None:
     for (name, *figures), prefix in zip(models, ("candidate", "baseline", "champion"), strict=True):
         tagged = [f"{float(version.tags[f'{prefix}.test_{metric}']):.4f}" for metric in header[1:]]
         assert figures == tagged, name
+    assert "ece" in header
+    # The margin over the baseline: on the card and as a metric of the candidate's run.
+    margin = result.candidate["roc_auc"] - result.baseline["roc_auc"]
+    assert margin < 0
+    assert f"ROC AUC margin over this run's baseline: **{margin:+.4f}**" in version.description
+    logged = client.get_run(pipeline["good_run"]).data.metrics["test_roc_auc_margin_over_baseline"]
+    assert logged == pytest.approx(margin, abs=1e-9)
     assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == champion_before
 
 
