@@ -53,8 +53,10 @@ def tokenized(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return Tokenized(tokenize(preprocess(snapshot, tmp / "preprocess", SETTINGS), tmp / "tokenize"))
 
 
-def _context(tmp: Path, data: Tokenized, artifacts: dict[str, Path]) -> SimpleNamespace:
-    decision = write_json(tmp / "decision.json", {"threshold": 0.5})
+def _context(
+    tmp: Path, data: Tokenized, artifacts: dict[str, Path], decision: dict | None = None
+) -> SimpleNamespace:
+    decision = write_json(tmp / "decision.json", decision or {"threshold": 0.5})
     return SimpleNamespace(
         artifacts={
             **{k: str(v) for k, v in artifacts.items()},
@@ -177,3 +179,23 @@ def test_a_legacy_version_logged_to_mlflow_still_loads_and_predicts(
     np.testing.assert_allclose(out["probability"], legacy.predict(None, request)["probability"], atol=1e-6)
     assert isinstance(out, pd.DataFrame)
     assert out["probability"].between(0, 1).all()
+
+
+def test_the_registered_model_applies_its_calibration_before_the_threshold(
+    tokenized: Tokenized, tmp_path: Path
+) -> None:
+    from review_sentiment.calibration import PlattScaling
+
+    core, ngrams = brief_core(tokenized, LINEAR, epochs=1)
+    artifacts = write_core(tmp_path, tokenized, LINEAR, core, ngrams)
+    raw = served_new(tokenized, LINEAR, tmp_path, core, ngrams)
+    scaling = PlattScaling(slope=1.8, intercept=0.4)
+    calibrated = SentimentModel()
+    decision = {"threshold": 0.6, "calibration": scaling.to_json()}
+    calibrated.load_context(_context(tmp_path / "calibrated", tokenized, artifacts, decision))
+    request = model_request(tokenized.frame("test")).head(300)
+    before = raw.predict(None, request)["probability"].to_numpy()
+    out = calibrated.predict(None, request)
+    np.testing.assert_allclose(out["probability"], scaling.apply(before), rtol=1e-9)
+    assert not np.allclose(out["probability"], before, atol=1e-3)
+    assert (out["label"] == (out["probability"] >= 0.6)).all()
