@@ -553,8 +553,9 @@ def _full_run(name: str, conf: dict[str, Any] | None) -> dict[str, Any]:
     text = log.read_text()
     dag_seconds = re.findall(r"DAG run finished in (\d+) s", text)
     tasks = _task_durations(home / "airflow" / "airflow.db")
+    # The weekly outcome is a branch: the branches not taken end "skipped", not failed.
     ok = done.returncode == 0 and all(
-        t.get("state") == "success" for t in tasks.values() if isinstance(t, dict)
+        t.get("state") in ("success", "skipped") for t in tasks.values() if isinstance(t, dict)
     )
     return {
         "wall_seconds": round(seconds, 1),

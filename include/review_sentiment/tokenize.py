@@ -190,8 +190,19 @@ def ngram_features(
         texts: Cleaned texts.
         titles: Cleaned titles, when the payload has a title block.
     """
+    import scipy.sparse as sp
+
     transform = ngrams if isinstance(ngrams, ReviewNgrams) else ReviewNgrams(ngrams)
-    return transform.transform(texts, titles)
+    # In batches, so the per-word temporaries stay small at 10x data; stacking rows is a copy.
+    parts = [
+        transform.transform(
+            texts[i : i + ENCODE_BATCH], None if titles is None else titles[i : i + ENCODE_BATCH]
+        )
+        for i in range(0, len(texts), ENCODE_BATCH)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return sp.vstack(parts, format="csr", dtype="float32") if parts else transform.transform([], [])
 
 
 def make_ngram_vectorizer(payload: dict[str, Any]) -> Any:
