@@ -228,3 +228,19 @@ def test_the_title_gets_its_own_ngram_block_when_the_run_keeps_titles(
     norms = np.sqrt(np.asarray(block.multiply(block).sum(axis=1))).ravel()
     assert titled.any()
     np.testing.assert_allclose(norms[titled & (norms > 0)], 1.0, rtol=1e-5)
+
+
+def test_ngram_rows_are_the_same_built_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from review_sentiment import tokenize as stage
+    from review_sentiment.features import ReviewNgrams
+
+    texts = ["love it", "not good too small", "", "love love it not", "runs small"] * 7
+    titles = ["great", "", "meh", "love it", "small"] * 7
+    payload = stage.fit_ngrams(texts, 50, titles=titles)
+    whole = ReviewNgrams(payload).transform(texts, titles)
+    monkeypatch.setattr(stage, "ENCODE_BATCH", 4)  # 35 rows: nine batches, the last of three
+    batched = stage.ngram_features(payload, texts, titles)
+    assert batched.shape == whole.shape
+    assert batched.nnz == whole.nnz > 0
+    np.testing.assert_array_equal(batched.toarray(), whole.toarray())
+    assert stage.ngram_features(payload, [], []).shape == (0, whole.shape[1])
