@@ -61,7 +61,7 @@ stack-status: ## State, health and log of each `make stack` program
 	$(PY) scripts/stack.py status
 
 .PHONY: bench
-bench: $(STAMP) ## Speed-and-scale benchmark (~25 min): one line per figure, bench/results.json
+bench: $(STAMP) ## Speed-and-scale benchmark (~20 min): one line per figure, bench/results.json
 	$(PY) -m bench.run_bench
 
 clean: ## Remove local state (.local: embedded Airflow DB, MLflow store, artifacts, make stack's volumes)

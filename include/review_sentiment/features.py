@@ -3,8 +3,9 @@
 The n-gram input is two blocks side by side (:class:`ReviewNgrams`): the review (title and
 text, cleaned together) and, when the run keeps titles, the title on its own. A title is a
 one-line verdict ("runs small", "love it"); in its own block its words weigh apart from the
-same words in the body, which raised validation ROC AUC by about 0.007 for logistic regression
-and 0.0003-0.003 for the MLP on the real data (README, "Model quality").
+same words in the body. On the real data it raised validation ROC AUC by about 0.007, for
+logistic regression (0.9597 to 0.9674) and for the MLP ``mlp64-rating`` (0.9631 to 0.9699)
+alike (README, "Model quality").
 
 One code path for training (``tokenize`` writes the split arrays with these) and serving (the
 registered pyfunc featurises requests with these), rebuilt from data only: the sequence

@@ -199,10 +199,8 @@ def ngram_features(
             texts[i : i + ENCODE_BATCH], None if titles is None else titles[i : i + ENCODE_BATCH]
         )
         for i in range(0, len(texts), ENCODE_BATCH)
-    ]
-    if len(parts) == 1:
-        return parts[0]
-    return sp.vstack(parts, format="csr", dtype="float32") if parts else transform.transform([], [])
+    ] or [transform.transform([], [])]
+    return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr", dtype="float32")
 
 
 def make_ngram_vectorizer(payload: dict[str, Any]) -> Any:
@@ -277,11 +275,8 @@ def tokenize(
     train_texts = splits["train"][CLEAN].tolist()
     vocabulary = fit_vocabulary(train_texts, max_tokens)
     # One n-gram vocabulary for every grid point that reads a bag of n-grams; train only.
-    ngrams = fit_ngrams(
-        train_texts,
-        ngram_max_tokens,
-        titles=splits["train"][CLEAN_TITLE].tolist() if cleaner.settings.use_title else None,
-    )
+    # Titles left out: the column is all "", and fit_ngrams fits no title block.
+    ngrams = fit_ngrams(train_texts, ngram_max_tokens, titles=splits["train"][CLEAN_TITLE].tolist())
     ngram_transform = ReviewNgrams(ngrams)
     write_json(output_dir / NGRAMS_NAME, ngrams)
     # Copied beside the vocabulary so this folder alone describes the model's input.
