@@ -216,11 +216,11 @@ def part_preprocess(seed_rows: int, repeats: int) -> dict[str, Any]:
     seed_seconds, seed_out = _timed(lambda: seed_clean(sample, SEED_PATTERN))
     _log("notebook loop again with the regex fixed, for the agreement check ...")
     fixed_out = seed_clean(sample, FIXED_PATTERN)
-    project = TextCleaner(PreprocessSettings(unescape_html=False)).clean_many(sample)
+    project = TextCleaner(PreprocessSettings.notebook(unescape_html=False)).clean_many(sample)
     disagree = [i for i, (a, b) in enumerate(zip(project, fixed_out, strict=True)) if a != b]
     changed_by_bug = sum(a != b for a, b in zip(seed_out, fixed_out, strict=True))
 
-    settings = PreprocessSettings()  # what the pipeline runs: the notebook's steps, regex fixed
+    settings = PreprocessSettings()  # what the pipeline runs: the package's defaults
     rates: dict[str, dict[str, Any]] = {}
     for factor in (1, 10):
         data = frame if factor == 1 else pd.read_parquet(snapshot(factor))
@@ -256,7 +256,8 @@ def part_preprocess(seed_rows: int, repeats: int) -> dict[str, Any]:
             ],
             "rows_changed_by_seed_regex_bug": changed_by_bug,
             "method": (
-                "TextCleaner(PreprocessSettings(unescape_html=False)) against the notebook loop rerun "
+                "TextCleaner(PreprocessSettings.notebook(unescape_html=False)) against the notebook loop "
+                "rerun "
                 f"with {FIXED_PATTERN} instead of {SEED_PATTERN}, on the same rows"
             ),
         },
@@ -444,9 +445,9 @@ def _incremental(factor: int, repeats: int) -> dict[str, Any]:
         (work / "cold" / SETTINGS_NAME).read_bytes() == (work / "warm" / SETTINGS_NAME).read_bytes()
     )
     changed = PreprocessCache(
-        fresh_cache("settings-change"), TextCleaner(PreprocessSettings(keep_negations=True))
+        fresh_cache("settings-change"), TextCleaner(PreprocessSettings.notebook(keep_negations=True))
     )
-    changed.clean(cleaner_input_array(frame, PreprocessSettings(keep_negations=True)))
+    changed.clean(cleaner_input_array(frame, PreprocessSettings.notebook(keep_negations=True)))
 
     def summary(runs: dict[str, list[float]]) -> dict[str, Any]:
         cold, warm = statistics.median(runs["cold"]), statistics.median(runs["warm"])
@@ -653,7 +654,7 @@ def part_serving(repeats: int) -> dict[str, Any]:
     work = BENCH_DIR / "serving"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    settings = PreprocessSettings(keep_negations=True, use_title=True, remove_stopwords=False)  # the DAG's
+    settings = PreprocessSettings()
     source = snapshot(1)
     data = Tokenized(tokenize(preprocess(source, work / "preprocess", settings), work / "tokenize"))
     frame = pd.read_parquet(source)

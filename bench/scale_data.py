@@ -104,7 +104,7 @@ def scale_reviews(
 
     from review_sentiment.preprocess import PreprocessSettings, TextCleaner
 
-    cleaner = TextCleaner(PreprocessSettings())
+    cleaner = TextCleaner(PreprocessSettings.notebook())
     is_content = content_word_test(cleaner.stopwords)
     rng = random.Random(seed)
     texts = raw[TEXT_COLUMN].tolist()

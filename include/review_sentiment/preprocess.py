@@ -59,7 +59,8 @@ NEGATED_AUXILIARIES = frozenset(
 
 @dataclass(frozen=True)
 class PreprocessSettings:
-    """Switches over the classic steps; the defaults reproduce the original notebook (regex fixed).
+    """Switches over the classic steps. The defaults are what the DAG runs (one truth for the CLI,
+    the DAG's params and the bench); :meth:`notebook` gives the original notebook's switches.
 
     Attributes:
         keep_negations: Keep no/nor/not and map the n't forms to "not".
@@ -69,10 +70,16 @@ class PreprocessSettings:
             such as "too", "but" and "very" that carry sentiment in reviews ("too small").
     """
 
-    keep_negations: bool = False
-    use_title: bool = False
+    keep_negations: bool = True
+    use_title: bool = True
     unescape_html: bool = True
-    remove_stopwords: bool = True
+    remove_stopwords: bool = False
+
+    @classmethod
+    def notebook(cls, **changes: bool) -> PreprocessSettings:
+        """The original notebook's steps (stopwords dropped, no title, negations dropped; regex
+        fixed), with ``changes``: the seed comparison and the bench's classic cleaner."""
+        return cls(**{"keep_negations": False, "use_title": False, "remove_stopwords": True, **changes})
 
 
 def english_stopwords() -> frozenset[str]:
@@ -556,7 +563,7 @@ def preprocess(
     Args:
         input_path: Ingest's Parquet snapshot.
         output_dir: Folder for the cleaned Parquet file and the settings.
-        settings: Preprocessing switches (default: the classic steps).
+        settings: Preprocessing switches (default: the production defaults).
         cache_dir: Folder of a :class:`PreprocessCache` kept between runs; only reviews not in
             it are cleaned, and the output is the same as without it. None: no cache.
 

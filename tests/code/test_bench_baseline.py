@@ -63,6 +63,6 @@ def test_with_the_regex_fixed_agrees_with_the_project_cleaner() -> None:
         "Fits_true to size, 5'4\" 120lbs",
         "Back-ordered; worth the wait!!",
     ]
-    project = TextCleaner(PreprocessSettings(unescape_html=False)).clean_many(texts)
+    project = TextCleaner(PreprocessSettings.notebook(unescape_html=False)).clean_many(texts)
     assert seed_clean(texts, FIXED_PATTERN) == project
     assert seed_clean(texts, SEED_PATTERN) != project  # the bug shows on these texts

@@ -86,7 +86,7 @@ def test_clean_many_equals_clean_on_adversarial_strings(settings: PreprocessSett
         _check(settings, [text], [text[:20]])
 
 
-@pytest.mark.parametrize("settings", [PreprocessSettings(), ALL_SETTINGS[-1]], ids=str)
+@pytest.mark.parametrize("settings", [PreprocessSettings.notebook(), ALL_SETTINGS[-1]], ids=str)
 def test_clean_many_takes_series_lists_and_generators(settings: PreprocessSettings) -> None:
     texts = ["Love it!", "I can't", "", "Très &amp; joli"]
     titles = ["Wow", "", "Meh", "Ça"]
@@ -99,7 +99,7 @@ def test_clean_many_takes_series_lists_and_generators(settings: PreprocessSettin
 
 
 def test_clean_many_fails_on_what_clean_fails_on() -> None:
-    cleaner = TextCleaner(PreprocessSettings(use_title=True))
+    cleaner = TextCleaner(PreprocessSettings.notebook(use_title=True))
     with pytest.raises(TypeError):
         cleaner.clean_many(["fine", None])  # type: ignore[list-item]
     with pytest.raises(ValueError, match=r"shorter|longer"):

@@ -25,8 +25,8 @@ from review_sentiment.preprocess import (
     settings_payload,
 )
 
-SEED = PreprocessSettings()
-NEGATING = PreprocessSettings(keep_negations=True)
+SEED = PreprocessSettings.notebook()
+NEGATING = PreprocessSettings.notebook(keep_negations=True)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_keep_negations_sees_html_encoded_apostrophes(negating_cleaner: TextClea
     ],
 )
 def test_use_title_prepends_the_title(use_title: bool, title: str, expected: str) -> None:
-    cleaner = TextCleaner(PreprocessSettings(use_title=use_title))
+    cleaner = TextCleaner(PreprocessSettings.notebook(use_title=use_title))
     assert cleaner.clean("Fits well.", title=title) == expected
 
 
@@ -139,12 +139,12 @@ def test_use_title_prepends_the_title(use_title: bool, title: str, expected: str
     [(True, "gorgeou soft"), (False, "quot gorgeou quot amp soft")],
 )
 def test_html_entities_are_unescaped_first(unescape: bool, expected: str) -> None:
-    cleaner = TextCleaner(PreprocessSettings(unescape_html=unescape))
+    cleaner = TextCleaner(PreprocessSettings.notebook(unescape_html=unescape))
     assert cleaner.clean("&quot;Gorgeous&quot; &amp; soft") == expected
 
 
 def test_clean_many_pairs_titles_with_texts() -> None:
-    cleaner = TextCleaner(PreprocessSettings(use_title=True))
+    cleaner = TextCleaner(PreprocessSettings.notebook(use_title=True))
     assert cleaner.clean_many(["Fits well", "Too small"], ["Love", ""]) == ["love fit well", "small"]
     with pytest.raises(ValueError, match=r"shorter|longer"):
         cleaner.clean_many(["Fits well", "Too small"], ["Love"])
@@ -155,7 +155,7 @@ def test_clean_frame_returns_the_clean_text_column_on_the_same_index() -> None:
         {schema.TEXT: ["Loved it!", None, "Runs small"], schema.TITLE: ["Wow", "", None]},
         index=[10, 20, 30],
     )
-    cleaned = clean_frame(frame, PreprocessSettings(use_title=True))
+    cleaned = clean_frame(frame, PreprocessSettings.notebook(use_title=True))
     assert cleaned.name == CLEAN
     assert list(cleaned.index) == [10, 20, 30]
     assert cleaned.tolist() == ["wow love", "", "run small"]
@@ -163,7 +163,7 @@ def test_clean_frame_returns_the_clean_text_column_on_the_same_index() -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [SEED, NEGATING, PreprocessSettings(use_title=True, unescape_html=False)],
+    [SEED, NEGATING, PreprocessSettings.notebook(use_title=True, unescape_html=False)],
     ids=["seed", "negations", "title-raw-html"],
 )
 def test_payload_rebuilds_the_same_cleaner(settings: PreprocessSettings) -> None:

@@ -26,7 +26,8 @@ from review_sentiment.preprocess import (
     preprocess,
 )
 
-SEED = PreprocessSettings()
+SEED = PreprocessSettings.notebook()
+SEED_TITLE = PreprocessSettings.notebook(use_title=True)
 TEXTS = [
     "Love this dress, fits perfectly!",
     "Runs small &amp; the fabric is cheap. I didn't keep it",
@@ -70,9 +71,9 @@ def clean_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     "settings",
     [
         SEED,
-        PreprocessSettings(keep_negations=True),
-        PreprocessSettings(use_title=True),
-        PreprocessSettings(unescape_html=False),
+        PreprocessSettings.notebook(keep_negations=True),
+        PreprocessSettings.notebook(use_title=True),
+        PreprocessSettings.notebook(unescape_html=False),
     ],
     ids=["seed", "negations", "title", "raw-html"],
 )
@@ -133,7 +134,7 @@ def test_a_settings_change_misses_the_old_entries(tmp_path: Path, clean_calls: l
     seed_out = preprocess(snapshot, tmp_path / "seed", SEED, cache_dir=tmp_path / "cache")
     clean_calls.clear()
 
-    negating = PreprocessSettings(keep_negations=True)
+    negating = PreprocessSettings.notebook(keep_negations=True)
     out = preprocess(snapshot, tmp_path / "neg", negating, cache_dir=tmp_path / "cache")
 
     assert len(clean_calls) == 2  # nothing came from the seed settings' entries
@@ -145,9 +146,9 @@ def test_a_settings_change_misses_the_old_entries(tmp_path: Path, clean_calls: l
 @pytest.mark.parametrize(
     "other",
     [
-        PreprocessSettings(keep_negations=True),
-        PreprocessSettings(use_title=True),
-        PreprocessSettings(unescape_html=False),
+        PreprocessSettings.notebook(keep_negations=True),
+        PreprocessSettings.notebook(use_title=True),
+        PreprocessSettings.notebook(unescape_html=False),
     ],
 )
 def test_every_setting_is_in_the_fingerprint(other: PreprocessSettings) -> None:
@@ -184,7 +185,7 @@ def test_a_cleaner_version_bump_misses_the_old_entries(
 
 
 def test_with_use_title_the_title_is_part_of_the_key(tmp_path: Path) -> None:
-    settings = PreprocessSettings(use_title=True)
+    settings = PreprocessSettings.notebook(use_title=True)
     cache_dir = tmp_path / "cache"
     preprocess(
         _snapshot(tmp_path / "a", _frame(["Fits well"], ["Great"])), tmp_path / "o1", settings, cache_dir
@@ -234,7 +235,7 @@ _OBJECT_TEXTS = ["Fits well", None, "", "Très joli", float("nan"), "Runs small 
 _OBJECT_TITLES = ["Great", "", None, "Ça va", "Nope", float("nan")]
 
 
-@pytest.mark.parametrize("settings", [SEED, PreprocessSettings(use_title=True)], ids=["text", "title"])
+@pytest.mark.parametrize("settings", [SEED, SEED_TITLE], ids=["text", "title"])
 @pytest.mark.parametrize(
     "frame",
     [
@@ -256,7 +257,7 @@ def test_cleaner_input_array_is_cleaner_inputs_in_utf8(
 
 def test_cleaner_input_array_of_a_parquet_snapshot(tmp_path: Path) -> None:
     frame = pd.read_parquet(_snapshot(tmp_path, _frame(TEXTS, TITLES)))
-    for settings in (SEED, PreprocessSettings(use_title=True)):
+    for settings in (SEED, PreprocessSettings.notebook(use_title=True)):
         expected = [t.encode("utf-8") for t in cleaner_inputs(frame, settings)]
         assert pre.cleaner_input_array(frame, settings).to_pylist() == expected
 

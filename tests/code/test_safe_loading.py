@@ -100,7 +100,7 @@ def _context(tmp_path: Path, keras_path: Path) -> SimpleNamespace:
     from review_sentiment.names import ARTIFACT_DECISION, ARTIFACT_KERAS, ARTIFACT_PREPROCESS
     from review_sentiment.preprocess import PreprocessSettings, settings_payload
 
-    preprocess = write_json(tmp_path / "preprocess.json", settings_payload(PreprocessSettings()))
+    preprocess = write_json(tmp_path / "preprocess.json", settings_payload(PreprocessSettings.notebook()))
     decision = write_json(tmp_path / "decision.json", {"threshold": 0.5})
     return SimpleNamespace(
         artifacts={

@@ -34,7 +34,7 @@ def tokenized(tmp_path_factory: pytest.TempPathFactory) -> Tokenized:
     snapshot = tmp / "ingest" / "reviews.parquet"
     snapshot.parent.mkdir()
     frame.to_parquet(snapshot, index=False)
-    settings = PreprocessSettings(keep_negations=True, use_title=False, remove_stopwords=False)
+    settings = PreprocessSettings(use_title=False)
     cleaned = preprocess(snapshot, tmp / "preprocess", settings)
     return Tokenized(
         tokenize(cleaned, tmp / "tokenize", max_tokens=200, sequence_length=24, ngram_max_tokens=300)

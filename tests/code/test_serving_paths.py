@@ -33,7 +33,7 @@ from review_sentiment.scoring import model_request
 from review_sentiment.tokenize import Tokenized, make_ngram_vectorizer, tokenize
 
 TOLERANCE = 1e-5
-SETTINGS = PreprocessSettings(keep_negations=True, use_title=True, remove_stopwords=False)  # the DAG's
+SETTINGS = PreprocessSettings()
 POINTS = [GridPoint.from_dict({**p, "max_epochs": 1}) for p in DEFAULT_GRID]
 CNN = next(p for p in POINTS if p.architecture == "cnn")
 LINEAR = next(p for p in POINTS if p.architecture == "tfidf")

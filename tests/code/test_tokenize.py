@@ -28,7 +28,7 @@ def _reviews(n: int, seed: int = 0) -> pd.DataFrame:
     """Synthetic reviews in the canonical schema, validated and cleaned as the stages do it."""
     raw = pd.DataFrame(synthetic_rows(n, seed)).rename(columns=schema.ORIGINAL_TO_CANONICAL)
     frame, _ = validate_reviews(raw, min_rows=0)
-    frame[CLEAN] = clean_frame(frame, PreprocessSettings())
+    frame[CLEAN] = clean_frame(frame, PreprocessSettings.notebook())
     return frame
 
 
@@ -96,7 +96,7 @@ def test_no_clean_text_in_two_splits(reviews: pd.DataFrame) -> None:
     echoes = reviews.head(300).copy()
     echoes[schema.ID] += 100_000
     echoes[schema.TEXT] = echoes[schema.TEXT].str.upper() + "!!"
-    echoes[CLEAN] = clean_frame(echoes, PreprocessSettings())
+    echoes[CLEAN] = clean_frame(echoes, PreprocessSettings.notebook())
     splits = split_frame(pd.concat([reviews, echoes], ignore_index=True))
     hashes = {name: text_hashes(part[CLEAN]) for name, part in splits.items()}
     assert not hashes["train"] & hashes["validation"]
@@ -204,7 +204,7 @@ def test_the_title_gets_its_own_ngram_block_when_the_run_keeps_titles(
     snapshot = tmp_path / "ingest" / "reviews.parquet"
     snapshot.parent.mkdir()
     reviews.drop(columns=[CLEAN]).to_parquet(snapshot, index=False)
-    settings = PreprocessSettings(keep_negations=True, use_title=use_title, remove_stopwords=False)
+    settings = PreprocessSettings(use_title=use_title)
     data = Tokenized(tokenize(preprocess(snapshot, tmp_path / "preprocess", settings), tmp_path / "tokenize"))
     payload = read_json(data.ngrams_path)
     assert (TITLE_BLOCK in payload) is use_title

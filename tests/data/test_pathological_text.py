@@ -72,7 +72,9 @@ def test_ingest_keeps_every_text_exactly(snapshot) -> None:
 
 def test_preprocess_cleans_them_to_ascii_words(snapshot, tmp_path: Path) -> None:
     path, expected = snapshot
-    cleaned = pd.read_parquet(preprocess(path, tmp_path)).set_index(schema.ID)[CLEAN]
+    cleaned = pd.read_parquet(preprocess(path, tmp_path, PreprocessSettings.notebook())).set_index(schema.ID)[
+        CLEAN
+    ]
     by_case = dict(zip(PATHOLOGICAL, expected, strict=False))
     for case, review_id in by_case.items():
         assert cleaned[review_id].isascii(), case
@@ -92,7 +94,7 @@ def test_preprocess_cleans_them_to_ascii_words(snapshot, tmp_path: Path) -> None
     ids=["words", "emoji", "zero-width", "tags", "one-word", "latin"],
 )
 def test_a_1mb_review_is_cleaned_in_bounded_memory_and_time(text: str) -> None:
-    cleaner = TextCleaner(PreprocessSettings(keep_negations=True))
+    cleaner = TextCleaner(PreprocessSettings.notebook(keep_negations=True))
     tracemalloc.start()
     started = time.perf_counter()
     try:
@@ -109,7 +111,7 @@ def test_a_1mb_review_is_cleaned_in_bounded_memory_and_time(text: str) -> None:
 
 
 def test_a_1mb_review_becomes_one_fixed_width_row() -> None:
-    clean = TextCleaner(PreprocessSettings()).clean(long_review())
+    clean = TextCleaner(PreprocessSettings.notebook()).clean(long_review())
     tokens = encode([clean, "soft fabric"], ["", "[UNK]", "soft", "fabric", "dress"], sequence_length=120)
     assert tokens.shape == (2, 120)
     assert tokens.dtype.kind == "i"

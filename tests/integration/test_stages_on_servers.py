@@ -59,7 +59,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer,
     snapshot = ingest(
         source, out / "ingest", sample_fraction=0.3, start=first_load, end=first_load + timedelta(days=1)
     )
-    cleaned = preprocess(snapshot, out / "preprocess", PreprocessSettings(keep_negations=True))
+    cleaned = preprocess(snapshot, out / "preprocess", PreprocessSettings.notebook(keep_negations=True))
     manifest = tokenize(cleaned, out / "tokenize")
     experiment = ensure_experiment("stages-integration", mlflow_server.url)
     good_run = train(manifest, GOOD, experiment_id=experiment, tracking_uri=mlflow_server.url)

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 POINT = GridPoint.from_dict(dict(GRIDS["default"][0]))
 # The DAG's default preprocessing.
-SETTINGS = PreprocessSettings(keep_negations=True, use_title=True, remove_stopwords=False)
+SETTINGS = PreprocessSettings()
 # Neutral swaps (a colour, a garment) in real test reviews: the median move of P(recommended)
 # and the share of reviews whose label flips may be at most these.
 NEUTRAL_MEDIAN_SHIFT = 0.02
