@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from review_sentiment import registry, schema, scoring
-from review_sentiment.config import CHAMPION_ALIAS, PREDICTIONS_PARQUET, Settings
+from review_sentiment.config import (
+    CHAMPION_ALIAS,
+    DEFAULT_RESCORE_DAYS,
+    DEFAULT_SCORE_CHUNK_ROWS,
+    PREDICTIONS_PARQUET,
+    Settings,
+)
 from review_sentiment.errors import ConfigError, DataContractError
 
 if TYPE_CHECKING:
@@ -33,8 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_ROWS = 50_000
-DEFAULT_RESCORE_DAYS = 7
 # A scheduled run covers the day before it (the CronTriggerTimetable's interval).
 SCHEDULED_INTERVAL = timedelta(days=1)
 RUN_TYPE_ASSET = "asset_triggered"  # Airflow's DagRunType.ASSET_TRIGGERED
@@ -147,7 +151,7 @@ def resolve_champion(settings: Settings, expected_version: str | None = None) ->
 
 
 def iter_reviews(
-    source: str, window: Window | None, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    source: str, window: Window | None, chunk_rows: int = DEFAULT_SCORE_CHUNK_ROWS
 ) -> Iterator[pd.DataFrame]:
     """The reviews to score, ``chunk_rows`` at a time, as ``review_id``, ``title``, ``review_text``.
 
@@ -474,7 +478,7 @@ def score_reviews(
     output_path: Path,
     dag_run_id: str,
     tracking_uri: str | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int = DEFAULT_SCORE_CHUNK_ROWS,
     scored_at: datetime | None = None,
     model: Any = None,
     on_chunk: Callable[[int, int], None] | None = None,

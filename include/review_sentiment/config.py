@@ -34,6 +34,12 @@ PREDICTIONS_PARQUET = "parquet"
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 DEFAULT_AIRFLOW_UI_URL = "http://127.0.0.1:8080"
 DEFAULT_SMTP_CONN_ID = "smtp_default"
+# The Airflow connection of the reviews database (AIRFLOW_CONN_REVIEWS_DB): postgres: sources and
+# the predictions table.
+DEFAULT_REVIEWS_CONN_ID = "reviews_db"
+# sentiment_score: reviews per chunk (bounds its memory) and the days a new champion re-scores.
+DEFAULT_SCORE_CHUNK_ROWS = 50_000
+DEFAULT_RESCORE_DAYS = 7
 # Longer than any promotion (scoring the champion inside the lock takes seconds), shorter than
 # the register task's execution_timeout, so a stuck holder shows up as a clear error.
 DEFAULT_LOCK_TIMEOUT_S = 600.0
