@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the whole DAG once through `airflow dags test`, embedded: Airflow's metadata in
 # SQLite and MLflow's store (SQLite + local artifacts) under .local/, no servers, no Docker.
+# SENTIMENT_LOCAL_STATE moves that state folder (tests/integration/test_embedded_run.py runs
+# `make smoke` in a temporary one, never in the user's .local).
 # Extra arguments go to `airflow dags test` (e.g. -c '{"sample_fraction": 0.1}').
 # DAG=sentiment_score (`make score`) runs the scoring DAG instead, on the same embedded stores:
 # it scores with the champion that `make run` left there.
@@ -8,8 +10,9 @@ set -euo pipefail
 DAG=${DAG:-sentiment_retrain}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
-STATE=$ROOT/.local
+STATE=${SENTIMENT_LOCAL_STATE:-$ROOT/.local}
 mkdir -p "$STATE"
+STATE=$(cd "$STATE" && pwd)
 
 export AIRFLOW_HOME=${AIRFLOW_HOME:-$STATE/airflow}
 export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
@@ -23,6 +26,9 @@ export AIRFLOW__LOGGING__LOGGING_LEVEL=${AIRFLOW__LOGGING__LOGGING_LEVEL:-INFO}
 export AIRFLOW__LOGGING__NAMESPACE_LEVELS=${AIRFLOW__LOGGING__NAMESPACE_LEVELS:-"airflow.dag_processing=WARNING airflow.serialization=WARNING airflow.models.dag=WARNING airflow.models.dagrun=WARNING airflow.api_fastapi=WARNING task=WARNING py.warnings=ERROR"}
 export PYTHONPATH=$ROOT/include${PYTHONPATH:+:$PYTHONPATH}
 export SENTIMENT_ARTIFACT_ROOT=${SENTIMENT_ARTIFACT_ROOT:-$STATE/artifacts}
+# The package's default store (review_sentiment.config.default_tracking_uri) is .local's: name it
+# here so that it follows the state folder.
+export MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-sqlite:///$STATE/mlflow/mlflow.db}
 export TF_CPP_MIN_LOG_LEVEL=2
 # MLflow's loggers through Airflow's logging (not a stderr handler of MLflow's own).
 export MLFLOW_CONFIGURE_LOGGING=false
