@@ -52,13 +52,13 @@ secrets: ## Write .env with fresh random secrets for docker compose / make stack
 	deploy/gen-secrets.sh
 
 stack: $(STAMP) ## docker-compose.yaml's services as local processes under supervisord, on 127.0.0.1
-	$(PY) scripts/stack.py up
+	$(PY) -m scripts.local_stack up
 
 stack-down: ## Stop everything `make stack` started, leftovers of killed programs included (by pid)
-	$(PY) scripts/stack.py down
+	$(PY) -m scripts.local_stack down
 
 stack-status: ## State, health and log of each `make stack` program
-	$(PY) scripts/stack.py status
+	$(PY) -m scripts.local_stack status
 
 .PHONY: bench
 bench: $(STAMP) ## Speed-and-scale benchmark (~20 min): one line per figure, bench/results.json

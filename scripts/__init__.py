@@ -1,1 +1,2 @@
-"""Developer scripts (`make run`, `make stack`); a package so that the tests can import scripts.stack."""
+"""Developer scripts: `make run` (run_local.sh) and `make stack` (local_stack/); a package so that
+`python -m scripts.local_stack` runs and the tests import it."""

@@ -1,4 +1,4 @@
-"""Fixtures of the fault-injection tests: ``scripts/stack.py up`` (PostgreSQL, MLflow server,
+"""Fixtures of the fault-injection tests: ``python -m scripts.local_stack up`` (PostgreSQL, MLflow server,
 Airflow api-server, scheduler with LocalExecutor, dag-processor, triggerer) in a temporary state
 folder, with a test-only Airflow cluster policy that shortens waits, and ``down`` at the end.
 
@@ -53,7 +53,8 @@ def task_policy(task):
 
 @pytest.fixture(scope="session")
 def fault_stack(real_reviews_path: Path, pytestconfig: pytest.Config) -> Iterator[FaultStack]:
-    """The local stack with the test-only policy; stopped by ``scripts/stack.py down`` afterwards."""
+    """The local stack with the test-only policy; stopped by ``python -m scripts.local_stack down``
+    afterwards."""
     policy = {"airflow_local_settings.py": LOCAL_SETTINGS}
     with stack_session(real_reviews_path, ARTIFACTS, "sentiment-faults-", policy) as session:
         faults = FaultStack(session.stack, session.api, session.secrets, pytestconfig)

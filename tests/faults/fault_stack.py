@@ -2,7 +2,7 @@
 what Airflow, MLflow and the artifact folder recorded.
 
 Every process is found through what the stack recorded (supervisord's pids and the session
-record of ``scripts/supervise.py``) and, for a task, through the title Airflow gives its task
+record of ``scripts/local_stack/supervise.py``) and, for a task, through the title Airflow gives its task
 process (``airflow worker -- <task instance id>``); nothing is looked up or killed by name alone.
 Restarting is the stack's job (compose's ``restart: unless-stopped`` under supervisord): the
 tests only kill, stop (as ``docker compose stop``) and start (as ``docker compose start``).
@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import requests
 
-from scripts.stack import Stack
-from scripts.supervise import Session, proc_stat
+from scripts.local_stack.stack import Stack
+from scripts.local_stack.supervise import Session, proc_stat
 from tests.stack.airflow_api import DAG_ID, FINISHED, AirflowApi
 from tests.stack.conftest import QUICK_CONF
 from tests.support import measure

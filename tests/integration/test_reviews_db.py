@@ -25,7 +25,7 @@ from review_sentiment.errors import DataContractError
 from review_sentiment.ingest import load_table, read_table
 from review_sentiment.reviews_db import arrival_time, seed
 from review_sentiment.synthetic import write_synthetic_csv
-from scripts.stack_images import pg_bin
+from scripts.local_stack.images import pg_bin
 from tests.support.servers import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -1,6 +1,6 @@
-"""Session fixtures of the stack tests: ``scripts/stack.py up`` (``make stack``: the services of
+"""Session fixtures of the stack tests: ``python -m scripts.local_stack up`` (``make stack``: the services of
 docker-compose.yaml under supervisord) on free loopback ports, in a temporary state folder with its
-own .env, and ``scripts/stack.py down`` at the end (by pid).
+own .env, and ``python -m scripts.local_stack down`` at the end (by pid).
 
 Only tests that request ``running_stack`` start it; the static compose tests beside them do not.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from scripts.stack import Stack
+from scripts.local_stack.stack import Stack
 from tests.stack.airflow_api import AirflowApi, FinishedRun
 from tests.support import measure
 from tests.support.local_stack import StackSession, stack_session
@@ -82,7 +82,7 @@ def _scheduled_runs_at_start(api: AirflowApi, timeout: float = 180) -> list[dict
 @pytest.fixture(scope="session")
 def running_stack(real_reviews_path: Path, pytestconfig: pytest.Config) -> Iterator[RunningStack]:
     """``make stack``'s script on free ports, mailing to an SMTP server on loopback (set in .env
-    as an operator would); stopped by ``scripts/stack.py down`` afterwards."""
+    as an operator would); stopped by ``python -m scripts.local_stack down`` afterwards."""
     started = datetime.now(UTC)
     mail = start_mail_server()
     dotenv = {
@@ -91,7 +91,7 @@ def running_stack(real_reviews_path: Path, pytestconfig: pytest.Config) -> Itera
     }
     try:
         with stack_session(real_reviews_path, ARTIFACTS, "sentiment-stack-", dotenv=dotenv) as session:
-            report(pytestconfig, f"stack: scripts/stack.py up took {session.up_seconds:.0f} s")
+            report(pytestconfig, f"stack: scripts.local_stack up took {session.up_seconds:.0f} s")
             scheduled = _scheduled_runs_at_start(session.api)
             yield RunningStack(session, session.api, session.secrets, started, scheduled, mail)
     finally:

@@ -1,7 +1,7 @@
 """The local stack through Airflow's public REST API v2: trigger with a conf, wait, then check the
 registry, the extra link to MLflow, authentication and the schedule.
 
-Drives the stack that ``scripts/stack.py up`` (``make stack``) starts: real PostgreSQL, MLflow
+Drives the stack that ``python -m scripts.local_stack up`` (``make stack``) starts: real PostgreSQL, MLflow
 server, Airflow api-server, scheduler (LocalExecutor), dag-processor and triggerer.
 """
 

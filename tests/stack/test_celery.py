@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import compose_local
+from scripts.local_stack import compose
 from tests.stack.airflow_api import FinishedRun
 from tests.stack.conftest import QUICK_CONF, ROOT, RunningStack, report
 from tests.support.servers import free_port
@@ -129,7 +129,7 @@ def test_the_compose_override_is_read_as_compose_merges_it(tmp_path: Path) -> No
              "AIRFLOW_ADMIN_USERNAME", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_DB_PASSWORD", "POSTGRES_PASSWORD",
              "MLFLOW_DB_PASSWORD", "REVIEWS_DB_PASSWORD"]  # fmt: skip
     variables = {**dict.fromkeys(names, "k"), "COMPOSE_PROFILES": "celery", "SENTIMENT_DATA_DIR": "/data"}
-    services = compose_local.load([ROOT / "docker-compose.yaml", override], variables)["services"]
+    services = compose.load([ROOT / "docker-compose.yaml", override], variables)["services"]
     first, second = services["airflow-worker"], services["airflow-worker-2"]
     assert first["environment"]["AIRFLOW__CORE__FERNET_KEY"] == "k"  # kept from the base file
     assert first["environment"]["STACK_WORKER_NAME"] == "worker-1"

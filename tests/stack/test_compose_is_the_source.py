@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stack import Stack
+from scripts.local_stack.stack import Stack
 from tests.stack.conftest import report
 from tests.support.local_stack import gen_secrets, leftovers, run_script
 from tests.support.servers import free_port

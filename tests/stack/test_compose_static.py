@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from scripts import compose_local
+from scripts.local_stack import compose as local_compose
 from tests.support.local_stack import bare_python, gen_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -612,8 +612,8 @@ def test_the_reviews_connection_comes_from_the_secrets_file(
     )  # fmt: skip
     # As compose interpolates it from a generated .env: the reviews role's own password.
     for name in sorted(holders):
-        service = compose_local.load([COMPOSE_FILE], generated_env)["services"][name]
-        uri = compose_local.environment(service, ROOT, generated_env)[REVIEWS_CONN]
+        service = local_compose.load([COMPOSE_FILE], generated_env)["services"][name]
+        uri = local_compose.environment(service, ROOT, generated_env)[REVIEWS_CONN]
         assert urlsplit(uri).password == generated_env["REVIEWS_DB_PASSWORD"], name
     others = {
         generated_env[key] for key in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD")
@@ -624,10 +624,10 @@ def test_the_reviews_connection_comes_from_the_secrets_file(
 def test_an_older_env_file_without_the_reviews_secret_names_the_fix(generated_env: dict[str, str]) -> None:
     older = {key: value for key, value in generated_env.items() if key != "REVIEWS_DB_PASSWORD"}
     with pytest.raises(
-        compose_local.ComposeError,
+        local_compose.ComposeError,
         match=r"REVIEWS_DB_PASSWORD is missing a value: run deploy/gen-secrets.sh --add-missing",
     ):
-        compose_local.load([COMPOSE_FILE], older)
+        local_compose.load([COMPOSE_FILE], older)
 
 
 def test_the_stack_reads_the_reviews_table_and_make_run_the_file(
@@ -812,7 +812,7 @@ def generated_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     out = tmp_path_factory.mktemp("env") / ".env"
     done = gen_secrets(out, os.environ)
     assert done.returncode == 0, done.stderr
-    return compose_local.read_env_file(out)
+    return local_compose.read_env_file(out)
 
 
 @pytest.mark.parametrize(
@@ -829,14 +829,14 @@ def test_services_get_every_variable_their_script_requires(
     assert required, f"no required variable found in {script.name}"
     for profiles in ("", "celery"):
         variables = {**generated_env, "COMPOSE_PROFILES": profiles}
-        service = compose_local.load([COMPOSE_FILE], variables)["services"][name]
-        env = compose_local.environment(service, ROOT, variables)
+        service = local_compose.load([COMPOSE_FILE], variables)["services"][name]
+        env = local_compose.environment(service, ROOT, variables)
         assert required <= {key for key, value in env.items() if value}, required - env.keys()
 
 
 def test_the_admin_login_agrees_between_compose_and_airflow_init(generated_env: dict[str, str]) -> None:
-    service = compose_local.load([COMPOSE_FILE], generated_env)["services"]["airflow-init"]
-    env = compose_local.environment(service, ROOT, generated_env)
+    service = local_compose.load([COMPOSE_FILE], generated_env)["services"]["airflow-init"]
+    env = local_compose.environment(service, ROOT, generated_env)
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{env['AIRFLOW_ADMIN_USERNAME']}:admin"
     assert env["AIRFLOW_ADMIN_PASSWORD"] == generated_env["AIRFLOW_ADMIN_PASSWORD"]
 

@@ -48,7 +48,7 @@ def test_a_killed_component_comes_back_by_itself(
 
 def test_status_lists_every_program_and_nothing_of_a_killed_one(running_stack: RunningStack) -> None:
     env = running_stack.session.env
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "status"], env=env, cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "scripts.local_stack", "status"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     for name in ("postgres", "mlflow", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"):

@@ -25,8 +25,8 @@ import psycopg2
 import pytest
 
 from review_sentiment.ingest import read_table
-from scripts.compose_local import read_env_file
-from scripts.stack import Stack
+from scripts.local_stack.compose import read_env_file
+from scripts.local_stack.stack import Stack
 from tests.stack.airflow_api import DAG_ID, FinishedRun
 from tests.stack.conftest import ROOT, RunningStack, report
 from tests.support.local_stack import gen_secrets, leftovers, run_script
@@ -53,9 +53,9 @@ def _query(uri: str, statement: str, params: list | None = None) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def connection(running_stack: RunningStack) -> dict:
-    """``airflow connections get reviews_db`` through ``scripts/stack.py airflow`` (the CLI with
+    """``airflow connections get reviews_db`` through ``python -m scripts.local_stack airflow`` (the CLI with
     airflow-scheduler's environment, where the DAG's tasks run)."""
-    argv = [sys.executable, str(ROOT / "scripts" / "stack.py"), "airflow", "connections", "get", "reviews_db"]
+    argv = [sys.executable, "-m", "scripts.local_stack", "airflow", "connections", "get", "reviews_db"]
     done = subprocess.run([*argv, "-o", "json"], env=running_stack.session.env, cwd=ROOT, capture_output=True,
                           text=True, timeout=300, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

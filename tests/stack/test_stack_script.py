@@ -16,10 +16,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from scripts import compose_local as compose
-from scripts import supervise
-from scripts.stack import Stack
-from scripts.stack_map import Mapper
+from scripts.local_stack import compose, supervise
+from scripts.local_stack.mapping import Mapper
+from scripts.local_stack.stack import Stack
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""``scripts/stack.py up`` in a throwaway folder for one test session, ``down`` (by pid) after.
+"""``python -m scripts.local_stack up`` in a throwaway folder for one test session, ``down`` (by pid) after.
 
 Shared by the stack tests and the fault tests: free loopback ports, its own state folder, the
 real review file copied in under the name deploy/airflow.env gives it, and a .env written by
@@ -20,13 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.compose_local import read_env_file
-from scripts.stack import Stack
+from scripts.local_stack.compose import read_env_file
+from scripts.local_stack.stack import Stack
 from tests.stack.airflow_api import AirflowApi
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "stack.py"
+STACK_COMMAND = [sys.executable, "-m", "scripts.local_stack"]  # `make stack`, run from ROOT
 GEN_SECRETS = ROOT / "deploy" / "gen-secrets.sh"
 VENV_BIN = Path(sys.executable).parent
 
@@ -43,10 +43,11 @@ class StackSession:
     env: dict[str, str]
 
     def script(self, command: str, extra: Mapping[str, str] | None = None, timeout: float = 900) -> str:
-        """Run ``scripts/stack.py COMMAND`` against this stack; returns its output, fails on error."""
+        """Run ``python -m scripts.local_stack COMMAND`` against this stack; returns its output, fails
+        on error."""
         done = run_script(command, {**self.env, **(extra or {})}, timeout)
         assert done.returncode == 0, (
-            f"scripts/stack.py {command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+            f"scripts.local_stack {command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
         )
         self.stack = Stack.load(self.state, self.stack.env_file)
         return done.stdout
@@ -67,7 +68,7 @@ def gen_secrets(out: Path, env: Mapping[str, str]) -> subprocess.CompletedProces
 
 
 def run_script(command: str, env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, str(SCRIPT), command]
+    argv = [*STACK_COMMAND, command]
     return subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
@@ -93,7 +94,7 @@ def stack_session(
         prefix: Prefix of the temporary folder.
         airflow_config: Files to write into the Airflow home's ``config`` folder before start
             (e.g. a test-only ``airflow_local_settings.py``).
-        env: More variables for ``scripts/stack.py`` (e.g. STACK_COMPOSE_FILE).
+        env: More variables for ``python -m scripts.local_stack`` (e.g. STACK_COMPOSE_FILE).
         dotenv: More lines for the generated .env, as an operator adds them (e.g. the mail
             settings); values are written single-quoted, i.e. literally.
 
@@ -135,7 +136,7 @@ def stack_session(
     up_seconds = time.monotonic() - started
     (artifacts / "stack-up.log").write_text(up.stdout + up.stderr)
     try:
-        assert up.returncode == 0, f"scripts/stack.py up failed:\n{up.stdout[-3000:]}\n{up.stderr[-5000:]}"
+        assert up.returncode == 0, f"scripts.local_stack up failed:\n{up.stdout[-3000:]}\n{up.stderr[-5000:]}"
         stack = Stack.load(state, root / ".env")
         secrets_env = stack.secrets()
         api = AirflowApi(
@@ -158,4 +159,4 @@ def stack_session(
         (artifacts / "stack-down.log").write_text(down.stdout + down.stderr)
         shutil.rmtree(root, ignore_errors=True)
         assert down.returncode == 0, down.stdout + down.stderr
-        assert not left, f"still running after scripts/stack.py down: {left}"
+        assert not left, f"still running after scripts.local_stack down: {left}"

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # One copy of "which initdb, and as which user": the same as `make stack` uses.
-from scripts.stack_images import pg_bin as _pg_bin
-from scripts.stack_images import run_as_postgres
+from scripts.local_stack.images import pg_bin as _pg_bin
+from scripts.local_stack.images import run_as_postgres
 
 
 def _run_as_postgres() -> list[str]:

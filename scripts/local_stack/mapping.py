@@ -6,7 +6,7 @@ environment and healthcheck, with only four things changed.
   else the published port, else a free one) wherever a URL, a port option or a setting names it.
 * Container paths: a volume's mount point becomes a folder under the state folder (named volumes)
   or the bound host folder; a file an image COPYs is the repository's file.
-* The images' built-ins (scripts/stack_images.py): entrypoints, data folders, default ports, users.
+* The images' built-ins (images.py): entrypoints, data folders, default ports, users.
 
 Anything else, a variable included, is as compose gives it: what a container lacks, the local
 program lacks too.
@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from scripts import compose_local as compose
-from scripts import stack_images as images
-from scripts.stack_images import HOST
-from scripts.supervise import Program
+from scripts.local_stack import compose, images
+from scripts.local_stack.images import HOST
+from scripts.local_stack.supervise import Program
 
 LOOPBACK = {"localhost", "127.0.0.1", "0.0.0.0"}
 PORT_VARIABLES = {"airflow-apiserver": "STACK_AIRFLOW_PORT"}  # else STACK_<SERVICE>_PORT

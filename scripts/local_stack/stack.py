@@ -1,16 +1,13 @@
-#!/usr/bin/env python3
-"""`make stack` / `make stack-down`: docker-compose.yaml's services as local processes, no Docker.
-
-    scripts/stack.py up | down | status | airflow ARGS...
+"""One local stack: docker-compose.yaml's services as local processes, no Docker (README.md here).
 
 `up` starts the compose file's services (or applies its changes to a running stack, as `docker
 compose up -d`) and waits for their healthchecks and the DAG; `down` stops every program and all
 they started, by pid; `status` shows each program's state, health and log; `airflow` runs the CLI
 with airflow-scheduler's environment. Commands, environments (env_file, environment, interpolated
 from .env and the caller's environment), healthchecks, depends_on, restart policies and profiles
-come from the compose file; scripts/stack_map.py changes host names, ports, container paths and the
-images' built-ins only; supervisord (scripts/supervise.py) runs the programs, restarts them and
-logs each to <state>/logs/<service>.log.
+come from the compose file (compose.py); mapping.py changes host names, ports, container paths and
+the images' built-ins (images.py) only; supervisord (supervise.py) runs the programs, restarts them
+and logs each to <state>/logs/<service>.log.
 
 Environment (optional): STACK_COMPOSE_FILE (':'-separated, relative to the repository, later files
 override earlier ones; default docker-compose.yaml), STACK_ENV_FILE (default <repo>/.env, written
@@ -20,7 +17,6 @@ and STACK_AIRFLOW_PORT (local ports; default the published one, else free), COMP
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -32,16 +28,12 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scripts.local_stack import compose, images
+from scripts.local_stack.images import HOST, StackError
+from scripts.local_stack.mapping import Health, Mapper
+from scripts.local_stack.supervise import Program, Supervisor
 
-from scripts import compose_local as compose
-from scripts import stack_images as images
-from scripts.stack_images import HOST, StackError
-from scripts.stack_map import Health, Mapper
-from scripts.supervise import Program, Supervisor
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GEN_SECRETS = ROOT / "deploy" / "gen-secrets.sh"
 STATE_FILE, DAG_ID = "stack.json", "sentiment_retrain"
 API, MLFLOW, CLI_SERVICE = ("airflow-apiserver", 8080), ("mlflow", 5000), "airflow-scheduler"
@@ -266,30 +258,3 @@ class Stack:
             f"  MLflow UI   {self.mlflow_url}",
         ]
         return "\n".join(["", *ports, "", *urls, f"  Logs        {self.logs}", ""])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="docker-compose.yaml as local processes (see the docstring)")
-    parser.add_argument("command", choices=["up", "down", "status", "airflow"])
-    parser.add_argument("args", nargs="...", help="for airflow: the CLI's arguments")
-    args = parser.parse_args(argv)
-    stack = Stack.from_env()
-    try:
-        if args.command == "up":
-            stack.up()
-            print(stack.summary())
-        elif args.command == "down":
-            stack.down()
-        elif args.command == "status":
-            return stack.status()
-        else:
-            spec = stack.supervisor.spec(CLI_SERVICE)
-            return subprocess.run(["airflow", *args.args], env=spec["env"], cwd=spec["cwd"]).returncode
-    except (StackError, compose.ComposeError, StopIteration) as exc:
-        print(f"stack: {exc or 'the stack has not been started (`make stack`)'}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

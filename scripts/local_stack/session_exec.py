@@ -1,5 +1,5 @@
 """Start one program of ``make stack`` (supervisord runs this): a session of its own, recorded,
-then exec. ``scripts/stack.py down`` stops every session ever recorded, by pid, so that it also
+then exec. ``python -m scripts.local_stack down`` stops every session ever recorded, by pid, so that it also
 stops what a program left behind when it died (a killed scheduler's task processes, which live
 in other process groups but in the same session).
 

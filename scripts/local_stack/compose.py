@@ -1,4 +1,4 @@
-"""docker-compose.yaml read the way ``docker compose`` reads it, for ``scripts/stack.py``.
+"""docker-compose.yaml read the way ``docker compose`` reads it, for the local stack (``stack.py``).
 
 Covers what this project's compose files use: several files merged in order (as ``-f a -f b``),
 ``.env`` and env-file parsing, interpolation (``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``,

@@ -31,7 +31,7 @@ SUPERVISORD = "supervisord"
 
 @dataclass
 class Program:
-    """One program for supervisord, as ``scripts/stack.py`` maps a compose service."""
+    """One program for supervisord, as ``mapping.py`` maps a compose service."""
 
     name: str
     argv: list[str]
