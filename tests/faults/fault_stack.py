@@ -24,16 +24,16 @@ from typing import Any
 import pytest
 import requests
 
+from review_sentiment.config import REGISTERED_MODEL_NAME
 from scripts.local_stack.stack import Stack
 from scripts.local_stack.supervise import Session, proc_stat
 from tests.stack.airflow_api import DAG_ID, FINISHED, AirflowApi
-from tests.stack.conftest import QUICK_CONF
 from tests.support import measure
 from tests.support.measure import wait_until
+from tests.support.quick_run import QUICK_CONF
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "faults"
-MODEL_NAME = "customer-sentiment-analysis"  # SENTIMENT_MODEL_NAME of deploy/airflow.env
 EXPERIMENT = "sentiment-retrain"
 TERMINAL_RUN_STATES = {"FINISHED", "FAILED", "KILLED"}
 TRAIN_TIMEOUT_FILE = "train_timeout"  # read by the cluster policy of tests/faults/conftest.py
@@ -260,7 +260,7 @@ class FaultStack:
 
     def versions(self, run_id: str | None = None) -> list[Any]:
         """Model versions of one DAG run (by the pipeline_run_id tag register sets), or all."""
-        query = f"name = '{MODEL_NAME}'"
+        query = f"name = '{REGISTERED_MODEL_NAME}'"
         if run_id is not None:
             query += f" and tags.`pipeline_run_id` = '{DAG_ID}/{run_id}'"
         return self.mlflow().search_model_versions(query)
@@ -269,7 +269,7 @@ class FaultStack:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.mlflow().get_model_version_by_alias(MODEL_NAME, "champion")
+            return self.mlflow().get_model_version_by_alias(REGISTERED_MODEL_NAME, "champion")
         except MlflowException:
             return None
 
@@ -277,7 +277,7 @@ class FaultStack:
         """Start a test from "no champion": its candidate then passes the gate on the floor alone,
         whatever run-to-run noise there is between two trainings of the same grid."""
         if self.champion() is not None:
-            self.mlflow().delete_registered_model_alias(MODEL_NAME, "champion")
+            self.mlflow().delete_registered_model_alias(REGISTERED_MODEL_NAME, "champion")
 
     def mlflow_runs(self, run_id: str, task_id: str | None = None) -> list[Any]:
         """The MLflow runs the tasks of one DAG run started (every try), or those of one task."""

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from review_sentiment.config import REGISTERED_MODEL_NAME
 from tests.faults.fault_stack import FaultStack, report, wait_until
 from tests.stack.airflow_api import DAG_ID
 
@@ -19,9 +20,7 @@ def test_clearing_a_finished_register_changes_nothing(fault_stack: FaultStack, b
     versions_before = sorted(v.version for v in faults.versions())
     [run_version] = faults.versions(baseline_run)
     champion_before = faults.champion()
-    challenger_before = faults.mlflow().get_model_version_by_alias(
-        "customer-sentiment-analysis", "challenger"
-    )
+    challenger_before = faults.mlflow().get_model_version_by_alias(REGISTERED_MODEL_NAME, "challenger")
     try_before = faults.task_instance(baseline_run, "register")["try_number"]
 
     started = time.monotonic()
@@ -53,7 +52,7 @@ def test_clearing_a_finished_register_changes_nothing(fault_stack: FaultStack, b
     assert [v.version for v in faults.versions(baseline_run)] == [run_version.version]
     champion = faults.champion()
     assert (champion and champion.version) == (champion_before and champion_before.version)
-    challenger = faults.mlflow().get_model_version_by_alias("customer-sentiment-analysis", "challenger")
+    challenger = faults.mlflow().get_model_version_by_alias(REGISTERED_MODEL_NAME, "challenger")
     assert challenger.version == challenger_before.version
     report(
         faults.config,

@@ -13,22 +13,14 @@ from review_sentiment.config import PROJECT_ROOT
 from tests.integration.test_stages_on_servers import real_reviews
 from tests.support.airflow_cli import airflow, project_airflow_env
 from tests.support.mail import MailServer, connection
+from tests.support.quick_run import QUICK_CONF
 from tests.support.servers import MlflowServer, PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DAG_ID = "sentiment_retrain"
 MODEL = "customer-sentiment-analysis-dag"
-CONF = {
-    "sample_fraction": 0.3,
-    "max_epochs": 8,
-    "keep_negations": True,
-    "beat_baseline": False,  # tiny models on a sample: the baseline is trained and recorded, not required
-    "grid": [
-        {"name": "small", "embedding_dim": 16, "batch_size": 64, "learning_rate": 0.01},
-        {"name": "wide", "embedding_dim": 32, "batch_size": 128, "learning_rate": 0.01},
-    ],
-}
+CONF = {**QUICK_CONF, "sample_fraction": 0.3, "max_epochs": 8}  # the quick run, on more data
 
 
 @pytest.fixture(scope="module")

@@ -21,21 +21,10 @@ from tests.stack.airflow_api import AirflowApi, FinishedRun
 from tests.support import measure
 from tests.support.local_stack import StackSession, stack_session
 from tests.support.mail import MailServer, connection, start_mail_server
+from tests.support.quick_run import QUICK_CONF
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "stack"
-MODEL_NAME = "customer-sentiment-analysis"
-# The quick run of the REST test (and the base of the others): a 20% sample, two small points.
-QUICK_CONF: dict[str, Any] = {
-    "sample_fraction": 0.2,
-    "max_epochs": 3,
-    "promotion_floor": 0.5,
-    "beat_baseline": False,  # plumbing runs: tiny models, not a quality bar
-    "grid": [
-        {"name": "a", "embedding_dim": 16, "batch_size": 64, "learning_rate": 0.01},
-        {"name": "b", "embedding_dim": 32, "batch_size": 128, "learning_rate": 0.01},
-    ],
-}
 
 
 @dataclass

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from review_sentiment.config import REGISTERED_MODEL_NAME
 from tests.stack.airflow_api import DAG_ID, FinishedRun, parse_time
-from tests.stack.conftest import MODEL_NAME, QUICK_CONF, RunningStack
+from tests.stack.conftest import RunningStack
+from tests.support.quick_run import QUICK_CONF
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -68,11 +70,11 @@ def test_champion_alias_is_the_version_this_run_registered(
     rest_run: FinishedRun, running_stack: RunningStack
 ) -> None:
     client = _mlflow(running_stack)
-    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    champion = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, "champion")
     assert champion.tags["pipeline_run_id"] == f"{DAG_ID}/{rest_run.run_id}"
     register = running_stack.api.get(f"/dags/{DAG_ID}/dagRuns/{rest_run.run_id}/taskInstances/register/links")
     assert register["extra_links"]["MLflow model version"] == (
-        f"{running_stack.stack.mlflow_url}/#/models/{MODEL_NAME}/versions/{champion.version}"
+        f"{running_stack.stack.mlflow_url}/#/models/{REGISTERED_MODEL_NAME}/versions/{champion.version}"
     )
 
 

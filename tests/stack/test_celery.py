@@ -19,7 +19,8 @@ import yaml
 
 from scripts.local_stack import compose
 from tests.stack.airflow_api import FinishedRun
-from tests.stack.conftest import QUICK_CONF, ROOT, RunningStack, report
+from tests.stack.conftest import ROOT, RunningStack, report
+from tests.support.quick_run import QUICK_CONF
 from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -19,8 +19,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from review_sentiment.config import REGISTERED_MODEL_NAME
 from tests.stack.airflow_api import DAG_ID, FinishedRun
-from tests.stack.conftest import MODEL_NAME, RunningStack, report
+from tests.stack.conftest import RunningStack, report
 from tests.stack.test_reviews_db import _query
 from tests.support.measure import wait_until
 
@@ -50,12 +51,12 @@ def _mlflow(running_stack: RunningStack) -> Any:
 
 
 def _champion(running_stack: RunningStack) -> str:
-    return _mlflow(running_stack).get_model_version_by_alias(MODEL_NAME, "champion").version
+    return _mlflow(running_stack).get_model_version_by_alias(REGISTERED_MODEL_NAME, "champion").version
 
 
 def _version_of(running_stack: RunningStack, run_id: str) -> Any:
     [version] = _mlflow(running_stack).search_model_versions(
-        f"name = '{MODEL_NAME}' and tags.`pipeline_run_id` = '{DAG_ID}/{run_id}'"
+        f"name = '{REGISTERED_MODEL_NAME}' and tags.`pipeline_run_id` = '{DAG_ID}/{run_id}'"
     )
     return version
 
@@ -119,7 +120,9 @@ def test_a_week_that_loses_to_the_champion_is_kept_and_green(
     tags = version.tags
     assert float(tags["candidate.compared_roc_auc"]) < float(tags["champion.test_roc_auc"]), tags
     assert int(tags["gate.comparison_size"]) >= 500
-    expected_link = f"{running_stack.stack.mlflow_url}/#/models/{MODEL_NAME}/versions/{version.version}"
+    expected_link = (
+        f"{running_stack.stack.mlflow_url}/#/models/{REGISTERED_MODEL_NAME}/versions/{version.version}"
+    )
     for task in ("register", "keep_champion"):
         links = running_stack.api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}/links")
         assert links["extra_links"]["MLflow model version"] == expected_link, (task, links)
@@ -140,10 +143,10 @@ def test_an_approval_waits_and_approving_through_the_rest_api_promotes(
         subjects = [m["Subject"] for m in running_stack.mails_of(run_id)]
         _answer(running_stack, run_id, "Approve")
         finished = running_stack.api.wait_for_run(run_id)
-    assert request["subject"] == f"Promote {MODEL_NAME} v{version} to champion?"
+    assert request["subject"] == f"Promote {REGISTERED_MODEL_NAME} v{version} to champion?"
     for row in (f"| candidate v{version} |", "| champion v", "| TF-IDF + LR baseline |"):
         assert row in request["body"], request["body"]
-    assert f"/#/models/{MODEL_NAME}/versions/{version}" in request["body"]
+    assert f"/#/models/{REGISTERED_MODEL_NAME}/versions/{version}" in request["body"]
     assert len(subjects) == 1, subjects
     assert subjects[0].startswith(f"[sentiment_retrain] approval waiting: v{version}"), subjects
     assert finished.state == "success", finished.states()

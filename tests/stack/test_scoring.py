@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from review_sentiment.config import REGISTERED_MODEL_NAME
 from tests.stack.airflow_api import DAG_ID, parse_time
-from tests.stack.conftest import MODEL_NAME, RunningStack, report
+from tests.stack.conftest import RunningStack, report
 from tests.stack.test_reviews_db import _query
 from tests.support.measure import wait_until
 
@@ -72,7 +73,7 @@ def test_a_promotion_rescores_the_last_week_with_the_new_champion(
 
     url = running_stack.stack.mlflow_url
     client = MlflowClient(tracking_uri=url, registry_uri=url)
-    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    champion = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, "champion")
     # The event is queued as promote succeeds, a moment before its end_date is written.
     promoted_at = _promoted_at(running_stack, champion) - timedelta(seconds=30)
 
