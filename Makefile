@@ -62,7 +62,7 @@ stack-status: ## State, health and log of each `make stack` program
 
 .PHONY: bench
 bench: $(STAMP) ## Speed-and-scale benchmark (~20 min): one line per figure, bench/results.json
-	$(PY) -m bench.run_bench
+	$(PY) -m bench
 
 clean: ## Remove local state (.local: embedded Airflow DB, MLflow store, artifacts, make stack's volumes)
 	rm -rf .local
