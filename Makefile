@@ -27,7 +27,7 @@ run: $(STAMP) ## The main job: the whole DAG once via `airflow dags test`, embed
 score: $(STAMP) ## Score the reviews with `make run`'s champion: sentiment_score once via `airflow dags test`
 	DAG=sentiment_score scripts/run_local.sh
 
-smoke: $(STAMP) ## A quick run: 20% sample, two small grid points, few epochs
+smoke: $(STAMP) ## A quick run (the tests' quick conf, scripts/smoke_conf.json): 20% sample, two small grid points, 3 epochs
 	scripts/run_local.sh -c '$(shell cat scripts/smoke_conf.json)'
 
 test: $(STAMP) ## The whole suite (starts its own PostgreSQL and MLflow server)
@@ -36,9 +36,13 @@ test: $(STAMP) ## The whole suite (starts its own PostgreSQL and MLflow server)
 test-fast: $(STAMP) ## Fast tests only (no training, no servers)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check, and the size limits (`make sizes`)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) scripts/check_sizes.py
+
+sizes: ## Modules and functions within the size limits (scripts/check_sizes.py; also a test)
+	$(PYTHON) scripts/check_sizes.py
 
 format: $(STAMP) ## ruff format and autofix
 	$(VENV)/bin/ruff format .
@@ -67,4 +71,4 @@ bench: $(STAMP) ## Speed-and-scale benchmark (~20 min): one line per figure, ben
 clean: ## Remove local state (.local: embedded Airflow DB, MLflow store, artifacts, make stack's volumes)
 	rm -rf .local
 
-.PHONY: help install run score smoke test test-fast lint format lock secrets stack stack-down stack-status clean
+.PHONY: help install run score smoke test test-fast lint sizes format lock secrets stack stack-down stack-status clean
