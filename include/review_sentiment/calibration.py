@@ -2,10 +2,11 @@
 
 A model trained with the rare class weighted up (``class_weight``) ranks reviews well but
 reports probabilities skewed toward "not recommended". When the validation split's expected
-calibration error exceeds :data:`ECE_LIMIT`, ``train`` fits ``p' = sigmoid(slope * logit(p) +
-intercept)`` there (scikit-learn's logistic regression on the logit: two numbers, stored in the
-model's decision JSON) and the registered model applies it before the threshold. The map is
-increasing, so ROC AUC and the ranking do not change; the threshold is chosen after it.
+calibration error exceeds :data:`ECE_LIMIT`, ``train`` (``decision_rule.calibrate``) fits
+``p' = sigmoid(slope * logit(p) + intercept)`` there (scikit-learn's logistic regression on the
+logit: two numbers, stored in the model's decision JSON) and the registered model applies it
+before the threshold. The map is increasing, so ROC AUC and the ranking do not change; the
+threshold is chosen after it.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ NGRAMS_INPUT = "ngrams"
 TEXT_INPUT = "text"
 RECOMMENDED_OUTPUT = "recommended"
 RATING_OUTPUT = "rating"
+# Conv1D kernel sizes (words) of the cnn and ensemble readers, in their Concatenate's order.
+CNN_WIDTHS = (2, 3, 4)
 
 
 NAME_PATTERN = "^[A-Za-z0-9_.=-]+$"
@@ -228,81 +230,150 @@ def build_model(
     Inputs: ``tokens`` (int sequences, ids >= ``point.max_tokens`` already mapped to OOV) for
     sequence architectures; ``ngrams`` (a sparse, L2-normalised TF-IDF vector of
     ``ngram_features`` word 1-2-grams) for n-gram ones. Outputs: ``recommended`` (a probability)
-    and, with ``rating_weight``, ``rating`` (the scaled star rating).
+    and, with ``rating_weight``, ``rating`` (the scaled star rating). Each branch (sequence,
+    n-grams) reads one input through the encoder its architecture names in ``_SEQUENCE_ENCODERS``
+    or ``_NGRAM_ENCODERS``; the heads sit on the branches' last hidden features.
     """
     import keras
-    from keras import layers
 
     if point.uses_ngrams and not ngram_features:
         raise ValueError(f"architecture {point.architecture!r} needs the n-gram vocabulary size")
-    vocab_size = min(vocab_size, point.max_tokens)
     inputs: dict[str, Any] = {}
     branches: dict[str, Any] = {}  # branch name -> its last hidden features
     if point.uses_tokens:
-        tokens = inputs[TOKENS_INPUT] = keras.Input(
-            shape=(sequence_length,), dtype="int32", name=TOKENS_INPUT
+        inputs[TOKENS_INPUT] = keras.Input(shape=(sequence_length,), dtype="int32", name=TOKENS_INPUT)
+        branches["sequence"] = _sequence_branch(
+            point, inputs[TOKENS_INPUT], min(vocab_size, point.max_tokens)
         )
-        embedded = layers.Embedding(
-            vocab_size, point.embedding_dim, mask_zero=point.architecture == "bigru", name="embedding"
-        )(tokens)
-        if point.architecture == "average_pooling":
-            x = layers.GlobalAveragePooling1D(name="average")(embedded)
-        else:
-            if point.dropout:
-                embedded = layers.SpatialDropout1D(point.dropout, seed=point.seed)(embedded)
-            if point.architecture == "bigru":
-                x = layers.Bidirectional(layers.GRU(point.conv_filters), name="bigru")(embedded)
-            else:  # cnn, ensemble: phrase detectors of 2-4 words, max over the review
-                convs = [
-                    layers.GlobalMaxPooling1D()(
-                        layers.Conv1D(point.conv_filters, width, activation="relu", name=f"conv{width}")(
-                            embedded
-                        )
-                    )
-                    for width in (2, 3, 4)
-                ]
-                x = layers.Concatenate(name="conv")(convs)
-        if point.dropout:
-            x = layers.Dropout(point.dropout, seed=point.seed)(x)
-        branches["sequence"] = layers.Dense(point.dense_units, activation="relu", name="hidden")(x)
     if point.uses_ngrams:
-        bag = inputs[NGRAMS_INPUT] = keras.Input(shape=(ngram_features,), sparse=True, name=NGRAMS_INPUT)
-        if point.architecture == "tfidf":  # linear: logistic regression, trained by Keras
-            branches["ngrams"] = bag
-        else:  # a hidden layer over the bag (sparse matmul), shared with the rating head
-            x = layers.Dense(point.dense_units, activation="relu", name="ngram_hidden")(bag)
-            if point.dropout:
-                x = layers.Dropout(point.dropout, seed=point.seed)(x)
-            branches["ngrams"] = x
-    outputs: dict[str, Any] = {}
-    losses: dict[str, Any] = {}
-    weights: dict[str, float] = {}
-    if len(branches) == 1:
-        (features,) = branches.values()
-        outputs[RECOMMENDED_OUTPUT] = layers.Dense(1, activation="sigmoid", name=RECOMMENDED_OUTPUT)(features)
-    else:
-        # An ensemble in one model: each branch has its own output and loss, so each learns as it
-        # would alone (a joint logit lets the faster branch starve the other), and the served
-        # probability is their mean.
-        for name, features in branches.items():
-            head = f"{RECOMMENDED_OUTPUT}_{name}"
-            outputs[head] = layers.Dense(1, activation="sigmoid", name=head)(features)
-            losses[head], weights[head] = "binary_crossentropy", 1.0 / len(branches)
-        outputs[RECOMMENDED_OUTPUT] = layers.Average(name=RECOMMENDED_OUTPUT)(list(outputs.values()))
-    losses[RECOMMENDED_OUTPUT], weights[RECOMMENDED_OUTPUT] = "binary_crossentropy", 1.0
+        inputs[NGRAMS_INPUT] = keras.Input(shape=(ngram_features,), sparse=True, name=NGRAMS_INPUT)
+        branches["ngrams"] = _NGRAM_ENCODERS[point.architecture](point, inputs[NGRAMS_INPUT])
+    heads = _Heads()
+    heads.recommendation(branches)
     if point.rating_weight:
-        features = list(branches.values())
-        shared = features[0] if len(features) == 1 else layers.Concatenate(name="rating_features")(features)
-        outputs[RATING_OUTPUT] = layers.Dense(1, name=RATING_OUTPUT)(shared)
-        losses[RATING_OUTPUT], weights[RATING_OUTPUT] = "mse", point.rating_weight
-    model = keras.Model(inputs, outputs, name=point.name.replace("=", "").replace(" ", "_"))
+        heads.rating(branches, point.rating_weight)
+    model = keras.Model(inputs, heads.outputs, name=point.name.replace("=", "").replace(" ", "_"))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=point.learning_rate),
-        loss=losses,
-        loss_weights=weights,
+        loss=heads.losses,
+        loss_weights=heads.weights,
         metrics={RECOMMENDED_OUTPUT: [keras.metrics.AUC(name="auc")]},
         # Several batches per graph call: the same updates in the same order, but far less
         # Python overhead per step, which dominates for these small models (classic grid 1.4x faster).
         steps_per_execution=STEPS_PER_EXECUTION,
     )
     return model
+
+
+def _sequence_branch(point: GridPoint, tokens: Any, vocab_size: int) -> Any:
+    """Embedding -> the architecture's encoder -> (dropout) -> the ``hidden`` Dense layer."""
+    from keras import layers
+
+    embedded = layers.Embedding(
+        vocab_size, point.embedding_dim, mask_zero=point.architecture == "bigru", name="embedding"
+    )(tokens)
+    x = _SEQUENCE_ENCODERS[point.architecture](point, embedded)
+    if point.dropout:
+        x = layers.Dropout(point.dropout, seed=point.seed)(x)
+    return layers.Dense(point.dense_units, activation="relu", name="hidden")(x)
+
+
+def _average(point: GridPoint, embedded: Any) -> Any:
+    """The classic classifier's mean of the word vectors."""
+    from keras import layers
+
+    return layers.GlobalAveragePooling1D(name="average")(embedded)
+
+
+def _spatial_dropout(point: GridPoint, embedded: Any) -> Any:
+    """Whole embedding channels dropped (the readers of word order only)."""
+    from keras import layers
+
+    return layers.SpatialDropout1D(point.dropout, seed=point.seed)(embedded) if point.dropout else embedded
+
+
+def _bigru(point: GridPoint, embedded: Any) -> Any:
+    """A bidirectional GRU of ``conv_filters`` units over the (masked) sequence."""
+    from keras import layers
+
+    return layers.Bidirectional(layers.GRU(point.conv_filters), name="bigru")(
+        _spatial_dropout(point, embedded)
+    )
+
+
+def _convolutions(point: GridPoint, embedded: Any) -> Any:
+    """Phrase detectors of ``CNN_WIDTHS`` words, each max-pooled over the review, side by side
+    (the serving fast path reads the ``conv<width>`` layers in this order)."""
+    from keras import layers
+
+    embedded = _spatial_dropout(point, embedded)
+    convs = [
+        layers.GlobalMaxPooling1D()(
+            layers.Conv1D(point.conv_filters, width, activation="relu", name=f"conv{width}")(embedded)
+        )
+        for width in CNN_WIDTHS
+    ]
+    return layers.Concatenate(name="conv")(convs)
+
+
+def _linear(point: GridPoint, bag: Any) -> Any:
+    """The bag itself: the head on it is a logistic regression, trained by Keras."""
+    return bag
+
+
+def _ngram_hidden(point: GridPoint, bag: Any) -> Any:
+    """A hidden layer over the bag (sparse matmul), shared with the rating head."""
+    from keras import layers
+
+    x = layers.Dense(point.dense_units, activation="relu", name="ngram_hidden")(bag)
+    return layers.Dropout(point.dropout, seed=point.seed)(x) if point.dropout else x
+
+
+# Each architecture's encoder of its branch's input (see ARCHITECTURES, and the *_ARCHITECTURES
+# sets that say which inputs it reads).
+_SEQUENCE_ENCODERS = {
+    "average_pooling": _average,
+    "cnn": _convolutions,
+    "bigru": _bigru,
+    "ensemble": _convolutions,
+}
+_NGRAM_ENCODERS = {"tfidf": _linear, "tfidf_mlp": _ngram_hidden, "ensemble": _ngram_hidden}
+
+
+class _Heads:
+    """The model's outputs, with the loss and loss weight of each."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[str, Any] = {}
+        self.losses: dict[str, Any] = {}
+        self.weights: dict[str, float] = {}
+
+    def _add(self, name: str, output: Any, loss: str, weight: float) -> None:
+        self.outputs[name], self.losses[name], self.weights[name] = output, loss, weight
+
+    def recommendation(self, branches: dict[str, Any]) -> None:
+        """P(recommended) from one branch, or the mean of one head per branch."""
+        from keras import layers
+
+        if len(branches) == 1:
+            (features,) = branches.values()
+            output = layers.Dense(1, activation="sigmoid", name=RECOMMENDED_OUTPUT)(features)
+            self._add(RECOMMENDED_OUTPUT, output, "binary_crossentropy", 1.0)
+            return
+        # An ensemble in one model: each branch has its own output and loss, so each learns as it
+        # would alone (a joint logit lets the faster branch starve the other), and the served
+        # probability is their mean.
+        for name, features in branches.items():
+            head = f"{RECOMMENDED_OUTPUT}_{name}"
+            output = layers.Dense(1, activation="sigmoid", name=head)(features)
+            self._add(head, output, "binary_crossentropy", 1.0 / len(branches))
+        mean = layers.Average(name=RECOMMENDED_OUTPUT)(list(self.outputs.values()))
+        self._add(RECOMMENDED_OUTPUT, mean, "binary_crossentropy", 1.0)
+
+    def rating(self, branches: dict[str, Any], weight: float) -> None:
+        """The scaled star rating, a training signal from all branches' features."""
+        from keras import layers
+
+        features = list(branches.values())
+        shared = features[0] if len(features) == 1 else layers.Concatenate(name="rating_features")(features)
+        self._add(RATING_OUTPUT, layers.Dense(1, name=RATING_OUTPUT)(shared), "mse", weight)

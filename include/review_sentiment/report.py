@@ -177,78 +177,98 @@ def model_card(
 ) -> str:
     """A short markdown model card: data, splits, metrics, threshold, calibration, the margin
     over the run's baseline, slices, known limits."""
-    keys = ("roc_auc", "accuracy", "f1_not_recommended", "ece")
-    table = [
-        "| model | " + " | ".join(keys) + " |",
-        "|---|" + "---|" * len(keys),
-        *(
-            f"| {n} | " + " | ".join(_fmt(m.get(k, math.nan)) for k in keys) + " |"
-            for n, m in metrics.items()
-        ),
-    ]
-    ranked = rankable(slices)
-    worst = slices[ranked].sort_values("roc_auc").head(3)
-    worst_lines = [
-        f"- {r.slice} = {r.value}: ROC AUC {_fmt(r.roc_auc)} on {r.n} reviews ({r.not_recommended} not "
-        "recommended)"
-        for r in worst.itertuples()
-    ]
-    small = slices[~ranked]
-    small_line = ", ".join(
-        f"{r.slice} = {r.value} ({r.n}, {r.not_recommended} not rec.)" for r in small.itertuples()
-    )
-    splits = ", ".join(f"{k} {v}" for k, v in data.get("split_rows", {}).items())
-    scored = list(metrics.values())
-    baseline = metrics.get(BASELINE_NAME)
-    margin = []
-    if baseline is not None and scored:
-        gain = scored[0]["roc_auc"] - baseline["roc_auc"]
-        margin = [f"ROC AUC margin over this run's baseline: **{gain:+.4f}**", ""]
-    return "\n".join(
+    sections = [
         [
             f"# {model_name} version {version or '(candidate)'}",
             "",
             "Predicts whether a customer recommends the item (`Recommended IND`) from the review title",
             "and text of the Women's Clothing E-Commerce Reviews schema.",
-            "",
-            "## Data",
-            f"- reviews with text: {data.get('rows_in', 'n/a')}; after removing duplicate texts and",
-            f"  texts empty once cleaned: {splits}",
-            "- split: train 80 / validation 10 / test 10 by a keyed hash of the review id, so a review",
-            "  keeps its split as data grows; duplicates are decided on the cleaned text, so no text is",
-            "  in two splits",
-            f"- preprocessing: {data.get('preprocess', {})}",
-            "",
-            "## Model",
-            f"- MLflow run `{run_id}`; grid point: " + ", ".join(f"{k}={v}" for k, v in params.items()),
-            f"- decision threshold **{threshold:.4f}** on P(recommended), chosen on the validation split",
-            "  as the F1-optimal cut for the not-recommended class; `predict` returns `probability` and",
-            "  `label` (1 = recommended)",
-            *([f"- probabilities: {calibration}"] if calibration else []),
-            "",
-            "## Test-split metrics (each model at its own threshold)",
-            *table,
-            "",
-            "`ece`: expected calibration error (ten equal-width probability bins; 0 = calibrated).",
-            "",
-            *margin,
-            f"Gate: {decision}",
-            "",
-            f"## Weakest slices (at least {MIN_CLASS_PER_SLICE} reviews of each class)",
-            *(worst_lines or ["- none with enough reviews of both classes"]),
-            "",
-            f"Too small to rank (fewer than {MIN_CLASS_PER_SLICE} of a class): {small_line or 'none'}.",
-            "",
-            "## Known limits",
-            "- English reviews of women's clothing from one retailer; other domains are untested.",
-            "- Text only: the star rating is not an input. Reviews of 3 stars are split almost evenly",
-            "  between recommending and not, and carry most of the errors.",
-            "- Very short reviews (a few words) carry little signal; see the length slices.",
-            "- A short text with no opinion sits near the threshold, where a colour or garment word",
-            '  can tip the label ("skirt in white": white skirts draw see-through complaints).',
-            "- Labels are self-reported; some reviews contradict their own label.",
-        ]
+        ],
+        _data_section(data),
+        _model_section(run_id, params, threshold, calibration),
+        [*_metrics_section(metrics), f"Gate: {decision}"],
+        _slices_section(slices),
+        list(_KNOWN_LIMITS),
+    ]
+    return "\n\n".join("\n".join(lines) for lines in sections)
+
+
+_METRIC_COLUMNS = ("roc_auc", "accuracy", "f1_not_recommended", "ece")
+_KNOWN_LIMITS = (
+    "## Known limits",
+    "- English reviews of women's clothing from one retailer; other domains are untested.",
+    "- Text only: the star rating is not an input. Reviews of 3 stars are split almost evenly",
+    "  between recommending and not, and carry most of the errors.",
+    "- Very short reviews (a few words) carry little signal; see the length slices.",
+    "- A short text with no opinion sits near the threshold, where a colour or garment word",
+    '  can tip the label ("skirt in white": white skirts draw see-through complaints).',
+    "- Labels are self-reported; some reviews contradict their own label.",
+)
+
+
+def _data_section(data: Mapping[str, Any]) -> list[str]:
+    splits = ", ".join(f"{k} {v}" for k, v in data.get("split_rows", {}).items())
+    return [
+        "## Data",
+        f"- reviews with text: {data.get('rows_in', 'n/a')}; after removing duplicate texts and",
+        f"  texts empty once cleaned: {splits}",
+        "- split: train 80 / validation 10 / test 10 by a keyed hash of the review id, so a review",
+        "  keeps its split as data grows; duplicates are decided on the cleaned text, so no text is",
+        "  in two splits",
+        f"- preprocessing: {data.get('preprocess', {})}",
+    ]
+
+
+def _model_section(run_id: str, params: Mapping[str, Any], threshold: float, calibration: str) -> list[str]:
+    return [
+        "## Model",
+        f"- MLflow run `{run_id}`; grid point: " + ", ".join(f"{k}={v}" for k, v in params.items()),
+        f"- decision threshold **{threshold:.4f}** on P(recommended), chosen on the validation split",
+        "  as the F1-optimal cut for the not-recommended class; `predict` returns `probability` and",
+        "  `label` (1 = recommended)",
+        *([f"- probabilities: {calibration}"] if calibration else []),
+    ]
+
+
+def _metrics_section(metrics: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The test-split table (the candidate first), and its ROC AUC margin over the baseline."""
+    lines = [
+        "## Test-split metrics (each model at its own threshold)",
+        "| model | " + " | ".join(_METRIC_COLUMNS) + " |",
+        "|---|" + "---|" * len(_METRIC_COLUMNS),
+        *(
+            f"| {n} | " + " | ".join(_fmt(m.get(k, math.nan)) for k in _METRIC_COLUMNS) + " |"
+            for n, m in metrics.items()
+        ),
+        "",
+        "`ece`: expected calibration error (ten equal-width probability bins; 0 = calibrated).",
+        "",
+    ]
+    scored = list(metrics.values())
+    baseline = metrics.get(BASELINE_NAME)
+    if baseline is not None and scored:
+        gain = scored[0]["roc_auc"] - baseline["roc_auc"]
+        lines += [f"ROC AUC margin over this run's baseline: **{gain:+.4f}**", ""]
+    return lines
+
+
+def _slices_section(slices: pd.DataFrame) -> list[str]:
+    """The three weakest rankable slices by ROC AUC, and the slices too small to rank."""
+    ranked = rankable(slices)
+    worst = [
+        f"- {r.slice} = {r.value}: ROC AUC {_fmt(r.roc_auc)} on {r.n} reviews ({r.not_recommended} not "
+        "recommended)"
+        for r in slices[ranked].sort_values("roc_auc").head(3).itertuples()
+    ]
+    small = ", ".join(
+        f"{r.slice} = {r.value} ({r.n}, {r.not_recommended} not rec.)" for r in slices[~ranked].itertuples()
     )
+    return [
+        f"## Weakest slices (at least {MIN_CLASS_PER_SLICE} reviews of each class)",
+        *(worst or ["- none with enough reviews of both classes"]),
+        "",
+        f"Too small to rank (fewer than {MIN_CLASS_PER_SLICE} of a class): {small or 'none'}.",
+    ]
 
 
 def card_facts(model_name: str, version: str, run: Any, data: Any, decision: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from review_sentiment.model import NGRAMS_INPUT, RECOMMENDED_OUTPUT, TOKENS_INPUT
+from review_sentiment.model import CNN_WIDTHS, NGRAMS_INPUT, RECOMMENDED_OUTPUT, TOKENS_INPUT
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 FEATURES_FORMAT = 1
-CNN_WIDTHS = (2, 3, 4)  # model.build_model's Conv1D kernel sizes, in the Concatenate's order
 _CNN_CHUNK = 128  # reviews per gather batch: keeps the (chunk, length, filters) block in cache
 _KERAS_BATCH = 1024
 

@@ -5,23 +5,18 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from review_sentiment import names, schema
 from review_sentiment.artifacts import read_json, write_json
-from review_sentiment.calibration import ECE_LIMIT, PlattScaling
 from review_sentiment.config import PACKAGE_DIR
 from review_sentiment.console import import_keras, quiet_mlflow
+from review_sentiment.decision_rule import DecisionRule, choose_rule
 from review_sentiment.features import ReviewNgrams
-from review_sentiment.metrics import (
-    MINORITY_LABEL,
-    binary_metrics,
-    expected_calibration_error,
-    f1_optimal_threshold,
-    rounded,
-)
+from review_sentiment.metrics import MINORITY_LABEL, rounded
 from review_sentiment.model import (
     NGRAMS_INPUT,
     RATING_OUTPUT,
@@ -140,28 +135,6 @@ def _targets(data: Tokenized, split: str, outputs: list[str]) -> dict[str, Any]:
     return targets
 
 
-def _calibrate(labels: Any, probability: Any) -> tuple[PlattScaling | None, float]:
-    """Platt scaling fitted on validation when its calibration error exceeds ``ECE_LIMIT``
-    (None otherwise, or when it cannot be fitted), and the error before it."""
-    error = expected_calibration_error(labels, probability)
-    if not error > ECE_LIMIT:  # also NaN: a diverged model is refused by the gate, not calibrated
-        return None, error
-    try:
-        scaling = PlattScaling.fit(labels, probability)
-    except ValueError as exc:
-        log.warning("probabilities left uncalibrated (validation ECE %.4f): %s", error, exc)
-        return None, error
-    log.info(
-        "validation ECE %.4f > %.2f: Platt scaling (slope %.3f, intercept %.3f) -> %.4f",
-        error,
-        ECE_LIMIT,
-        scaling.slope,
-        scaling.intercept,
-        expected_calibration_error(labels, scaling.apply(probability)),
-    )
-    return scaling, error
-
-
 def export_legacy_serving_model(
     core: Any,
     point: GridPoint,
@@ -189,6 +162,40 @@ def export_legacy_serving_model(
     return keras.Model(text, core(feeds)[RECOMMENDED_OUTPUT], name=f"{core.name}_serving")
 
 
+@dataclass(frozen=True)
+class _Vocabularies:
+    """What tokenize learned, that the model is built on and served with."""
+
+    tokens: list[str]
+    sequence_length: int
+    ngrams: dict[str, Any] | None  # None for models that read no n-grams
+
+    @classmethod
+    def read(cls, data: Tokenized, point: GridPoint) -> _Vocabularies:
+        ngrams = read_json(data.ngrams_path) if point.uses_ngrams else None
+        return cls(read_json(data.vocabulary_path)["tokens"], int(data.manifest["sequence_length"]), ngrams)
+
+    def features(self, point: GridPoint) -> dict[str, Any]:
+        """The features JSON logged beside the core: what the pyfunc turns raw text into."""
+        return features_payload(
+            point.architecture,
+            self.tokens[: point.max_tokens] if point.uses_tokens else None,
+            self.sequence_length if point.uses_tokens else None,
+            self.ngrams,
+        )
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """A fitted core, how its fit went, and its raw P(recommended) on the validation split."""
+
+    core: Any
+    epochs: int
+    best_epoch: int
+    seconds: float
+    validation_probability: Any
+
+
 def train(
     manifest_path: str | Path,
     point: GridPoint | dict[str, Any],
@@ -200,8 +207,9 @@ def train(
 ) -> str:
     """Fit one grid point with early stopping on validation; log everything; return the run id.
 
-    The decision threshold is chosen on the validation split (the F1-optimal cut for the
-    not-recommended class) and logged with the model, which applies it in ``predict``.
+    In one MLflow run: log the inputs, fit, decide (``decision_rule.choose_rule``: calibration
+    if needed, then the F1-optimal threshold for the not-recommended class, both on the
+    validation split), log the outcome, then the model, which applies that rule in ``predict``.
 
     Args:
         manifest_path: The tokenize stage's manifest.
@@ -218,7 +226,6 @@ def train(
     quiet_mlflow()
     import keras
     import mlflow
-    import numpy as np
 
     point = point if isinstance(point, GridPoint) else GridPoint.from_dict(point)
     tags = {k: str(v) for k, v in (tags or {}).items()}
@@ -228,118 +235,128 @@ def train(
         log.warning("marked %d stale RUNNING run(s) of this task FAILED", closed)
 
     data = Tokenized(manifest_path)
-    x_train, x_val = _inputs(data, "train", point), _inputs(data, "validation", point)
-    labels_val = data.arrays("validation")[1].astype(int)
-    labels_train = data.arrays("train")[1]
-    vocabulary = read_json(data.vocabulary_path)["tokens"]
-    sequence_length = int(data.manifest["sequence_length"])
-    # Up-weight the rare class in the loss only; the data and validation stay as they are.
-    weights = np.where(labels_train == MINORITY_LABEL, point.class_weight, 1.0)
-
+    vocabularies = _Vocabularies.read(data, point)
     keras.utils.set_random_seed(point.seed)
     run_tags = {**tags, names.TAG_ROLE: names.ROLE_CANDIDATE}
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=f"{run_name_prefix}{point.name}", tags=run_tags
     ) as run:
-        mlflow.log_params(
-            {
-                **point.to_dict(),
-                names.PARAM_GRID_POINT: point.to_json(),
-                "vocabulary_size": min(len(vocabulary), point.max_tokens),
-                "sequence_length": sequence_length,
-                "train_rows": len(weights),
-                "validation_rows": len(labels_val),
-            }
-        )
-        _log_datasets(data)
-        ngrams = read_json(data.ngrams_path) if point.uses_ngrams else None
-        # The n-gram input's width: the review block and the title block side by side.
-        width = ReviewNgrams(ngrams).size if ngrams else None
-        core = build_model(point, len(vocabulary), sequence_length, width)
-        outputs = list(core.output_names)
-        y_train, y_val = _targets(data, "train", outputs), _targets(data, "validation", outputs)
-        # The recommendation head's own validation loss: the rating head must not decide.
-        monitor = "val_loss" if len(outputs) == 1 else f"val_{RECOMMENDED_OUTPUT}_loss"
-        stopper = keras.callbacks.EarlyStopping(
-            monitor=monitor, mode="min", patience=point.patience, restore_best_weights=True
-        )
-        started = time.monotonic()
-        history = core.fit(
-            x_train,
-            y_train,
-            sample_weight=weights.astype(np.float32) if point.class_weight != 1.0 else None,
-            validation_data=(x_val, y_val),  # early stopping watches validation, never test
-            epochs=point.max_epochs,
-            batch_size=point.batch_size,
-            callbacks=[stopper, _EpochLogger()],
-            verbose=0,
-        )
-        fit_seconds = time.monotonic() - started
-        probability = np.asarray(core.predict(x_val, batch_size=1024, verbose=0)[RECOMMENDED_OUTPUT]).reshape(
-            -1
-        )
-        calibration, uncalibrated_ece = _calibrate(labels_val, probability)
-        if calibration is not None:
-            probability = calibration.apply(probability)
-        # Chosen on the probabilities the registered model returns, calibrated or not.
-        threshold = f1_optimal_threshold(labels_val, probability) if np.all(np.isfinite(probability)) else 0.5
-        scores = binary_metrics(labels_val, probability, threshold)
-        epochs = len(history.history["loss"])
-        mlflow.log_metrics(
-            {
-                **{f"val_{k}": v for k, v in scores.items()},
-                names.METRIC_THRESHOLD: threshold,
-                "val_ece_uncalibrated": uncalibrated_ece,
-                "calibrated": float(calibration is not None),
-                "epochs_trained": epochs,
-                "best_epoch": max(epochs - point.patience, 1) if stopper.stopped_epoch else epochs,
-                "fit_seconds": fit_seconds,
-            }
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            core_path = Path(tmp) / "core.keras"
-            inference_core(core).save(core_path)
-            features_path = write_json(
-                Path(tmp) / "features.json",
-                features_payload(
-                    point.architecture,
-                    vocabulary[: point.max_tokens] if point.uses_tokens else None,
-                    sequence_length if point.uses_tokens else None,
-                    ngrams,
-                ),
-            )
-            decision_path = write_json(
-                Path(tmp) / "decision.json",
-                {
-                    names.DECISION_THRESHOLD_KEY: threshold,
-                    "chosen_on": "validation",
-                    "criterion": "maximum F1 of the not-recommended class",
-                    "label_when_probability_at_least_threshold": 1,
-                    names.DECISION_CALIBRATION_KEY: calibration.to_json() if calibration else None,
-                },
-            )
-            info = mlflow.pyfunc.log_model(
-                name=names.MODEL_ARTIFACT,
-                python_model=str(PACKAGE_DIR / "pyfunc_entry.py"),
-                code_paths=[str(PACKAGE_DIR)],
-                artifacts={
-                    names.ARTIFACT_CORE: str(core_path),
-                    names.ARTIFACT_FEATURES: str(features_path),
-                    names.ARTIFACT_PREPROCESS: str(data.settings_path),
-                    names.ARTIFACT_DECISION: str(decision_path),
-                },
-                signature=model_signature(),
-                input_example=input_example(),
-                pip_requirements=_pip_requirements(),
-            )
-        # MLflow 3 keeps models as LoggedModels outside the run's artifacts: remember the id.
-        mlflow.set_tag(names.TAG_MODEL_ID, info.model_id)
+        _log_inputs(data, point, vocabularies)
+        fitted = _fit(data, point, vocabularies)
+        rule = choose_rule(data.arrays("validation")[1].astype(int), fitted.validation_probability)
+        _log_outcome(fitted, rule)
+        _log_model(data, point, vocabularies, fitted.core, rule)
         log.info(
             "grid point %s: validation %s; threshold %.4f; %d epochs in %.1f s",
             point.name,
-            rounded(scores),
-            threshold,
-            epochs,
-            fit_seconds,
+            rounded(rule.scores),
+            rule.threshold,
+            fitted.epochs,
+            fitted.seconds,
         )
         return run.info.run_id
+
+
+def _log_inputs(data: Tokenized, point: GridPoint, vocabularies: _Vocabularies) -> None:
+    """The run's params (the grid point, as fields and as JSON, and the data's sizes) and the
+    splits it reads."""
+    import mlflow
+
+    mlflow.log_params(
+        {
+            **point.to_dict(),
+            names.PARAM_GRID_POINT: point.to_json(),
+            "vocabulary_size": min(len(vocabularies.tokens), point.max_tokens),
+            "sequence_length": vocabularies.sequence_length,
+            "train_rows": len(data.arrays("train")[1]),
+            "validation_rows": len(data.arrays("validation")[1]),
+        }
+    )
+    _log_datasets(data)
+
+
+def _fit(data: Tokenized, point: GridPoint, vocabularies: _Vocabularies) -> _Fitted:
+    """Build and fit the core with early stopping on validation (epochs logged as they end)."""
+    import keras
+    import numpy as np
+
+    x_train, x_val = _inputs(data, "train", point), _inputs(data, "validation", point)
+    # Up-weight the rare class in the loss only; the data and validation stay as they are.
+    weights = np.where(data.arrays("train")[1] == MINORITY_LABEL, point.class_weight, 1.0)
+    # The n-gram input's width: the review block and the title block side by side.
+    width = ReviewNgrams(vocabularies.ngrams).size if vocabularies.ngrams else None
+    core = build_model(point, len(vocabularies.tokens), vocabularies.sequence_length, width)
+    outputs = list(core.output_names)
+    y_train, y_val = _targets(data, "train", outputs), _targets(data, "validation", outputs)
+    # The recommendation head's own validation loss: the rating head must not decide.
+    monitor = "val_loss" if len(outputs) == 1 else f"val_{RECOMMENDED_OUTPUT}_loss"
+    stopper = keras.callbacks.EarlyStopping(
+        monitor=monitor, mode="min", patience=point.patience, restore_best_weights=True
+    )
+    started = time.monotonic()
+    history = core.fit(
+        x_train,
+        y_train,
+        sample_weight=weights.astype(np.float32) if point.class_weight != 1.0 else None,
+        validation_data=(x_val, y_val),  # early stopping watches validation, never test
+        epochs=point.max_epochs,
+        batch_size=point.batch_size,
+        callbacks=[stopper, _EpochLogger()],
+        verbose=0,
+    )
+    seconds = time.monotonic() - started
+    epochs = len(history.history["loss"])
+    probability = core.predict(x_val, batch_size=1024, verbose=0)[RECOMMENDED_OUTPUT]
+    return _Fitted(
+        core=core,
+        epochs=epochs,
+        best_epoch=max(epochs - point.patience, 1) if stopper.stopped_epoch else epochs,
+        seconds=seconds,
+        validation_probability=np.asarray(probability).reshape(-1),
+    )
+
+
+def _log_outcome(fitted: _Fitted, rule: DecisionRule) -> None:
+    """The run's final metrics: validation scores at the threshold, calibration, the fit's length."""
+    import mlflow
+
+    mlflow.log_metrics(
+        {
+            **{f"val_{k}": v for k, v in rule.scores.items()},
+            names.METRIC_THRESHOLD: rule.threshold,
+            "val_ece_uncalibrated": rule.uncalibrated_ece,
+            "calibrated": float(rule.calibration is not None),
+            "epochs_trained": fitted.epochs,
+            "best_epoch": fitted.best_epoch,
+            "fit_seconds": fitted.seconds,
+        }
+    )
+
+
+def _log_model(
+    data: Tokenized, point: GridPoint, vocabularies: _Vocabularies, core: Any, rule: DecisionRule
+) -> None:
+    """Log the pyfunc (core, features, preprocessing, decision) and tag the run with its id."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        core_path = Path(tmp) / "core.keras"
+        inference_core(core).save(core_path)
+        info = mlflow.pyfunc.log_model(
+            name=names.MODEL_ARTIFACT,
+            python_model=str(PACKAGE_DIR / "pyfunc_entry.py"),
+            code_paths=[str(PACKAGE_DIR)],
+            artifacts={
+                names.ARTIFACT_CORE: str(core_path),
+                names.ARTIFACT_FEATURES: str(
+                    write_json(Path(tmp) / "features.json", vocabularies.features(point))
+                ),
+                names.ARTIFACT_PREPROCESS: str(data.settings_path),
+                names.ARTIFACT_DECISION: str(write_json(Path(tmp) / "decision.json", rule.to_json())),
+            },
+            signature=model_signature(),
+            input_example=input_example(),
+            pip_requirements=_pip_requirements(),
+        )
+    # MLflow 3 keeps models as LoggedModels outside the run's artifacts: remember the id.
+    mlflow.set_tag(names.TAG_MODEL_ID, info.model_id)

@@ -55,19 +55,39 @@ def validate_reviews(
     Raises:
         DataContractError: listing every violation found.
     """
-    import pandas as pd
-
-    violations: list[str] = []
-    present = list(raw.columns)
-    missing = [c for c in schema.COLUMNS if c not in present]
-    extra = [c for c in present if c not in schema.COLUMNS]
-    if missing:
-        violations.append("missing columns: " + ", ".join(_show(c) for c in missing))
-    if extra:
-        violations.append("unexpected columns: " + ", ".join(_show(c) for c in extra))
-    if missing:
+    missing = [c for c in schema.COLUMNS if c not in raw.columns]
+    extra = [c for c in raw.columns if c not in schema.COLUMNS]
+    violations = _listed("missing columns", missing) + _listed("unexpected columns", extra)
+    if missing:  # every other check reads these columns
         raise DataContractError(violations, source)
 
+    df, not_integer = _typed(raw)
+    violations += not_integer + _label_violations(df[schema.LABEL]) + _id_violations(df[schema.ID])
+    has_text = (df[schema.TEXT].str.strip() != "") | keep_empty_text
+    kept = df[has_text]
+    counts = {int(k): int(v) for k, v in kept[schema.LABEL].value_counts(dropna=True).items()}
+    violations += _size_violations(len(kept), counts, min_rows, min_minority_fraction)
+    if violations:
+        raise DataContractError(violations, source)
+
+    kept = kept.reset_index(drop=True)
+    kept[schema.LABEL] = kept[schema.LABEL].astype("int8")
+    report = ValidationReport(
+        rows_in=len(df), rows_out=len(kept), dropped_no_text=int((~has_text).sum()), label_counts=counts
+    )
+    return kept, report
+
+
+def _listed(what: str, columns: list[str]) -> list[str]:
+    return [f"{what}: " + ", ".join(_show(c) for c in columns)] if columns else []
+
+
+def _typed(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The schema's columns typed (text as ``str``, integers as ``Int64``), and a violation per
+    integer column holding values that are not whole numbers (those become missing)."""
+    import pandas as pd
+
+    violations = []
     df = raw.loc[:, list(schema.COLUMNS)].copy()
     for col in schema.STRING_COLUMNS:
         df[col] = df[col].fillna("").astype(str)
@@ -80,8 +100,12 @@ def validate_reviews(
             sample = ", ".join(repr(v) for v in text[bad].head(3))
             violations.append(f"column {_show(col)}: {int(bad.sum())} non-integer values (e.g. {sample})")
         df[col] = numbers.where(~bad).round().astype("Int64")
+    return df, violations
 
-    label = df[schema.LABEL]
+
+def _label_violations(label: pd.Series) -> list[str]:
+    """Missing labels, and labels other than 0 and 1 (the first five such values shown)."""
+    violations = []
     if label.isna().any():
         violations.append(f"label {_show(schema.LABEL)}: {int(label.isna().sum())} missing values")
     outside = label.notna() & ~label.isin([0, 1])
@@ -90,36 +114,37 @@ def validate_reviews(
         violations.append(
             f"label {_show(schema.LABEL)}: {int(outside.sum())} values outside {{0, 1}}: {values}"
         )
-    ids = df[schema.ID]
+    return violations
+
+
+def _id_violations(ids: pd.Series) -> list[str]:
+    """Missing and duplicate review ids."""
+    violations = []
     if ids.isna().any():
         violations.append(f"column {_show(schema.ID)}: {int(ids.isna().sum())} missing ids")
     if ids.duplicated().any():
         violations.append(f"column {_show(schema.ID)}: {int(ids.duplicated().sum())} duplicate ids")
+    return violations
 
-    has_text = (df[schema.TEXT].str.strip() != "") | keep_empty_text
-    kept = df[has_text]
-    dropped = int((~has_text).sum())
-    counts = {int(k): int(v) for k, v in kept[schema.LABEL].value_counts(dropna=True).items()}
-    if len(kept) < min_rows:
-        violations.append(f"only {len(kept)} rows with review text, need at least {min_rows}")
+
+def _size_violations(
+    rows: int, counts: dict[int, int], min_rows: int, min_minority_fraction: float
+) -> list[str]:
+    """Too few kept rows, a missing class, or too rare a minority class (``counts``: per label
+    of the kept rows)."""
+    violations = []
+    if rows < min_rows:
+        violations.append(f"only {rows} rows with review text, need at least {min_rows}")
     valid_counts = {k: v for k, v in counts.items() if k in (0, 1)}
-    if len(kept) and len(valid_counts) < 2:
+    if rows and len(valid_counts) < 2:
         violations.append(f"both classes must be present, found only {sorted(valid_counts) or 'none'}")
-    elif len(kept):
+    elif rows:
         minority = min(valid_counts.values()) / sum(valid_counts.values())
         if minority < min_minority_fraction:
             violations.append(
                 f"minority class share {minority:.4f} is below the bound {min_minority_fraction}"
             )
-    if violations:
-        raise DataContractError(violations, source)
-
-    kept = kept.reset_index(drop=True)
-    kept[schema.LABEL] = kept[schema.LABEL].astype("int8")
-    report = ValidationReport(
-        rows_in=len(df), rows_out=len(kept), dropped_no_text=dropped, label_counts=counts
-    )
-    return kept, report
+    return violations
 
 
 def quarantine_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -8,8 +8,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from review_sentiment.calibration import ECE_LIMIT, PlattScaling
+from review_sentiment.decision_rule import calibrate
 from review_sentiment.metrics import expected_calibration_error
-from review_sentiment.train import _calibrate
 
 
 def _skewed(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,11 +54,11 @@ def test_a_reversed_model_is_not_calibrated_into_a_good_one() -> None:
 
 def test_train_calibrates_only_above_the_limit() -> None:
     y, p = _skewed(4000, 3)
-    scaling, before = _calibrate(y, p)
+    scaling, before = calibrate(y, p)
     assert before > ECE_LIMIT
     assert scaling is not None
     calibrated = scaling.apply(p)
-    kept, after = _calibrate(y, calibrated)
+    kept, after = calibrate(y, calibrated)
     assert kept is None
     assert after <= ECE_LIMIT
-    assert _calibrate(y, np.full(len(y), np.nan))[0] is None
+    assert calibrate(y, np.full(len(y), np.nan))[0] is None

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from review_sentiment.model import (
+    ARCHITECTURES,
     CLASSIC_GRID,
+    CNN_WIDTHS,
     GRIDS,
     GridPoint,
     build_model,
@@ -224,6 +226,27 @@ def test_architectures_declare_their_inputs_and_heads(
         ngram_features=30,
     )
     assert set(with_rating.output_names) == outputs | {"rating"}
+
+
+def test_every_architecture_has_an_encoder_for_each_input_it_reads() -> None:
+    from review_sentiment.model import _NGRAM_ENCODERS, _SEQUENCE_ENCODERS
+
+    for architecture in ARCHITECTURES:
+        point = GridPoint(name=architecture, architecture=architecture)
+        assert (architecture in _SEQUENCE_ENCODERS) == point.uses_tokens, architecture
+        assert (architecture in _NGRAM_ENCODERS) == point.uses_ngrams, architecture
+    assert set(_SEQUENCE_ENCODERS) | set(_NGRAM_ENCODERS) == set(ARCHITECTURES)
+
+
+def test_cnn_convolutions_follow_cnn_widths_in_order() -> None:
+    """The serving fast path reads the ``conv<width>`` kernels in ``CNN_WIDTHS`` order."""
+    from keras import layers
+
+    point = GridPoint(name="c", architecture="cnn", embedding_dim=4, conv_filters=3, dense_units=4)
+    model = build_model(point, vocab_size=50, sequence_length=8)
+    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv1D)]
+    assert [(c.name, c.kernel_size[0]) for c in convs] == [(f"conv{w}", w) for w in CNN_WIDTHS]
+    assert model.get_layer("conv").output.shape[-1] == 3 * len(CNN_WIDTHS)
 
 
 def test_max_tokens_caps_the_embedding() -> None:
