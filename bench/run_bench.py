@@ -395,14 +395,8 @@ def _incremental(factor: int, repeats: int) -> dict[str, Any]:
     import pandas as pd
 
     from review_sentiment.layout import OUTPUT_NAME, SETTINGS_NAME
-    from review_sentiment.preprocess import (
-        PreprocessCache,
-        PreprocessSettings,
-        TextCleaner,
-        clean_frame,
-        cleaner_input_array,
-        preprocess,
-    )
+    from review_sentiment.preprocess import PreprocessSettings, TextCleaner, clean_frame, preprocess
+    from review_sentiment.preprocess_cache import PreprocessCache, cleaner_input_array
 
     settings = PreprocessSettings()
     this_week = snapshot(factor)
