@@ -30,12 +30,10 @@ log = logging.getLogger(__name__)
 # The cache's file layout; part of the fingerprint, so a new layout starts a new folder.
 CACHE_FORMAT = 2
 # Arrow IPC files, uncompressed: memory-mapped, they load in about a millisecond.
-CACHE_TEXTS_NAME = "texts.arrow"
-CACHE_STEMS_NAME = "stems.arrow"
-CACHE_SETTINGS_NAME = "settings.json"
+CACHE_TEXTS_NAME, CACHE_STEMS_NAME = "texts.arrow", "stems.arrow"
+CACHE_SETTINGS_NAME = "settings.json"  # what the fingerprint hashes, for a reader
 # The texts table's columns (format 2): the cleaner's input as UTF-8, and its output.
-CACHE_INPUT = "input"
-CACHE_OUTPUT = "clean_text"
+CACHE_INPUT, CACHE_OUTPUT = "input", "clean_text"
 
 
 def cache_fingerprint(cleaner: TextCleaner) -> str:
