@@ -7,13 +7,13 @@ same words in the body. On the real data it raised validation ROC AUC by about 0
 logistic regression (0.9597 to 0.9674) and for the MLP ``mlp64-rating`` (0.9631 to 0.9699)
 alike (README, "Model quality").
 
-One code path for training and serving, :func:`model_inputs` (``clean_text`` and ``clean_title``
--> the core's ``tokens``/``ngrams``): ``tokenize`` writes the split arrays with it, the
-registered pyfunc featurises requests with it. Its encoders are rebuilt from data only: the sequence
-vocabulary and the n-gram vocabulary with its IDF weights, as JSON. Both work on a whole batch
-at once: every text is split once, and each word is looked up through one hash-table call
-(Arrow's ``index_in``) rather than a Python dict look-up per word or n-gram; this is
-what lets the registered model score more than 10,000 reviews a second.
+One code path for training and serving, :func:`model_inputs` (``clean_text`` and
+``clean_title`` -> the core's ``tokens``/``ngrams``): ``tokenize`` writes the split arrays with
+it, the registered pyfunc featurises requests with it. Its encoders are rebuilt from data only:
+the sequence vocabulary and the n-gram vocabulary with its IDF weights, as JSON. Both work on a
+whole batch at once: every text is split once, and each word is looked up through one
+hash-table call (Arrow's ``index_in``) rather than a Python dict look-up per word or n-gram;
+this is what lets the registered model score more than 10,000 reviews a second.
 """
 
 from __future__ import annotations

@@ -232,20 +232,22 @@ def clean_reviews(
     return clean_text, cleaner.clean_many(titles)
 
 
-def clean_frame(frame: pd.DataFrame, settings: PreprocessSettings) -> pd.DataFrame:
-    """The ``clean_text`` and ``clean_title`` columns of a canonical-schema frame, on its index."""
-    return _cleaned_columns(frame, TextCleaner(settings))
+def clean_frame(frame: pd.DataFrame, cleaner: PreprocessSettings | BatchCleaner) -> pd.DataFrame:
+    """The ``clean_text`` and ``clean_title`` columns of a canonical-schema frame, on its index.
 
-
-def _cleaned_columns(frame: pd.DataFrame, cleaner: BatchCleaner) -> pd.DataFrame:
+    Args:
+        frame: Reviews with the text and title columns (nulls count as "").
+        cleaner: Settings (cleaned by a fresh :class:`TextCleaner`), a cleaner, or a
+            ``PreprocessCache`` (only the inputs it lacks are cleaned).
+    """
     import pandas as pd
 
+    if isinstance(cleaner, PreprocessSettings):
+        cleaner = TextCleaner(cleaner)
     texts, titles = (frame[name].fillna("").astype(str) for name in (schema.TEXT, schema.TITLE))
     clean_text, clean_title = clean_reviews(cleaner, texts, titles)
-    return pd.DataFrame(
-        {CLEAN: pd.Series(clean_text, index=frame.index, dtype=object),
-         CLEAN_TITLE: pd.Series(clean_title, index=frame.index, dtype=object)},
-    )  # fmt: skip
+    columns = {CLEAN: clean_text, CLEAN_TITLE: clean_title}
+    return pd.DataFrame({k: pd.Series(v, index=frame.index, dtype=object) for k, v in columns.items()})
 
 
 def preprocess(
@@ -279,7 +281,7 @@ def preprocess(
         cleaned = clean_frame(frame, settings)
     else:
         cache = PreprocessCache(cache_dir, TextCleaner(settings))
-        cleaned = _cleaned_columns(frame, cache)
+        cleaned = clean_frame(frame, cache)
         cache.save()
         cached = f"{cache.hits} from the cache, {cache.misses} cleaned"
     frame[CLEAN], frame[CLEAN_TITLE] = cleaned[CLEAN], cleaned[CLEAN_TITLE]
