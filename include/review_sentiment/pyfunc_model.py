@@ -1,10 +1,11 @@
 """The registered model: an MLflow pyfunc that scores raw review text.
 
-It applies exactly the training preprocessing (settings and stopwords stored beside it), then
-the training features and the trained core (``serving``: vocabularies and IDF weights as JSON,
-the core as a ``.keras`` file loaded with ``safe_mode``); the decision threshold chosen on
-validation is stored beside it, with the Platt scaling fitted there when the raw probabilities
-were miscalibrated (``calibration``). Callers send the original columns ``Review Text`` and optionally
+It applies exactly the training preprocessing (settings and stopwords stored beside it, through
+``preprocess.clean_reviews`` as the preprocess stage does), then the training features and the
+trained core (``serving``: vocabularies and IDF weights as JSON, the core as a ``.keras`` file
+loaded with ``safe_mode``); the decision threshold chosen on validation is stored beside it,
+with the Platt scaling fitted there when the raw probabilities were miscalibrated
+(``calibration``). Callers send the original columns ``Review Text`` and optionally
 ``Title``, and get ``probability`` (of "recommended") and ``label`` (1 = recommended).
 
 Versions logged before 2026-11-30 hold one Keras model with the vectorisers inside (artifact
@@ -64,17 +65,19 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
     def _probability(self, texts: pd.Series, titles: pd.Series) -> Any:
         import numpy as np
 
+        from review_sentiment.preprocess import clean_reviews
+
         if not len(texts):
             return np.zeros(0, dtype=np.float64)
-        clean = self._cleaner.clean_many(texts, titles)
+        # The title is cleaned on its own only for a model whose inputs read it.
+        titles_alone = self._legacy is None and self._features.uses_titles
+        clean, clean_titles = clean_reviews(self._cleaner, texts, titles, titles_alone=titles_alone)
         if self._legacy is not None:
             p = np.asarray(
                 self._legacy.predict(np.asarray(clean, dtype=object), batch_size=1024, verbose=0),
                 dtype=np.float64,
             ).reshape(-1)
         else:
-            # The title block reads the title cleaned on its own, as tokenize cleaned it.
-            clean_titles = self._cleaner.clean_many(titles) if self._features.uses_titles else None
             p = self._forward.probability(self._features.inputs(clean, clean_titles))
         return self._calibration.apply(p) if self._calibration is not None else p
 

@@ -83,13 +83,10 @@ class TextFeatures:
 
     def inputs(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> dict[str, Any]:
         """``tokens`` (int32 ids) and/or ``ngrams`` (float32 CSR) of cleaned ``texts`` (and of
-        cleaned ``titles``, when :attr:`uses_titles`)."""
-        out: dict[str, Any] = {}
-        if self.sequences is not None:
-            out[TOKENS_INPUT] = self.sequences.encode(texts)
-        if self.ngrams is not None:
-            out[NGRAMS_INPUT] = self.ngrams.transform(texts, titles)
-        return out
+        cleaned ``titles``, when :attr:`uses_titles`): ``features.model_inputs``, as training."""
+        from review_sentiment.features import model_inputs
+
+        return model_inputs(texts, titles, sequences=self.sequences, ngrams=self.ngrams)
 
 
 def _sigmoid(logit: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from review_sentiment.config import (
 )
 from review_sentiment.console import import_keras
 from review_sentiment.errors import DataContractError
-from review_sentiment.features import TITLE_BLOCK, ReviewNgrams, SequenceEncoder
+from review_sentiment.features import TITLE_BLOCK, ReviewNgrams, SequenceEncoder, model_inputs
 from review_sentiment.layout import (
     MANIFEST_NAME,
     NGRAMS_NAME,
@@ -31,7 +31,8 @@ from review_sentiment.layout import (
     VOCABULARY_NAME,
     PreprocessFiles,
 )
-from review_sentiment.preprocess import CLEAN, TextCleaner, cleaner_from_payload
+from review_sentiment.model import NGRAMS_INPUT, TOKENS_INPUT
+from review_sentiment.preprocess import CLEAN, CLEAN_TITLE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,11 +43,10 @@ log = logging.getLogger(__name__)
 NGRAM_SIZE = 2  # word unigrams and bigrams: "not good", "too small"
 OOV_TOKEN = "[UNK]"  # Keras' out-of-vocabulary token
 SPLITS = ("train", "validation", "test")
-ENCODE_BATCH = 8192
-CLEAN_TITLE = "clean_title"  # the title alone, cleaned: the n-gram input's title block
-# Columns kept beside each split: raw text for end-to-end evaluation, slices for reports.
+# Columns kept beside each split: raw text for end-to-end evaluation, slices for reports, and the
+# model's two cleaned inputs (preprocess wrote them; the title's is "" when titles are left out).
 SPLIT_COLUMNS = (
-    schema.ID, schema.TITLE, schema.TEXT, "rating", "department_name", CLEAN, schema.LABEL,
+    schema.ID, schema.TITLE, schema.TEXT, "rating", "department_name", CLEAN, schema.LABEL, CLEAN_TITLE,
 )  # fmt: skip
 
 
@@ -71,7 +71,7 @@ def split_frame(
     """Drop duplicate and empty texts, then split train/validation/test by a hash of the review id.
 
     Args:
-        frame: Preprocessed reviews with ``clean_text`` and the label.
+        frame: Preprocessed reviews with ``clean_text``, ``clean_title`` and the label.
         fractions: Shares of validation and test (whole percents).
         salt: Key of the hash; changing it reshuffles every review.
 
@@ -102,7 +102,8 @@ def split_frame(
 
 def make_vectorizer(vocabulary: list[str], sequence_length: int) -> Any:
     """A Keras ``TextVectorization`` layer fixed to ``vocabulary`` (pad and OOV first): the
-    legacy serving model's (``train.export_legacy_serving_model``); :func:`encode` gives the same ids."""
+    legacy serving model's (``train.export_legacy_serving_model``); ``features.model_inputs`` gives
+    the same ids."""
     from keras.layers import TextVectorization
 
     return TextVectorization(
@@ -159,7 +160,7 @@ def fit_ngrams(
 
     Returns:
         The JSON form (vocabulary and IDF weights, out-of-vocabulary first with weight 0; the
-        title block's under ``"title"``) from which :func:`ngram_features` (training and
+        title block's under ``"title"``) from which ``features.ReviewNgrams`` (training and
         serving alike) computes the rows, and :func:`make_ngram_vectorizer` the legacy layer.
     """
     payload = _fit_block(texts, max_tokens, ngrams)
@@ -168,44 +169,9 @@ def fit_ngrams(
     return payload
 
 
-def clean_titles(frame: pd.DataFrame, cleaner: TextCleaner) -> list[str] | None:
-    """The titles alone, cleaned as the review is; None when the run leaves titles out."""
-    if not cleaner.settings.use_title:
-        return None
-    return cleaner.clean_many(frame[schema.TITLE].fillna("").astype(str).tolist())
-
-
-def ngram_features(
-    ngrams: dict[str, Any] | ReviewNgrams, texts: list[str], titles: list[str] | None = None
-) -> Any:
-    """L2-normalised TF-IDF rows of ``texts`` (and of ``titles`` in the title block) as float32
-    CSR, each block's (always empty) OOV column first: the training inputs, and what the
-    registered model computes at serving time.
-
-    Row normalisation matters: without it long reviews get large inputs and a linear layer
-    trains poorly.
-
-    Args:
-        ngrams: :func:`fit_ngrams`' payload, or the transform already built from it.
-        texts: Cleaned texts.
-        titles: Cleaned titles, when the payload has a title block.
-    """
-    import scipy.sparse as sp
-
-    transform = ngrams if isinstance(ngrams, ReviewNgrams) else ReviewNgrams(ngrams)
-    # In batches, so the per-word temporaries stay small at 10x data; stacking rows is a copy.
-    parts = [
-        transform.transform(
-            texts[i : i + ENCODE_BATCH], None if titles is None else titles[i : i + ENCODE_BATCH]
-        )
-        for i in range(0, len(texts), ENCODE_BATCH)
-    ] or [transform.transform([], [])]
-    return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr", dtype="float32")
-
-
 def make_ngram_vectorizer(payload: dict[str, Any]) -> Any:
     """The TF-IDF ``TextVectorization`` layer that ``fit_ngrams`` described: the legacy serving
-    model's; :func:`ngram_features` gives the same rows after L2 normalisation.
+    model's; ``features.model_inputs`` gives the same rows after L2 normalisation.
 
     Raises:
         ValueError: the payload has a title block, which the legacy form (one text input) lacks.
@@ -227,19 +193,6 @@ def make_ngram_vectorizer(payload: dict[str, Any]) -> Any:
     )
 
 
-def encode(texts: list[str], vocabulary: list[str], sequence_length: int) -> np.ndarray:
-    """Integer sequences of ``texts``, padded or cut to ``sequence_length``."""
-    import numpy as np
-
-    out = np.zeros((len(texts), sequence_length), dtype=np.int32)
-    encoder = SequenceEncoder(vocabulary, sequence_length)
-    # In batches, so memory stays bounded at 10x data; each row is encoded on its own.
-    for start in range(0, len(texts), ENCODE_BATCH):
-        batch = texts[start : start + ENCODE_BATCH]
-        out[start : start + len(batch)] = encoder.encode(batch)
-    return out
-
-
 def tokenize(
     input_path: str | Path,
     output_dir: str | Path,
@@ -257,61 +210,37 @@ def tokenize(
     Returns:
         Path of ``manifest.json``, which names every file written (relative to itself).
     """
-    import numpy as np
-    import pandas as pd
-    import scipy.sparse as sp
-
     import_keras()
     input_path = Path(input_path)
     output_dir = Path(output_dir)
-    frame = pd.read_parquet(input_path, columns=list(SPLIT_COLUMNS))  # only what the splits keep
+    frame = _read_cleaned(input_path)
     splits = split_frame(frame, salt=salt)
-    settings = read_json(PreprocessFiles.of(input_path).settings)
-    # The title block is cleaned by the same cleaner the registered model rebuilds from settings.
-    cleaner = cleaner_from_payload(settings)
-    for part in splits.values():
-        titles = clean_titles(part, cleaner)
-        part[CLEAN_TITLE] = titles if titles is not None else ""
-    train_texts = splits["train"][CLEAN].tolist()
-    vocabulary = fit_vocabulary(train_texts, max_tokens)
+    train = splits["train"]
+    vocabulary = fit_vocabulary(train[CLEAN].tolist(), max_tokens)
     # One n-gram vocabulary for every grid point that reads a bag of n-grams; train only.
     # Titles left out: the column is all "", and fit_ngrams fits no title block.
-    ngrams = fit_ngrams(train_texts, ngram_max_tokens, titles=splits["train"][CLEAN_TITLE].tolist())
-    ngram_transform = ReviewNgrams(ngrams)
+    ngrams = fit_ngrams(train[CLEAN].tolist(), ngram_max_tokens, titles=train[CLEAN_TITLE].tolist())
     write_json(output_dir / NGRAMS_NAME, ngrams)
     # Copied beside the vocabulary so this folder alone describes the model's input.
-    write_json(output_dir / SETTINGS_NAME, settings)
+    write_json(output_dir / SETTINGS_NAME, read_json(PreprocessFiles.of(input_path).settings))
     write_json(
         output_dir / VOCABULARY_NAME,
         {"tokens": vocabulary, "max_tokens": max_tokens, "sequence_length": sequence_length},
     )
-    files: dict[str, dict[str, str]] = {}
-    counts: dict[str, dict[str, int]] = {}
-    for name, part in splits.items():
-        x = encode(part[CLEAN].tolist(), vocabulary, sequence_length)
-        y = part[schema.LABEL].to_numpy(dtype=np.int8)
-        paths = {
-            "frame": output_dir / f"{name}.parquet",
-            "x": output_dir / f"{name}_x.npy",
-            "y": output_dir / f"{name}_y.npy",
-            "ngrams": output_dir / f"{name}_ngrams.npz",
-        }
-        with atomic_file(paths["frame"]) as tmp:
-            part.to_parquet(tmp, index=False)
-        for key, array in (("x", x), ("y", y)):
-            with atomic_file(paths[key]) as tmp, open(tmp, "wb") as fh:
-                np.save(fh, array, allow_pickle=False)
-        with atomic_file(paths["ngrams"]) as tmp, open(tmp, "wb") as fh:
-            rows = ngram_features(ngram_transform, part[CLEAN].tolist(), part[CLEAN_TITLE].tolist())
-            sp.save_npz(fh, rows, compressed=False)
-        files[name] = {k: v.name for k, v in paths.items()}
-        counts[name] = {str(k): int(v) for k, v in part[schema.LABEL].value_counts().items()}
+    sequences, ngram_transform = SequenceEncoder(vocabulary, sequence_length), ReviewNgrams(ngrams)
+    files = {
+        name: _write_split(output_dir, name, part, sequences, ngram_transform)
+        for name, part in splits.items()
+    }
     manifest = {
         "vocabulary": VOCABULARY_NAME,
         "ngrams": NGRAMS_NAME,
         "preprocess_settings": SETTINGS_NAME,
         "splits": files,
-        "label_counts": counts,
+        "label_counts": {
+            name: {str(k): int(v) for k, v in part[schema.LABEL].value_counts().items()}
+            for name, part in splits.items()
+        },
         "rows_in": len(frame),
         "duplicates_or_empty_dropped": len(frame) - sum(len(p) for p in splits.values()),
         "vocabulary_size": len(vocabulary),
@@ -320,6 +249,48 @@ def tokenize(
     }
     log.info("tokenized %s", {k: len(v) for k, v in splits.items()})
     return write_json(output_dir / MANIFEST_NAME, manifest)
+
+
+def _read_cleaned(path: Path) -> pd.DataFrame:
+    """Preprocess's output, only the columns the splits keep.
+
+    Raises:
+        DataContractError: the file lacks a column (``clean_title`` is missing from files that
+            preprocess wrote before it cleaned titles on their own: rerun preprocess).
+    """
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    missing = [c for c in SPLIT_COLUMNS if c not in pq.read_schema(path).names]
+    if missing:
+        raise DataContractError([f"no column {c!r}" for c in missing], str(path))
+    return pd.read_parquet(path, columns=list(SPLIT_COLUMNS))
+
+
+def _write_split(
+    output_dir: Path, name: str, part: pd.DataFrame, sequences: SequenceEncoder, ngrams: ReviewNgrams
+) -> dict[str, str]:
+    """Write one split's rows, model inputs and labels; return their file names by kind."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    inputs = model_inputs(
+        part[CLEAN].tolist(), part[CLEAN_TITLE].tolist(), sequences=sequences, ngrams=ngrams
+    )
+    paths = {
+        "frame": output_dir / f"{name}.parquet",
+        "x": output_dir / f"{name}_x.npy",
+        "y": output_dir / f"{name}_y.npy",
+        "ngrams": output_dir / f"{name}_ngrams.npz",
+    }
+    with atomic_file(paths["frame"]) as tmp:
+        part.to_parquet(tmp, index=False)
+    for key, array in (("x", inputs[TOKENS_INPUT]), ("y", part[schema.LABEL].to_numpy(dtype=np.int8))):
+        with atomic_file(paths[key]) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+    with atomic_file(paths["ngrams"]) as tmp, open(tmp, "wb") as fh:
+        sp.save_npz(fh, inputs[NGRAMS_INPUT], compressed=False)
+    return {k: v.name for k, v in paths.items()}
 
 
 class Tokenized:

@@ -10,15 +10,16 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.artifacts import read_json
+from review_sentiment.cleaning_rules import CANT, NEGATED_AUXILIARIES, NEGATIONS
 from review_sentiment.config import NLTK_DATA_DIR
 from review_sentiment.layout import OUTPUT_NAME, SETTINGS_NAME
 from review_sentiment.preprocess import (
     CLEAN,
-    NEGATED_AUXILIARIES,
-    NEGATIONS,
+    CLEAN_TITLE,
     PreprocessSettings,
     TextCleaner,
     clean_frame,
+    clean_reviews,
     cleaner_from_payload,
     english_stopwords,
     preprocess,
@@ -150,15 +151,38 @@ def test_clean_many_pairs_titles_with_texts() -> None:
         cleaner.clean_many(["Fits well", "Too small"], ["Love"])
 
 
-def test_clean_frame_returns_the_clean_text_column_on_the_same_index() -> None:
+def test_clean_frame_returns_the_clean_text_and_title_columns_on_the_same_index() -> None:
     frame = pd.DataFrame(
         {schema.TEXT: ["Loved it!", None, "Runs small"], schema.TITLE: ["Wow", "", None]},
         index=[10, 20, 30],
     )
     cleaned = clean_frame(frame, PreprocessSettings.notebook(use_title=True))
-    assert cleaned.name == CLEAN
+    assert list(cleaned.columns) == [CLEAN, CLEAN_TITLE]
     assert list(cleaned.index) == [10, 20, 30]
-    assert cleaned.tolist() == ["wow love", "", "run small"]
+    assert cleaned[CLEAN].tolist() == ["wow love", "", "run small"]
+    assert cleaned[CLEAN_TITLE].tolist() == ["wow", "", ""]
+
+
+def test_without_use_title_clean_title_is_empty_and_the_title_unread() -> None:
+    frame = pd.DataFrame({schema.TEXT: ["Loved it!", "Runs small"], schema.TITLE: ["Wow", "Meh"]})
+    cleaned = clean_frame(frame, SEED)
+    assert cleaned[CLEAN].tolist() == ["love", "run small"]
+    assert cleaned[CLEAN_TITLE].tolist() == ["", ""]
+
+
+def test_clean_reviews_can_skip_the_title_alone() -> None:
+    cleaner = TextCleaner(PreprocessSettings.notebook(use_title=True))
+    texts, titles = pd.Series(["Fits well", "Too small"]), pd.Series(["Love", ""])
+    assert clean_reviews(cleaner, texts, titles) == (["love fit well", "small"], ["love", ""])
+    assert clean_reviews(cleaner, texts, titles, titles_alone=False) == (["love fit well", "small"], None)
+
+
+def test_the_cant_rule_matches_its_ascii_key() -> None:
+    # The batch cleaner only searches texts holding the key: every ASCII match must hold it.
+    key = CANT.ascii_key.decode("ascii")
+    assert CANT.pattern.fullmatch(key)
+    assert CANT.pattern.fullmatch(key.upper())
+    assert CANT.apply("I can't, CAN'T, can’t") == "I not, not, not"
 
 
 @pytest.mark.parametrize(
@@ -188,6 +212,7 @@ def test_preprocess_stage_writes_clean_text_and_its_settings(tmp_path) -> None:
     assert out == tmp_path / "preprocess" / OUTPUT_NAME
     written = pd.read_parquet(out)
     assert written[CLEAN].tolist() == ["love", "not fit"]
+    assert written[CLEAN_TITLE].tolist() == ["", ""]  # NEGATING leaves titles out
     assert written[schema.ID].tolist() == [1, 2]
     payload = read_json(out.parent / SETTINGS_NAME)
     assert payload["keep_negations"] is True

@@ -11,19 +11,20 @@ import pyarrow as pa
 import pytest
 
 import review_sentiment.preprocess as pre
+import review_sentiment.preprocess_cache as cache_module
 from review_sentiment import schema
 from review_sentiment.__main__ import main as cli_main
 from review_sentiment.layout import OUTPUT_NAME, SETTINGS_NAME
-from review_sentiment.preprocess import (
+from review_sentiment.preprocess import CLEAN, CLEAN_TITLE, PreprocessSettings, TextCleaner, preprocess
+from review_sentiment.preprocess_cache import (
+    CACHE_INPUT,
+    CACHE_OUTPUT,
     CACHE_STEMS_NAME,
     CACHE_TEXTS_NAME,
-    CLEAN,
     PreprocessCache,
-    PreprocessSettings,
-    TextCleaner,
     cache_fingerprint,
+    cleaner_input_array,
     cleaner_inputs,
-    preprocess,
 )
 
 SEED = PreprocessSettings.notebook()
@@ -196,6 +197,27 @@ def test_with_use_title_the_title_is_part_of_the_key(tmp_path: Path) -> None:
     )
 
     assert pd.read_parquet(out)[CLEAN].tolist() == ["aw fit well"]
+    assert pd.read_parquet(out)[CLEAN_TITLE].tolist() == ["aw"]
+
+
+def test_a_rerun_cleans_only_new_titles(tmp_path: Path, clean_calls: list[str]) -> None:
+    settings = PreprocessSettings.notebook(use_title=True)
+    cache_dir = tmp_path / "cache"
+    preprocess(
+        _snapshot(tmp_path / "a", _frame(["Fits well"], ["Great"])), tmp_path / "o1", settings, cache_dir
+    )
+    clean_calls.clear()
+
+    out = preprocess(
+        _snapshot(tmp_path / "b", _frame(["Fits well", "Fits well"], ["Great", "Lovely"])),
+        tmp_path / "o2",
+        settings,
+        cache_dir,
+    )
+
+    # The new pair's input and its new title; the known title and review come from the cache.
+    assert clean_calls == ["Lovely Fits well", "Lovely"]
+    assert pd.read_parquet(out)[CLEAN_TITLE].tolist() == ["great", "love"]
 
 
 def test_a_hit_is_an_exact_match_of_the_whole_input(tmp_path: Path) -> None:
@@ -250,7 +272,7 @@ _OBJECT_TITLES = ["Great", "", None, "Ça va", "Nope", float("nan")]
 def test_cleaner_input_array_is_cleaner_inputs_in_utf8(
     frame: pd.DataFrame, settings: PreprocessSettings
 ) -> None:
-    array = pre.cleaner_input_array(frame, settings)
+    array = cleaner_input_array(frame, settings)
     assert array.type == pa.large_binary()
     assert array.to_pylist() == [t.encode("utf-8") for t in cleaner_inputs(frame, settings)]
 
@@ -259,7 +281,7 @@ def test_cleaner_input_array_of_a_parquet_snapshot(tmp_path: Path) -> None:
     frame = pd.read_parquet(_snapshot(tmp_path, _frame(TEXTS, TITLES)))
     for settings in (SEED, PreprocessSettings.notebook(use_title=True)):
         expected = [t.encode("utf-8") for t in cleaner_inputs(frame, settings)]
-        assert pre.cleaner_input_array(frame, settings).to_pylist() == expected
+        assert cleaner_input_array(frame, settings).to_pylist() == expected
 
 
 def test_a_cache_format_change_misses_the_old_entries(
@@ -269,7 +291,7 @@ def test_a_cache_format_change_misses_the_old_entries(
     cache.clean(["Love it"])
     cache.save()
 
-    monkeypatch.setattr(pre, "CACHE_FORMAT", pre.CACHE_FORMAT + 1)
+    monkeypatch.setattr(cache_module, "CACHE_FORMAT", cache_module.CACHE_FORMAT + 1)
 
     assert len(PreprocessCache(tmp_path, TextCleaner(SEED))) == 0
 
@@ -320,13 +342,13 @@ def _bad_offsets(path: Path) -> None:
     inputs = pa.Array.from_buffers(
         pa.large_binary(), 2, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"abcdef")]
     )
-    table = pa.table({"input": inputs, CLEAN: pa.array(["x", "y"], pa.large_string())})
+    table = pa.table({CACHE_INPUT: inputs, CACHE_OUTPUT: pa.array(["x", "y"], pa.large_string())})
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
 
 
 def _other_schema(path: Path) -> None:
-    table = pa.table({"key_hi": pa.array([1], pa.uint64()), CLEAN: pa.array(["x"])})
+    table = pa.table({"key_hi": pa.array([1], pa.uint64()), CACHE_OUTPUT: pa.array(["x"])})
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
 

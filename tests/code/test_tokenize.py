@@ -9,13 +9,13 @@ import pytest
 from review_sentiment import schema
 from review_sentiment.artifacts import read_json
 from review_sentiment.errors import DataContractError
-from review_sentiment.preprocess import CLEAN, PreprocessSettings, clean_frame, preprocess
+from review_sentiment.features import SequenceEncoder
+from review_sentiment.preprocess import CLEAN, CLEAN_TITLE, PreprocessSettings, clean_frame, preprocess
 from review_sentiment.synthetic import synthetic_rows
 from review_sentiment.tokenize import (
     SPLIT_COLUMNS,
     SPLITS,
     Tokenized,
-    encode,
     fit_vocabulary,
     split_frame,
     tokenize,
@@ -28,8 +28,7 @@ def _reviews(n: int, seed: int = 0) -> pd.DataFrame:
     """Synthetic reviews in the canonical schema, validated and cleaned as the stages do it."""
     raw = pd.DataFrame(synthetic_rows(n, seed)).rename(columns=schema.ORIGINAL_TO_CANONICAL)
     frame, _ = validate_reviews(raw, min_rows=0)
-    frame[CLEAN] = clean_frame(frame, PreprocessSettings.notebook())
-    return frame
+    return frame.join(clean_frame(frame, PreprocessSettings.notebook()))
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +95,7 @@ def test_no_clean_text_in_two_splits(reviews: pd.DataFrame) -> None:
     echoes = reviews.head(300).copy()
     echoes[schema.ID] += 100_000
     echoes[schema.TEXT] = echoes[schema.TEXT].str.upper() + "!!"
-    echoes[CLEAN] = clean_frame(echoes, PreprocessSettings.notebook())
+    echoes[[CLEAN, CLEAN_TITLE]] = clean_frame(echoes, PreprocessSettings.notebook())
     splits = split_frame(pd.concat([reviews, echoes], ignore_index=True))
     hashes = {name: text_hashes(part[CLEAN]) for name, part in splits.items()}
     assert not hashes["train"] & hashes["validation"]
@@ -149,7 +148,7 @@ def test_vocabulary_orders_tokens_by_frequency() -> None:
 def test_encode_round_trips_through_the_vocabulary(sequence_length: int) -> None:
     texts = ["love dress fit perfectli", "fabric cheap", "dress"]
     vocabulary = fit_vocabulary(texts, max_tokens=100)
-    x = encode(texts, vocabulary, sequence_length)
+    x = SequenceEncoder(vocabulary, sequence_length).encode(texts)
     assert x.shape == (3, sequence_length)
     assert x.dtype == np.int32
     for row, text in zip(x, texts, strict=True):
@@ -160,17 +159,17 @@ def test_encode_round_trips_through_the_vocabulary(sequence_length: int) -> None
 
 def test_encode_maps_unknown_tokens_to_the_oov_id() -> None:
     vocabulary = ["", "[UNK]", "love", "dress"]
-    assert encode(["love zigzag dress"], vocabulary, 5).tolist() == [[2, 1, 3, 0, 0]]
+    assert SequenceEncoder(vocabulary, 5).encode(["love zigzag dress"]).tolist() == [[2, 1, 3, 0, 0]]
 
 
 def test_encode_of_nothing_has_the_fixed_width() -> None:
-    assert encode([], ["", "[UNK]", "a"], 7).shape == (0, 7)
+    assert SequenceEncoder(["", "[UNK]", "a"], 7).encode([]).shape == (0, 7)
 
 
 def test_tokenize_stage_writes_a_complete_manifest(tmp_path, reviews: pd.DataFrame) -> None:
     snapshot = tmp_path / "ingest" / "reviews.parquet"
     snapshot.parent.mkdir()
-    reviews.drop(columns=[CLEAN]).to_parquet(snapshot, index=False)
+    reviews.drop(columns=[CLEAN, CLEAN_TITLE]).to_parquet(snapshot, index=False)
     cleaned = preprocess(snapshot, tmp_path / "preprocess")
 
     manifest_path = tokenize(cleaned, tmp_path / "tokenize", max_tokens=50, sequence_length=16)
@@ -199,11 +198,10 @@ def test_the_title_gets_its_own_ngram_block_when_the_run_keeps_titles(
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from review_sentiment.features import TITLE_BLOCK, NgramTfidf
-    from review_sentiment.tokenize import CLEAN_TITLE
 
     snapshot = tmp_path / "ingest" / "reviews.parquet"
     snapshot.parent.mkdir()
-    reviews.drop(columns=[CLEAN]).to_parquet(snapshot, index=False)
+    reviews.drop(columns=[CLEAN, CLEAN_TITLE]).to_parquet(snapshot, index=False)
     settings = PreprocessSettings(use_title=use_title)
     data = Tokenized(tokenize(preprocess(snapshot, tmp_path / "preprocess", settings), tmp_path / "tokenize"))
     payload = read_json(data.ngrams_path)
@@ -230,17 +228,32 @@ def test_the_title_gets_its_own_ngram_block_when_the_run_keeps_titles(
     np.testing.assert_allclose(norms[titled & (norms > 0)], 1.0, rtol=1e-5)
 
 
-def test_ngram_rows_are_the_same_built_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_inputs_are_the_same_built_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from review_sentiment import features
     from review_sentiment import tokenize as stage
-    from review_sentiment.features import ReviewNgrams
+    from review_sentiment.features import ReviewNgrams, model_inputs
 
     texts = ["love it", "not good too small", "", "love love it not", "runs small"] * 7
     titles = ["great", "", "meh", "love it", "small"] * 7
-    payload = stage.fit_ngrams(texts, 50, titles=titles)
-    whole = ReviewNgrams(payload).transform(texts, titles)
-    monkeypatch.setattr(stage, "ENCODE_BATCH", 4)  # 35 rows: nine batches, the last of three
-    batched = stage.ngram_features(payload, texts, titles)
-    assert batched.shape == whole.shape
-    assert batched.nnz == whole.nnz > 0
-    np.testing.assert_array_equal(batched.toarray(), whole.toarray())
-    assert stage.ngram_features(payload, [], []).shape == (0, whole.shape[1])
+    ngrams = ReviewNgrams(stage.fit_ngrams(texts, 50, titles=titles))
+    sequences = SequenceEncoder(fit_vocabulary(texts, 20), 3)
+    whole = ngrams.transform(texts, titles)
+    monkeypatch.setattr(features, "ENCODE_BATCH", 4)  # 35 rows: nine batches, the last of three
+    batched = model_inputs(texts, titles, sequences=sequences, ngrams=ngrams)
+    assert batched["ngrams"].shape == whole.shape
+    assert batched["ngrams"].nnz == whole.nnz > 0
+    np.testing.assert_array_equal(batched["ngrams"].toarray(), whole.toarray())
+    np.testing.assert_array_equal(batched["tokens"], sequences.encode(texts))
+    empty = model_inputs([], [], sequences=sequences, ngrams=ngrams)
+    assert empty["ngrams"].shape == (0, whole.shape[1])
+    assert empty["tokens"].shape == (0, 3)
+    assert set(model_inputs(texts, None, sequences=sequences, ngrams=None)) == {"tokens"}
+
+
+def test_tokenize_reads_clean_title_and_refuses_a_file_without_it(tmp_path, reviews: pd.DataFrame) -> None:
+    cleaned = tmp_path / "preprocess" / "reviews_clean.parquet"
+    cleaned.parent.mkdir()
+    reviews.drop(columns=[CLEAN_TITLE]).to_parquet(cleaned, index=False)
+    (tmp_path / "preprocess" / "preprocess.json").write_text("{}")
+    with pytest.raises(DataContractError, match="clean_title"):
+        tokenize(cleaned, tmp_path / "tokenize")

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from review_sentiment import schema
+from review_sentiment.features import SequenceEncoder
 from review_sentiment.ingest import ingest
 from review_sentiment.preprocess import CLEAN, PreprocessSettings, TextCleaner, preprocess
-from review_sentiment.tokenize import encode
 from tests.data.test_malformed_input import csv_text, rows
 
 MB = 1_000_000
@@ -112,7 +112,7 @@ def test_a_1mb_review_is_cleaned_in_bounded_memory_and_time(text: str) -> None:
 
 def test_a_1mb_review_becomes_one_fixed_width_row() -> None:
     clean = TextCleaner(PreprocessSettings.notebook()).clean(long_review())
-    tokens = encode([clean, "soft fabric"], ["", "[UNK]", "soft", "fabric", "dress"], sequence_length=120)
+    tokens = SequenceEncoder(["", "[UNK]", "soft", "fabric", "dress"], 120).encode([clean, "soft fabric"])
     assert tokens.shape == (2, 120)
     assert tokens.dtype.kind == "i"
     assert np.all(tokens[0] > 0)  # truncated, not padded

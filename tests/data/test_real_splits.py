@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from review_sentiment import schema
-from review_sentiment.preprocess import CLEAN, PreprocessSettings, clean_frame
+from review_sentiment.preprocess import CLEAN, CLEAN_TITLE, PreprocessSettings, clean_frame
 from review_sentiment.tokenize import split_frame
 from review_sentiment.validate import validate_reviews
 from tests.support.hashing import text_hashes
@@ -16,7 +16,9 @@ from tests.support.hashing import text_hashes
 @pytest.fixture(scope="module", params=[False, True], ids=["seed-settings", "keep-negations"])
 def splits(request: pytest.FixtureRequest, real_raw: pd.DataFrame) -> dict[str, pd.DataFrame]:
     frame, _ = validate_reviews(real_raw, source="real file")
-    frame[CLEAN] = clean_frame(frame, PreprocessSettings.notebook(keep_negations=request.param))
+    frame[[CLEAN, CLEAN_TITLE]] = clean_frame(
+        frame, PreprocessSettings.notebook(keep_negations=request.param)
+    )
     return split_frame(frame)
 
 
@@ -43,7 +45,7 @@ def test_no_review_id_in_two_splits(splits: dict[str, pd.DataFrame]) -> None:
 
 def test_growing_real_data_5_percent_or_sampling_25_percent_moves_no_review(real_raw: pd.DataFrame) -> None:
     frame, _ = validate_reviews(real_raw, source="real file")
-    frame[CLEAN] = clean_frame(frame, PreprocessSettings.notebook())
+    frame[[CLEAN, CLEAN_TITLE]] = clean_frame(frame, PreprocessSettings.notebook())
     frame = frame.sort_values(schema.ID)
     earlier = frame.head(round(len(frame) / 1.05))  # this week; next week adds 5% more reviews
 
