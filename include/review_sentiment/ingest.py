@@ -60,11 +60,9 @@ def ingest(
         min_rows: Fewest usable rows (checked after sampling).
         seed: Seed for the sample.
 
-    Beside the snapshot: ``ingest.json`` (counts), ``label_stats.json`` (for the drift check)
-    and, when rows held a NUL byte, ``quarantine.jsonl`` (those rows, one JSON object a line).
-
     Returns:
-        Path of the Parquet snapshot.
+        Path of the Parquet snapshot. Beside it: ``ingest.json`` (counts), ``label_stats.json``
+        (for the drift check) and, when rows held a NUL byte, ``quarantine.jsonl`` (those rows).
 
     Raises:
         DataContractError: the input breaks the contract, or more than 1% of the rows were
@@ -76,13 +74,7 @@ def ingest(
     raw, quarantined = quarantine_rows(raw)
     reviews, report = _validated(raw, len(quarantined), source_name, sample_fraction, min_rows)
     if sample_fraction < 1.0:
-        reviews = (
-            reviews.groupby(schema.LABEL, group_keys=False)
-            .sample(frac=sample_fraction, random_state=seed)
-            .sort_values(schema.ID)
-            .reset_index(drop=True)
-        )
-        reviews, report = validate_reviews(reviews, source=f"{source_name} (sampled)", min_rows=min_rows)
+        reviews, report = _sample(reviews, sample_fraction, seed, f"{source_name} (sampled)", min_rows)
     files = IngestFiles.in_folder(output_dir)
     _write_quarantine(files.quarantine, quarantined)
     write_json(files.label_stats, label_stats(reviews))
@@ -90,8 +82,7 @@ def ingest(
         files.report, {"source": source_name, **provenance, "quarantined": len(quarantined), **asdict(report)}
     )
     # The snapshot last: whoever sees it (the XCom) sees its side files complete.
-    snapshot = files.snapshot
-    with atomic_file(snapshot) as tmp:
+    with atomic_file(files.snapshot) as tmp:
         reviews.to_parquet(tmp, index=False)
     log.info(
         "ingested %d reviews from %s (%d without text dropped, %d quarantined)",
@@ -100,7 +91,7 @@ def ingest(
         report.dropped_no_text,
         len(quarantined),
     )
-    return snapshot
+    return files.snapshot
 
 
 def _read(
@@ -143,6 +134,19 @@ def _validated(
     if too_many:
         raise DataContractError([too_many], source_name)
     return reviews, report
+
+
+def _sample(
+    reviews: pd.DataFrame, fraction: float, seed: int, source_name: str, min_rows: int
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """``fraction`` of each class (seeded), in id order, checked again (``min_rows`` included)."""
+    sample = (
+        reviews.groupby(schema.LABEL, group_keys=False)
+        .sample(frac=fraction, random_state=seed)
+        .sort_values(schema.ID)
+        .reset_index(drop=True)
+    )
+    return validate_reviews(sample, source=source_name, min_rows=min_rows)
 
 
 def _sha256(path: Path) -> str:

@@ -20,10 +20,10 @@ from typing import Any
 
 from review_sentiment.config import DEFAULT_LOCK_TIMEOUT_S
 from review_sentiment.errors import PipelineError
+from review_sentiment.sources import is_postgres_source
 
 log = logging.getLogger(__name__)
 
-_POSTGRES_SCHEMES = ("postgresql://", "postgresql+psycopg2://", "postgres://")
 _FILE_POLL_S = 0.1
 
 
@@ -57,7 +57,7 @@ def promotion_lock(
         PromotionLockTimeout: the lock stayed taken for ``timeout`` seconds.
     """
     where = str(lock_uri)
-    if where.startswith(_POSTGRES_SCHEMES):
+    if is_postgres_source(where):
         with _advisory_lock(model_name, where, float(timeout)):
             yield
         return
