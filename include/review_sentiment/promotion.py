@@ -20,7 +20,7 @@ from typing import Any
 
 from review_sentiment.config import DEFAULT_LOCK_TIMEOUT_S
 from review_sentiment.errors import PipelineError
-from review_sentiment.sources import is_postgres_source
+from review_sentiment.sources import is_postgres_source, libpq_url
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _file_lock(model_name: str, path: Path, wait: float) -> Iterator[None]:
 def _connect(lock_uri: str) -> Any:
     import psycopg2
 
-    dsn = lock_uri.replace("postgresql+psycopg2://", "postgresql://", 1)
+    dsn = libpq_url(lock_uri)
     # Keepalives: a holder cut off by the network (not only a killed one) loses its session, and
     # with it the lock, within about a minute instead of the kernel's two hours.
     return psycopg2.connect(

@@ -1,15 +1,14 @@
 """Where reviews come from: a CSV/Parquet file or a PostgreSQL table, read by one set of rules.
 
-``ingest`` (whole) and ``batch_score`` (in chunks) both read through here, so a file that one
-refuses the other refuses too, with the same message: a header delimited by something other than
-a comma, a row with more fields than the header, text that is not UTF-8, a truncated ``.gz``.
-Every frame comes out with the canonical column names (:mod:`review_sentiment.schema`); a CSV's
-cells stay text (the contract check owns type conversion), a table's come as the driver gives
-them. A window ``[start, end)`` on ``ingested_at`` needs a table: a file has no arrival times.
+``ingest`` (whole) and ``batch_score`` (in chunks) both read through here: a file one refuses
+(a header not delimited by commas, a row with more fields than the header, text that is not
+UTF-8, a truncated ``.gz``) the other refuses with the same words. Frames come out with canonical
+column names; a CSV's cells stay text (the contract check owns type conversion). A window
+``[start, end)`` on ``ingested_at`` needs a table: a file has no arrival times.
 
-A source string is either a file path or ``postgresql://...?table=<[schema.]table>``; run
-parameters name a table as ``postgres:<table>`` and the URL is built here, from a connection, by
-:func:`postgres_url` (the one builder), so no password travels through params, XCom or logs.
+A source is a file path or ``postgresql://...?table=<[schema.]table>``; run parameters name a
+table as ``postgres:<table>`` and :func:`postgres_url` (the one builder) makes the URL from a
+connection, so no password travels through params, XCom or logs.
 """
 
 from __future__ import annotations
@@ -41,8 +40,7 @@ OPTIONAL_COLUMNS = (schema.TITLE,)
 _OTHER_DELIMITERS = (";", "\t", "|")
 # [schema.]table, plain identifiers only: the name also travels inside a URL query (?table=).
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
-# Everything as text: the contract check owns type conversion and its messages; a row with an
-# extra field is an error, not a shifted index.
+# Cells as text (the contract check owns type conversion); an extra field is an error, not an index.
 _CSV_OPTIONS: dict[str, Any] = dict(
     dtype=str, keep_default_na=False, encoding="utf-8-sig", index_col=False, on_bad_lines="error"
 )
@@ -63,14 +61,19 @@ def is_postgres_source(source: str | Path) -> bool:
     return urlsplit(str(source)).scheme in POSTGRES_SCHEMES
 
 
+def libpq_url(url: str) -> str:
+    """``url`` as libpq takes it: SQLAlchemy's ``postgresql+psycopg2://`` as ``postgresql://``."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql")) if parts.scheme == "postgresql+psycopg2" else url
+
+
 def split_postgres_source(source: str) -> tuple[str, str]:
     """Split ``postgresql://…/db?table=name`` into a libpq URL and a table name (default
     ``reviews``)."""
-    parts = urlsplit(source)
+    parts = urlsplit(libpq_url(source))
     query = parse_qs(parts.query)
     table = query.pop("table", [DEFAULT_TABLE])[-1]
-    scheme = "postgresql" if parts.scheme == "postgresql+psycopg2" else parts.scheme
-    dsn = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
+    dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
     return dsn, table
 
 
@@ -163,7 +166,7 @@ def read_reviews(
         columns: Canonical columns to return (default: every column of the contract, as found).
 
     Raises:
-        DataContractError: see :func:`read_file` and :func:`read_table`; a window on a file.
+        DataContractError: as :func:`read_file` and :func:`read_table` raise it; a window on a file.
     """
     if is_postgres_source(source):
         return read_table(str(source), start, end, columns)
