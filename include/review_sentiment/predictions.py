@@ -88,9 +88,8 @@ class PostgresSink:
         """The chunk's one commit (a separate method so that a test can kill the process here)."""
         self._conn.commit()
 
-    def close(self) -> str:
+    def close(self) -> None:
         self._conn.close()
-        return f"table {self.table}"
 
     def abort(self) -> None:
         self._conn.rollback()
