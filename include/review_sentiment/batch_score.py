@@ -292,7 +292,9 @@ def score_reviews(
         on_chunk: Called after each chunk is written with (chunk number, rows so far).
 
     Raises:
-        DataContractError: the source is missing or malformed.
+        DataContractError: the source is missing or malformed, by ingest's rules
+            (:mod:`review_sentiment.sources`); nothing is written to a Parquet target.
+        ConfigError: ``chunk_rows`` is not positive.
     """
     started = time.perf_counter()
     scored_at = scored_at or datetime.now(UTC)
