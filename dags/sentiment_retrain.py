@@ -148,8 +148,8 @@ with DAG(
     def ingest() -> dict[str, str]:
         """Snapshot the source as Parquet; the data contract is checked here."""
         from review_sentiment.ingest import ingest as run_ingest
-        from review_sentiment.ingest import resolve_source
         from review_sentiment.layout import IngestFiles
+        from review_sentiment.sources import resolve_source
 
         with stage() as s:
             params = s.params
@@ -165,8 +165,8 @@ with DAG(
     def monitor_champion() -> dict:
         """Score the champion on the reviews that arrived in this run's week (a table source): one
         point of its weekly series in MLflow; an alert when it drops."""
-        from review_sentiment.ingest import resolve_source
         from review_sentiment.monitor import monitor_champion as run_monitor
+        from review_sentiment.sources import resolve_source
 
         with stage() as s:
             p = s.params

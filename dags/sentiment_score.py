@@ -102,8 +102,8 @@ with DAG(
     def score(champion: dict) -> dict:
         """Score the window's reviews with the pinned version; upsert the predictions in chunks."""
         from review_sentiment.batch_score import Champion, resolve_target, score_reviews
-        from review_sentiment.ingest import resolve_source
         from review_sentiment.layout import PREDICTIONS_NAME
+        from review_sentiment.sources import resolve_source
 
         with stage() as s:
             p = s.params

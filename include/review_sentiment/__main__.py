@@ -137,7 +137,7 @@ def _run(args: argparse.Namespace) -> str:
             )
         )
     if args.stage == "load-table":
-        from review_sentiment.ingest import load_table
+        from review_sentiment.reviews_db import load_table
 
         return f"{load_table(args.input, args.db)} rows inserted or changed"
     if args.stage == "synthesize":

@@ -5,17 +5,16 @@ champion. The champion alias is resolved to one version first (:func:`resolve_ch
 version (``models:/<name>/<version>``, never ``@champion``) scores the whole run, so a promotion
 in the middle of a run cannot mix two models, and every prediction records its version.
 
-Reviews stream through in chunks (a table through a server-side cursor, a Parquet file by row
-group batches, a CSV in pandas chunks), the model is loaded once, and each chunk is written on its
-own: to PostgreSQL as one transaction (COPY into a temporary table, then ``INSERT ... ON CONFLICT
-(review_id, model_version) DO UPDATE``), so a rerun replaces rather than duplicates and a killed
-run leaves whole chunks only; or to one Parquet file, written under a temporary name and renamed
-into place at the end.
+Reviews stream through in chunks, read by the same rules as ingest's
+(:func:`review_sentiment.sources.iter_reviews`: a table through a server-side cursor, a Parquet
+file by row-group batches, a CSV in pandas chunks); the model is loaded once, and each chunk is
+written on its own (:mod:`review_sentiment.predictions`): to PostgreSQL as one transaction of
+upserts, so a rerun replaces rather than duplicates and a killed run leaves whole chunks only; or
+to one Parquet file, written atomically at the end.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +31,16 @@ from review_sentiment.config import (
     PREDICTIONS_PARQUET,
     Settings,
 )
-from review_sentiment.errors import ConfigError, DataContractError
+from review_sentiment.errors import ConfigError, DataContractError, UnsafePathError
+from review_sentiment.predictions import ParquetSink, PostgresSink, open_sink
+from review_sentiment.sources import (
+    TABLE_PREFIX,
+    check_source,
+    is_postgres_source,
+    iter_reviews,
+    postgres_url,
+    redact,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,11 +50,7 @@ log = logging.getLogger(__name__)
 # A scheduled run covers the day before it (the CronTriggerTimetable's interval).
 SCHEDULED_INTERVAL = timedelta(days=1)
 RUN_TYPE_ASSET = "asset_triggered"  # Airflow's DagRunType.ASSET_TRIGGERED
-PREDICTION_COLUMNS = (
-    "review_id", "model_name", "model_version", "probability", "label", "threshold", "scored_at",
-    "dag_run_id",
-)  # fmt: skip
-_READ_COLUMNS = (schema.ID, schema.TITLE, schema.TEXT)
+SCORED_COLUMNS = (schema.ID, schema.TITLE, schema.TEXT)  # what a chunk holds
 
 
 # --- The window --------------------------------------------------------------------------------
@@ -147,101 +151,6 @@ def resolve_champion(settings: Settings, expected_version: str | None = None) ->
     return found
 
 
-# --- Reading -----------------------------------------------------------------------------------
-
-
-def iter_reviews(
-    source: str, window: Window | None, chunk_rows: int = DEFAULT_SCORE_CHUNK_ROWS
-) -> Iterator[pd.DataFrame]:
-    """The reviews to score, ``chunk_rows`` at a time, as ``review_id``, ``title``, ``review_text``.
-
-    Args:
-        source: A resolved source: a CSV/Parquet path, or ``postgresql://...?table=``.
-        window: For a table, only ``window.start <= ingested_at < window.end``; a file has no
-            arrival times and is read whole.
-        chunk_rows: Rows per chunk (the memory bound).
-
-    Raises:
-        DataContractError: the file or table is missing or lacks the columns.
-    """
-    from review_sentiment.ingest import is_postgres_source
-
-    if chunk_rows < 1:
-        raise ConfigError(f"chunk_rows must be at least 1, got {chunk_rows}")
-    if is_postgres_source(source):
-        yield from _iter_table(source, window, chunk_rows)
-        return
-    if window is not None:
-        log.info(
-            "a file has no arrival times: scoring the whole file, whatever the window %s", window.describe()
-        )
-    yield from _iter_file(Path(source), chunk_rows)
-
-
-def _canonical(frame: pd.DataFrame, where: str) -> pd.DataFrame:
-    frame = frame.rename(columns=schema.ORIGINAL_TO_CANONICAL)
-    missing = [c for c in (schema.ID, schema.TEXT) if c not in frame.columns]
-    if missing:
-        raise DataContractError([f"missing columns {missing}"], where)
-    if schema.TITLE not in frame.columns:
-        frame[schema.TITLE] = ""
-    return frame.loc[:, list(_READ_COLUMNS)]
-
-
-def _iter_file(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    import pandas as pd
-
-    if not path.is_file():
-        raise DataContractError([f"file not found: {path}"], str(path))
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        parquet = pq.ParquetFile(path)
-        wanted = {schema.CANONICAL_TO_ORIGINAL[c] for c in _READ_COLUMNS} | set(_READ_COLUMNS)
-        columns = [c for c in parquet.schema_arrow.names if c in wanted]
-        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
-            yield _canonical(batch.to_pandas(), str(path))
-        return
-    chunks = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", index_col=False,
-                         chunksize=chunk_rows)  # fmt: skip
-    for chunk in chunks:
-        yield _canonical(chunk, str(path))
-
-
-def _iter_table(source: str, window: Window | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    import re
-
-    import pandas as pd
-    import psycopg2
-    from psycopg2 import sql
-
-    from review_sentiment.ingest import split_postgres_source
-
-    dsn, table = split_postgres_source(source)
-    where, params = sql.SQL(""), []
-    if window is not None:
-        where, params = sql.SQL(" WHERE ingested_at >= %s AND ingested_at < %s"), [window.start, window.end]
-    query = sql.SQL("SELECT {cols} FROM {table}{where} ORDER BY {id}").format(
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in _READ_COLUMNS),
-        table=sql.Identifier(*table.split(".")),
-        where=where,
-        id=sql.Identifier(schema.ID),
-    )
-    conn = psycopg2.connect(dsn)
-    try:
-        # A server-side cursor: the database holds the result, this process one chunk of it.
-        with conn.cursor(name="score_reviews") as cur:
-            cur.itersize = chunk_rows
-            cur.execute(query, params)
-            while rows := cur.fetchmany(chunk_rows):
-                yield pd.DataFrame(rows, columns=list(_READ_COLUMNS))
-    except (psycopg2.errors.UndefinedTable, psycopg2.errors.InsufficientPrivilege) as exc:
-        reason = exc.pgerror.strip().splitlines()[0] if exc.pgerror else str(exc).strip()
-        raise DataContractError([re.sub(r"^ERROR:\s+", "", reason)], f"table {table}") from None
-    finally:
-        conn.close()
-
-
 # --- Records -----------------------------------------------------------------------------------
 
 
@@ -300,9 +209,6 @@ def parse_target(target: str) -> str | None:
     Raises:
         ConfigError: neither ``parquet`` nor ``postgres:<table>`` with a plain table name.
     """
-    from review_sentiment.errors import UnsafePathError
-    from review_sentiment.ingest import TABLE_PREFIX, check_source
-
     if target == PREDICTIONS_PARQUET:
         return None
     if not target.startswith(TABLE_PREFIX):
@@ -326,120 +232,7 @@ def resolve_target(target: str, connection_uri: Callable[[str], str], conn_id: s
     table = parse_target(target)
     if table is None:
         return PREDICTIONS_PARQUET
-    uri = connection_uri(conn_id).replace("postgres://", "postgresql://", 1)
-    return f"{uri}{'&' if '?' in uri else '?'}table={table}"
-
-
-class ParquetSink:
-    """One Parquet file, written under a temporary name and renamed into place by :meth:`close`;
-    a failed run leaves no file (and an earlier run's file as it was)."""
-
-    def __init__(self, path: Path) -> None:
-        import os
-        import tempfile
-
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(name)
-        self._writer: Any = None
-
-    def write(self, records: pd.DataFrame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pandas(records, preserve_index=False)
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._tmp, table.schema)
-        self._writer.write_table(table)
-
-    def close(self) -> str:
-        import os
-
-        if self._writer is None:  # nothing scored: an empty file with the columns, not a stale one
-            self.write(build_records([], [], Champion("", "0", 0.5), datetime.now(UTC), "")[:0])
-        self._writer.close()
-        os.replace(self._tmp, self.path)
-        return str(self.path)
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        self._tmp.unlink(missing_ok=True)
-
-
-class PostgresSink:
-    """A predictions table, created if missing; each chunk is one transaction of upserts keyed on
-    (review_id, model_version)."""
-
-    def __init__(self, dsn: str, table: str) -> None:
-        import psycopg2
-        from psycopg2 import sql
-
-        self.table = table
-        self._ident = sql.Identifier(*table.split("."))
-        self._conn = psycopg2.connect(dsn)
-        with self._conn, self._conn.cursor() as cur:
-            cur.execute(create_table_sql(table))
-            # Per session; emptied at each commit, so a chunk never sees another's rows.
-            stage = "CREATE TEMP TABLE IF NOT EXISTS score_chunk (LIKE {t}) ON COMMIT DELETE ROWS"
-            cur.execute(sql.SQL(stage).format(t=self._ident))
-
-    def write(self, records: pd.DataFrame) -> None:
-        from psycopg2 import sql
-
-        buffer = io.StringIO()
-        records.loc[:, list(PREDICTION_COLUMNS)].to_csv(
-            buffer, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f%z"
-        )
-        buffer.seek(0)
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c in PREDICTION_COLUMNS)
-        with self._conn.cursor() as cur:
-            cur.copy_expert(
-                sql.SQL("COPY score_chunk ({cols}) FROM STDIN WITH (FORMAT csv)").format(cols=cols), buffer
-            )
-            cur.execute(upsert_sql(self.table))
-        self._commit()
-
-    def _commit(self) -> None:
-        """The chunk's one commit (a separate method so that a test can kill the process here)."""
-        self._conn.commit()
-
-    def close(self) -> str:
-        self._conn.close()
-        return f"table {self.table}"
-
-    def abort(self) -> None:
-        self._conn.rollback()
-        self._conn.close()
-
-
-def create_table_sql(table: str) -> Any:
-    """``CREATE TABLE IF NOT EXISTS`` for the predictions table."""
-    from psycopg2 import sql
-
-    return sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {t} (review_id bigint NOT NULL, model_name text NOT NULL, "
-        "model_version integer NOT NULL, probability double precision NOT NULL, label smallint NOT NULL, "
-        "threshold double precision NOT NULL, scored_at timestamptz NOT NULL, dag_run_id text NOT NULL, "
-        "PRIMARY KEY (review_id, model_version))"
-    ).format(t=sql.Identifier(*table.split(".")))
-
-
-def upsert_sql(table: str) -> Any:
-    """Move the staged chunk into the table: a (review_id, model_version) already there is replaced."""
-    from psycopg2 import sql
-
-    others = [c for c in PREDICTION_COLUMNS if c not in ("review_id", "model_version")]
-    return sql.SQL(
-        "INSERT INTO {t} ({cols}) SELECT {cols} FROM score_chunk "
-        "ON CONFLICT (review_id, model_version) DO UPDATE SET {sets}"
-    ).format(
-        t=sql.Identifier(*table.split(".")),
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in PREDICTION_COLUMNS),
-        sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others),
-    )
+    return postgres_url(connection_uri(conn_id), table)
 
 
 # --- The stage ---------------------------------------------------------------------------------
@@ -499,49 +292,68 @@ def score_reviews(
         on_chunk: Called after each chunk is written with (chunk number, rows so far).
 
     Raises:
-        DataContractError: the source is missing or malformed.
+        DataContractError: the source is missing or malformed, by ingest's rules
+            (:mod:`review_sentiment.sources`); nothing is written to a Parquet target.
+        ConfigError: ``chunk_rows`` is not positive.
     """
-    from review_sentiment.ingest import _redact, is_postgres_source, split_postgres_source
-
     started = time.perf_counter()
     scored_at = scored_at or datetime.now(UTC)
-    if model is None:
-        import mlflow
-        import mlflow.pyfunc
-
-        if tracking_uri:
-            mlflow.set_tracking_uri(tracking_uri)
-            mlflow.set_registry_uri(tracking_uri)
-        model = mlflow.pyfunc.load_model(champion.uri)
-    if is_postgres_source(target):
-        sink: ParquetSink | PostgresSink = PostgresSink(*split_postgres_source(target))
-    else:
-        sink = ParquetSink(output_path)
+    model = model if model is not None else _load(champion, tracking_uri)
     table = is_postgres_source(source)
     scope = window.describe() if window and table else "the whole source" + ("" if table else " (a file)")
     result = ScoreResult(champion.model_name, champion.version, scope, "")
-    try:
-        for chunk in iter_reviews(source, window, chunk_rows):
-            frame, skipped = usable(chunk)
-            result.skipped_no_text += skipped
-            if frame.empty:
-                continue
-            probability = scoring.predict_probability(model, frame)
-            sink.write(
-                build_records(frame[schema.ID].to_numpy(), probability, champion, scored_at, dag_run_id)
-            )
-            result.rows += len(frame)
-            result.chunks += 1
-            log.info(
-                "chunk %d: %d reviews scored and written (%d so far)", result.chunks, len(frame), result.rows
-            )
-            if on_chunk is not None:
+    empty = build_records([], [], champion, scored_at, dag_run_id)
+    with open_sink(target, output_path, empty) as sink:
+        for chunk in _chunks(source, window, chunk_rows):
+            written = _score_chunk(chunk, model, champion, sink, result, scored_at, dag_run_id)
+            if written and on_chunk is not None:
                 on_chunk(result.chunks, result.rows)
-    except BaseException:
-        sink.abort()
-        raise
-    where = sink.close()
-    result.target = _redact(target) if is_postgres_source(target) else where
+    result.target = redact(target) if is_postgres_source(target) else str(output_path)
     result.seconds = round(time.perf_counter() - started, 2)
     log.info("score: %s", result.summary())
     return result
+
+
+def _load(champion: Champion, tracking_uri: str | None) -> Any:
+    """The pinned version's pyfunc, from ``tracking_uri``'s registry."""
+    import mlflow
+    import mlflow.pyfunc
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    return mlflow.pyfunc.load_model(champion.uri)
+
+
+def _chunks(source: str, window: Window | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The source's reviews to score, by the readers' rules: a table's window, a file whole."""
+    if window is not None and not is_postgres_source(source):
+        log.info(
+            "a file has no arrival times: scoring the whole file, whatever the window %s", window.describe()
+        )
+        window = None
+    start, end = (window.start, window.end) if window else (None, None)
+    return iter_reviews(source, chunk_rows, start=start, end=end, columns=SCORED_COLUMNS)
+
+
+def _score_chunk(
+    chunk: pd.DataFrame,
+    model: Any,
+    champion: Champion,
+    sink: ParquetSink | PostgresSink,
+    result: ScoreResult,
+    scored_at: datetime,
+    dag_run_id: str,
+) -> bool:
+    """Score one chunk's reviews with text, write their records and count them in ``result``;
+    False when the chunk had none."""
+    frame, skipped = usable(chunk)
+    result.skipped_no_text += skipped
+    if frame.empty:
+        return False
+    probability = scoring.predict_probability(model, frame)
+    sink.write(build_records(frame[schema.ID].to_numpy(), probability, champion, scored_at, dag_run_id))
+    result.rows += len(frame)
+    result.chunks += 1
+    log.info("chunk %d: %d reviews scored and written (%d so far)", result.chunks, len(frame), result.rows)
+    return True

@@ -90,8 +90,8 @@ def monitor_champion(
         floor: Lowest acceptable ROC AUC on a week.
         margin: Largest acceptable drop below the version's test ROC AUC.
     """
-    from review_sentiment.ingest import is_postgres_source, read_table
     from review_sentiment.metrics import binary_metrics
+    from review_sentiment.sources import is_postgres_source, read_table
     from review_sentiment.tracking import client, ensure_experiment
     from review_sentiment.validate import validate_reviews
 

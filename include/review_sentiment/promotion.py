@@ -20,10 +20,10 @@ from typing import Any
 
 from review_sentiment.config import DEFAULT_LOCK_TIMEOUT_S
 from review_sentiment.errors import PipelineError
+from review_sentiment.sources import is_postgres_source, libpq_url
 
 log = logging.getLogger(__name__)
 
-_POSTGRES_SCHEMES = ("postgresql://", "postgresql+psycopg2://", "postgres://")
 _FILE_POLL_S = 0.1
 
 
@@ -57,7 +57,7 @@ def promotion_lock(
         PromotionLockTimeout: the lock stayed taken for ``timeout`` seconds.
     """
     where = str(lock_uri)
-    if where.startswith(_POSTGRES_SCHEMES):
+    if is_postgres_source(where):
         with _advisory_lock(model_name, where, float(timeout)):
             yield
         return
@@ -89,7 +89,7 @@ def _file_lock(model_name: str, path: Path, wait: float) -> Iterator[None]:
 def _connect(lock_uri: str) -> Any:
     import psycopg2
 
-    dsn = lock_uri.replace("postgresql+psycopg2://", "postgresql://", 1)
+    dsn = libpq_url(lock_uri)
     # Keepalives: a holder cut off by the network (not only a killed one) loses its session, and
     # with it the lock, within about a minute instead of the kernel's two hours.
     return psycopg2.connect(

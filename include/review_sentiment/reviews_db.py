@@ -8,10 +8,14 @@ as the ``reviews`` role and through the same URI as the Airflow connection ``rev
     python -m review_sentiment.reviews_db seed [--source URI | --source-env VAR] [--table NAME]
                                                [--path FILE] [--weeks 12]
 
-The table is the one :func:`review_sentiment.ingest.load_table` makes (the original columns,
-keyed on ``review_id``, plus ``ingested_at``) and holds the same rows it would load. Each
-review's ``ingested_at`` is spread over the last ``weeks`` weeks (:func:`arrival_time`), so
-that a window on ``ingested_at`` sees weekly batches. The whole seed is one transaction.
+(the command line: :mod:`review_sentiment.reviews_db_cli`).
+
+The table's one definition (:func:`table_ddl`: the original columns, keyed on ``review_id``,
+plus ``ingested_at``) and its writers live here: :func:`load_table` upserts a file's reviews
+(``python -m review_sentiment load-table``), :func:`seed` fills an empty table once; both load
+the rows :func:`loadable_reviews` gives. A seeded review's ``ingested_at`` is spread over the
+last ``weeks`` weeks (:func:`arrival_time`), so that a window on ``ingested_at`` sees weekly
+batches. The whole seed is one transaction.
 
 Idempotent: a table that already has rows is left as it is (and the job says so). A missing
 review file is a warning, not a failure (the stack may read a table of your own); a database
@@ -21,34 +25,155 @@ it the start of the services that wait for it.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import os
+import logging
 import sys
 import time
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
 
 from review_sentiment import schema
-from review_sentiment.errors import PipelineError
-from review_sentiment.ingest import (
-    DEFAULT_TABLE,
-    TABLE_PREFIX,
-    check_source,
-    is_postgres_source,
-    loadable_reviews,
-    split_postgres_source,
-    table_ddl,
-    table_records,
-)
+from review_sentiment.errors import DataContractError
+from review_sentiment.sources import read_file, split_postgres_source
+from review_sentiment.validate import quarantine_rows, quarantine_violation, validate_reviews
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
 
 DEFAULT_WEEKS = 12
 WEEK = timedelta(weeks=1)
-EXIT_BAD_INPUT = 2  # as python -m review_sentiment: the input is wrong, retrying cannot help
-EXIT_UNREACHABLE = 1
+
+
+# --- The table ---------------------------------------------------------------------------------
+
+
+def load_table(path: str | Path, source: str, ingested_at: datetime | None = None) -> int:
+    """Create the table if needed and upsert the file's reviews into it, keyed on review id.
+
+    Re-running with the same file changes nothing; a changed row gets the new values and a new
+    ``ingested_at``. Rows without text are loaded too: ingest drops and counts them.
+
+    Args:
+        path: A CSV/Parquet file in the original schema.
+        source: ``postgresql://user@host:port/db?table=name``.
+        ingested_at: Timestamp for new or changed rows (default: now).
+
+    Returns:
+        The number of rows inserted or changed.
+    """
+    import psycopg2
+    from psycopg2 import sql
+
+    reviews = loadable_reviews(path)
+    dsn, table = split_postgres_source(source)
+    ident = sql.Identifier(*table.split("."))
+    others = [c for c in schema.COLUMNS if c != schema.ID]
+    # A row whose values did not change keeps its ingested_at: a re-load is not a new arrival.
+    update = sql.SQL(
+        "DO UPDATE SET {sets}, ingested_at = EXCLUDED.ingested_at "
+        "WHERE ({old}) IS DISTINCT FROM ({new}) RETURNING 1"
+    ).format(
+        sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others),
+        old=sql.SQL(", ").join(sql.SQL("{t}.{c}").format(t=ident, c=sql.Identifier(c)) for c in others),
+        new=sql.SQL(", ").join(sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in others),
+    )
+    stamp = ingested_at or datetime.now().astimezone()
+    # closing(): psycopg2's own ``with conn`` ends the transaction but leaves the connection open.
+    with closing(psycopg2.connect(dsn)) as conn, conn, conn.cursor() as cur:
+        changed = _write_reviews(cur, ident, reviews, lambda _review_id: stamp, update)
+    return len(changed)
+
+
+def _write_reviews(
+    cur: Any, ident: Any, reviews: pd.DataFrame, arrival: Callable[[int], datetime], on_conflict: Any
+) -> list[tuple]:
+    """Create the table if needed and insert ``reviews`` (``on_conflict`` for an id already
+    there); the rows the statement returns."""
+    from psycopg2 import sql
+    from psycopg2.extras import execute_values
+
+    cur.execute(table_ddl(ident))
+    insert = sql.SQL("INSERT INTO {t} ({cols}, ingested_at) VALUES %s ON CONFLICT ({key}) {action}").format(
+        t=ident,
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in schema.COLUMNS),
+        key=sql.Identifier(schema.ID),
+        action=on_conflict,
+    )
+    records = table_records(reviews, arrival)
+    return execute_values(cur, insert, records, page_size=1000, fetch=True)
+
+
+def loadable_reviews(path: str | Path) -> pd.DataFrame:
+    """The rows of ``path`` a reviews table takes: the contract checked, NUL rows left out (at
+    most 1%: PostgreSQL text cannot hold a NUL byte), rows without text kept (ingest drops and
+    counts them).
+
+    Raises:
+        DataContractError: the file breaks the data contract.
+    """
+    raw, quarantined = quarantine_rows(read_file(path))
+    too_many = quarantine_violation(len(quarantined), len(raw) + len(quarantined))
+    if too_many:
+        raise DataContractError([too_many], str(path))
+    if len(quarantined):
+        log.warning(
+            "not loading %d rows with a NUL byte (data rows %s)",
+            len(quarantined),
+            quarantined["_row"].tolist()[:10],
+        )
+    reviews, _ = validate_reviews(raw, source=str(path), min_rows=0, keep_empty_text=True)
+    return reviews
+
+
+def table_ddl(ident: Any) -> Any:
+    """``CREATE TABLE IF NOT EXISTS`` for a reviews table: the original columns keyed on review
+    id, plus ``ingested_at`` (the one definition, for :func:`load_table` and :func:`seed`)."""
+    from psycopg2 import sql
+
+    int_cols = set(schema.INTEGER_COLUMNS)
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(
+            sql.Identifier(c),
+            sql.SQL("bigint PRIMARY KEY" if c == schema.ID else ("integer" if c in int_cols else "text")),
+        )
+        for c in schema.COLUMNS
+    )
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {t} ({cols}, ingested_at timestamptz NOT NULL DEFAULT now())"
+    ).format(t=ident, cols=columns)
+
+
+def table_records(reviews: pd.DataFrame, arrival: Callable[[int], datetime]) -> list[tuple]:
+    """One row tuple per review, in ``table_ddl``'s column order, with ``arrival(review_id)``
+    as its ``ingested_at``."""
+    int_cols = set(schema.INTEGER_COLUMNS)
+    id_index = schema.COLUMNS.index(schema.ID)
+
+    def cell(column: str, value: object) -> object:
+        if _is_na(value):
+            return None
+        return int(value) if column in int_cols else value
+
+    records = []
+    for row in reviews.loc[:, list(schema.COLUMNS)].itertuples(index=False, name=None):
+        cells = tuple(cell(c, v) for c, v in zip(schema.COLUMNS, row, strict=True))
+        records.append((*cells, arrival(cells[id_index])))
+    return records
+
+
+def _is_na(value: object) -> bool:
+    import pandas as pd
+
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+# --- The seed ----------------------------------------------------------------------------------
 
 
 def arrival_time(review_id: int, now: datetime, weeks: int = DEFAULT_WEEKS) -> datetime:
@@ -130,7 +255,6 @@ def seed(
     """
     import psycopg2
     from psycopg2 import sql
-    from psycopg2.extras import execute_values
 
     if weeks < 1:
         raise ValueError(f"weeks must be at least 1, got {weeks}")
@@ -138,36 +262,37 @@ def seed(
     now = now or datetime.now(UTC)
     dsn, table = split_postgres_source(source)
     ident = sql.Identifier(*table.split("."))
-    # closing(): psycopg2's own ``with conn`` ends the transaction but leaves the connection open.
     with closing(psycopg2.connect(dsn)) as conn, conn, conn.cursor() as cur:
-        # One seed of a table at a time, until this transaction ends: a second loader started at
-        # the same moment waits here, then finds the rows (two concurrent CREATE TABLE IF NOT
-        # EXISTS of one name can fail on PostgreSQL's catalog).
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext('review_sentiment.reviews_db ' || %s))", [table])
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [ident.as_string(conn)])
-        if cur.fetchone()[0]:
-            existing = _stats(cur, ident)
-            if existing[0]:
-                return SeedResult(table, 0, *existing, weeks=0, seconds=time.monotonic() - started)
+        existing = _lock_and_count(cur, conn, table, ident)
+        if existing[0]:
+            return SeedResult(table, 0, *existing, weeks=0, seconds=time.monotonic() - started)
         if not Path(path).is_file():
             return SeedResult(
                 table, 0, 0, None, None, 0, time.monotonic() - started, f"no review file at {path}"
             )
         reviews = loadable_reviews(path)  # before any DDL: a refused file leaves no table behind
-        cur.execute(table_ddl(ident))
-        records = table_records(reviews, lambda review_id: arrival_time(review_id, now, weeks))
-        insert = sql.SQL(
-            "INSERT INTO {t} ({cols}, ingested_at) VALUES %s "
-            "ON CONFLICT ({key}) DO NOTHING RETURNING ingested_at"
-        ).format(
-            t=ident,
-            cols=sql.SQL(", ").join(sql.Identifier(c) for c in schema.COLUMNS),
-            key=sql.Identifier(schema.ID),
+        returned = _write_reviews(
+            cur,
+            ident,
+            reviews,
+            lambda review_id: arrival_time(review_id, now, weeks),
+            sql.SQL("DO NOTHING RETURNING ingested_at"),
         )
-        stamps = [row[0] for row in execute_values(cur, insert, records, page_size=1000, fetch=True)]
         rows, first, last = _stats(cur, ident)
-    distinct = len({week_of(stamp, now) for stamp in stamps})
-    return SeedResult(table, len(stamps), rows, first, last, distinct, time.monotonic() - started)
+    distinct = len({week_of(stamp, now) for (stamp,) in returned})
+    return SeedResult(table, len(returned), rows, first, last, distinct, time.monotonic() - started)
+
+
+def _lock_and_count(
+    cur: Any, conn: Any, table: str, ident: Any
+) -> tuple[int, datetime | None, datetime | None]:
+    """Take the table's seed lock for this transaction; then :func:`_stats` (zeros: no table)."""
+    # One seed of a table at a time, until this transaction ends: a second loader started at
+    # the same moment waits here, then finds the rows (two concurrent CREATE TABLE IF NOT
+    # EXISTS of one name can fail on PostgreSQL's catalog).
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('review_sentiment.reviews_db ' || %s))", [table])
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", [ident.as_string(conn)])
+    return _stats(cur, ident) if cur.fetchone()[0] else (0, None, None)
 
 
 def _stats(cur: object, ident: object) -> tuple[int, datetime | None, datetime | None]:
@@ -179,90 +304,8 @@ def _stats(cur: object, ident: object) -> tuple[int, datetime | None, datetime |
     return rows, first and first.astimezone(UTC), last and last.astimezone(UTC)
 
 
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-    return url
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
-
-
-# --- command line ------------------------------------------------------------------------------------
-def _parser() -> argparse.ArgumentParser:
-    from review_sentiment.config import Settings
-
-    parser = argparse.ArgumentParser(
-        prog="python -m review_sentiment.reviews_db", description=__doc__.split("\n")[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("seed", help="create the reviews table and load the review file, unless it has rows")
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument(
-        "--source", help="postgresql://user@host:port/db[?table=name] (PGPASSWORD for the password)"
-    )
-    where.add_argument(
-        "--source-env",
-        metavar="VAR",
-        help="read that URI from this environment variable, e.g. AIRFLOW_CONN_REVIEWS_DB",
-    )
-    p.add_argument("--table", help=f"[schema.]table (default: the URI's ?table=, else {DEFAULT_TABLE})")
-    p.add_argument(
-        "--path", type=Path, default=Settings.from_env().reviews_path, help="default: $REVIEWS_PATH"
-    )
-    p.add_argument("--weeks", type=int, default=DEFAULT_WEEKS, help="spread ingested_at over this many weeks")
-    return parser
-
-
-def _source(args: argparse.Namespace) -> str:
-    """The URI to seed, its table (``--table``, else the URI's) checked as a plain identifier."""
-    uri = os.environ.get(args.source_env, "") if args.source_env else args.source
-    if not uri:
-        raise ValueError(f"{args.source_env} is not set")
-    if not is_postgres_source(uri):
-        raise ValueError(f"not a postgresql:// URI: {_redacted(uri)!r}")
-    dsn, table = split_postgres_source(uri)
-    table = args.table or table
-    check_source(f"{TABLE_PREFIX}{table}", [])
-    return f"{dsn}{'&' if '?' in dsn else '?'}table={table}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``seed``; returns the exit code: 0 loaded or nothing to do, 2 bad input, 1 database error."""
-    import psycopg2
-
-    args = _parser().parse_args(argv)
-    try:
-        source = _source(args)
-        result = seed(args.path, source, weeks=args.weeks)
-    except (PipelineError, ValueError) as exc:
-        print(f"reviews_db: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except psycopg2.OperationalError as exc:
-        # Most often a PostgreSQL volume from before the reviews database (init scripts run on a
-        # volume's first start only), or a REVIEWS_DB_PASSWORD changed since.
-        print(
-            f"reviews_db: error: cannot use {_redacted(split_postgres_source(source)[0])}: {_one_line(exc)} "
-            "(a PostgreSQL volume made before the reviews database has no reviews role: "
-            "see README, 'The reviews database')",
-            file=sys.stderr,
-        )
-        return EXIT_UNREACHABLE
-    except psycopg2.Error as exc:
-        print(f"reviews_db: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    if result.skipped:
-        print(
-            f"{result.summary()}. WARNING: a postgres:{result.table} source has nothing to read "
-            "until the table has rows (this job loads it on the next start if the file is there)",
-            file=sys.stderr,
-        )
-    else:
-        print(result.summary())
-    return 0
-
-
 if __name__ == "__main__":
+    # The command line lives in its own module; this keeps ``python -m review_sentiment.reviews_db``.
+    from review_sentiment.reviews_db_cli import main
+
     sys.exit(main())

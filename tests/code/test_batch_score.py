@@ -12,12 +12,10 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.batch_score import (
-    PREDICTION_COLUMNS,
+    SCORED_COLUMNS,
     Champion,
-    ParquetSink,
     Window,
     build_records,
-    iter_reviews,
     parse_target,
     resolve_target,
     score_reviews,
@@ -25,6 +23,9 @@ from review_sentiment.batch_score import (
     usable,
 )
 from review_sentiment.errors import ConfigError, DataContractError
+from review_sentiment.ingest import ingest
+from review_sentiment.predictions import PREDICTION_COLUMNS, open_sink
+from review_sentiment.sources import iter_reviews
 
 RUN_AFTER = datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
 CHAMPION = Champion("customer-sentiment-analysis", "7", 0.6)
@@ -163,7 +164,7 @@ def test_a_review_id_that_is_not_an_integer_is_a_data_error() -> None:
         usable(frame)
 
 
-# --- Reading in chunks -------------------------------------------------------------------------
+# --- Reading in chunks (sources.iter_reviews, by ingest's rules) --------------------------------
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv.gz"])
@@ -174,18 +175,78 @@ def test_a_file_is_read_whole_in_chunks_of_the_canonical_columns(tmp_path: Path,
         data.to_parquet(path, index=False, row_group_size=1_000)
     else:
         data.to_csv(path, index=False)
-    window = Window(RUN_AFTER - timedelta(days=1), RUN_AFTER, "ignored for a file")
-    chunks = list(iter_reviews(str(path), window, chunk_rows=1_000))
+    chunks = list(iter_reviews(str(path), 1_000, columns=SCORED_COLUMNS))
     assert [len(c) for c in chunks] == [1_000, 1_000, 500]
     assert all(list(c.columns) == [schema.ID, schema.TITLE, schema.TEXT] for c in chunks)
     assert pd.concat(chunks)[schema.ID].astype(int).tolist() == list(range(2_500))
+
+
+def test_a_file_without_a_title_column_is_read_with_empty_titles(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.csv"
+    reviews(10).drop(columns=["Title"]).to_csv(path, index=False)
+    (chunk,) = iter_reviews(str(path), 100, columns=SCORED_COLUMNS)
+    assert list(chunk.columns) == list(SCORED_COLUMNS)
+    assert set(chunk[schema.TITLE]) == {""}
 
 
 def test_a_file_without_the_text_column_is_a_data_error(tmp_path: Path) -> None:
     path = tmp_path / "reviews.csv"
     reviews(10).drop(columns=["Review Text"]).to_csv(path, index=False)
     with pytest.raises(DataContractError, match="missing columns"):
-        list(iter_reviews(str(path), None))
+        list(iter_reviews(str(path), 100, columns=SCORED_COLUMNS))
+
+
+def test_chunk_rows_must_be_positive(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.csv"
+    reviews(10).to_csv(path, index=False)
+    with pytest.raises(ConfigError, match="chunk_rows"):
+        list(iter_reviews(str(path), 0))
+
+
+def _semicolon_file(path: Path) -> None:
+    reviews(20).to_csv(path, index=False, sep=";")
+
+
+def _extra_field_file(path: Path) -> None:
+    # The bad row is in the second chunk: chunked reading checks every chunk, not only the first.
+    lines = reviews(20).to_csv(index=False).splitlines()
+    lines[15] += ",an extra field"
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("write", "problem"),
+    [
+        (_semicolon_file, "the file looks delimited by ';'"),
+        (_extra_field_file, "cannot parse: .*Expected 4 fields in line 16, saw 5"),
+    ],
+    ids=["foreign delimiter", "extra field"],
+)
+def test_scoring_refuses_a_file_as_ingest_does(tmp_path: Path, write, problem: str) -> None:
+    """One reader, one set of rules: a file ingest refuses, scoring refuses with the same words, as
+    a data error that no retry can fix (it used to score a ';'-delimited file as one column and
+    to let the parser's own error through, which the DAG retries)."""
+    path = tmp_path / "reviews.csv"
+    write(path)
+    with pytest.raises(DataContractError, match=problem) as by_ingest:
+        ingest(path, tmp_path / "ingest", min_rows=1)
+    out = tmp_path / "run" / "predictions.parquet"
+    with pytest.raises(DataContractError, match=problem) as by_scoring:
+        score_reviews(str(path), CHAMPION, window=None, target="parquet", output_path=out, dag_run_id="r",
+                      chunk_rows=10, model=LengthModel())  # fmt: skip
+    assert by_scoring.value.violations == by_ingest.value.violations
+    assert list(out.parent.iterdir()) == []  # no predictions, no temporary file
+
+
+def test_a_window_on_a_file_scores_the_whole_file(tmp_path: Path) -> None:
+    source = tmp_path / "reviews.csv"
+    reviews(50).to_csv(source, index=False)
+    window = Window(RUN_AFTER - timedelta(days=1), RUN_AFTER, "a file has no arrival times")
+    out = tmp_path / "p.parquet"
+    result = score_reviews(str(source), CHAMPION, window=window, target="parquet", output_path=out,
+                           dag_run_id="r", model=LengthModel())  # fmt: skip
+    assert result.rows == 40
+    assert result.window == "the whole source (a file)"
 
 
 # --- The stage with a stand-in model ------------------------------------------------------------
@@ -213,11 +274,26 @@ def test_score_reviews_writes_one_row_per_review_with_text(tmp_path: Path) -> No
 def test_a_failed_run_leaves_no_file_and_keeps_an_earlier_one(tmp_path: Path) -> None:
     out = tmp_path / "predictions.parquet"
     out.write_bytes(b"earlier run")
-    sink = ParquetSink(out)
-    sink.write(build_records([1], [0.9], CHAMPION, RUN_AFTER, "r"))
-    sink.abort()
+    empty = build_records([], [], CHAMPION, RUN_AFTER, "r")
+
+    def killed_after_one_write() -> None:
+        with open_sink("parquet", out, empty) as sink:
+            sink.write(build_records([1], [0.9], CHAMPION, RUN_AFTER, "r"))
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        killed_after_one_write()
     assert out.read_bytes() == b"earlier run"
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.parquet"]
+
+
+def test_a_run_that_scores_nothing_writes_an_empty_file_with_the_columns(tmp_path: Path) -> None:
+    out = tmp_path / "predictions.parquet"
+    with open_sink("parquet", out, build_records([], [], CHAMPION, RUN_AFTER, "r")):
+        pass
+    written = pd.read_parquet(out)
+    assert written.empty
+    assert tuple(written.columns) == PREDICTION_COLUMNS
 
 
 def test_a_crash_mid_run_removes_the_temporary_file(tmp_path: Path) -> None:

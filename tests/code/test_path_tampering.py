@@ -18,7 +18,7 @@ import pytest
 
 from review_sentiment.config import Settings
 from review_sentiment.errors import PipelineError, UnsafePathError
-from review_sentiment.ingest import check_source
+from review_sentiment.sources import check_source
 
 # Paths passed to open() while a block runs; None outside the block. The hook stays installed
 # (audit hooks cannot be removed) but records nothing outside ``no_file_opened``.

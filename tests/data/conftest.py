@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from review_sentiment.ingest import read_file
+from review_sentiment.sources import read_file
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import pytest
 from review_sentiment import schema
 from review_sentiment.errors import DataContractError
 from review_sentiment.ingest import ingest
+from review_sentiment.sources import iter_reviews, read_reviews
 from review_sentiment.synthetic import synthetic_rows
 
 HEADER = list(schema.ORIGINAL_TO_CANONICAL)  # "Unnamed: 0" is written as the original's empty header
@@ -219,15 +220,21 @@ MALFORMED: dict[str, tuple[Callable[[], str | bytes], str, list[str]]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(MALFORMED))
-def test_malformed_file_is_refused_listing_every_violation(tmp_path: Path, case: str) -> None:
-    make, suffix, expected = MALFORMED[case]
+def _write_case(tmp_path: Path, case: str) -> Path:
+    make, suffix, _ = MALFORMED[case]
     content = make()
     source = tmp_path / f"{case}{suffix}"
     if isinstance(content, bytes):
         source.write_bytes(content)
     else:
         source.write_text(content, encoding="utf-8", newline="")
+    return source
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_file_is_refused_listing_every_violation(tmp_path: Path, case: str) -> None:
+    expected = MALFORMED[case][2]
+    source = _write_case(tmp_path, case)
     output = tmp_path / "out"
     output.mkdir()  # the task's run-scoped folder, as Airflow would hand it over
 
@@ -244,6 +251,41 @@ def test_malformed_file_is_refused_listing_every_violation(tmp_path: Path, case:
         assert violation in message
     assert "\n" not in message  # one line: the CLI prints it to stderr as is
     assert list(output.iterdir()) == []
+
+
+# The files the reader itself refuses, before any contract check.
+PARSE_FAILURES = (
+    "empty-file",
+    "unbalanced-quotes",
+    "quote-open-at-end",
+    "latin-1-bytes",
+    "extra-field-in-first-row",
+    "truncated-gzip",
+    "semicolon-delimited",
+    "tab-delimited",
+)
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 100_000])
+@pytest.mark.parametrize("case", PARSE_FAILURES)
+def test_scoring_reads_in_chunks_by_the_same_rules(tmp_path: Path, case: str, chunk_rows: int) -> None:
+    """Scoring reads through the same reader in chunks: the same files refused, the same words."""
+    source = _write_case(tmp_path, case)
+    with pytest.raises(DataContractError) as whole:
+        read_reviews(source)
+    with pytest.raises(DataContractError) as chunked:
+        list(iter_reviews(source, chunk_rows))
+    assert whole.value.violations[0].startswith(MALFORMED[case][2][0])
+    assert chunked.value.violations == whole.value.violations
+    assert chunked.value.source == whole.value.source == str(source)
+
+
+def test_chunks_of_a_good_file_are_the_whole_file(tmp_path: Path) -> None:
+    source = tmp_path / "reviews.csv"
+    source.write_text(csv_text(_quirky_rows()), encoding="utf-8", newline="")
+    chunks = list(iter_reviews(source, 7))
+    assert max(len(c) for c in chunks) == 7
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), read_reviews(source))
 
 
 @pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5])

@@ -10,8 +10,10 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.artifacts import read_json
+from review_sentiment.batch_score import SCORED_COLUMNS
 from review_sentiment.ingest import ingest
 from review_sentiment.layout import LABEL_STATS_NAME, REPORT_NAME
+from review_sentiment.sources import iter_reviews
 from review_sentiment.validate import validate_reviews
 
 ROWS = 21_186
@@ -115,3 +117,11 @@ def test_sampling_keeps_the_class_balance(real_reviews_path: Path, tmp_path: Pat
     assert len(snap) == pytest.approx((ROWS - WITHOUT_TEXT) * fraction, abs=2)
     assert snap[schema.LABEL].mean() == pytest.approx(0.82, abs=0.01)
     assert snap[schema.ID].is_monotonic_increasing
+
+
+def test_scoring_reads_the_real_file_as_ingest_does(real_reviews_path: Path, real_raw: pd.DataFrame) -> None:
+    """Scoring's chunked read of the real file gives ingest's rows and cells, 5,000 at a time."""
+    chunks = list(iter_reviews(real_reviews_path, 5_000, columns=SCORED_COLUMNS))
+    assert [len(c) for c in chunks] == [5_000] * 4 + [ROWS - 20_000]
+    expected = real_raw.loc[:, list(SCORED_COLUMNS)]
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), expected)

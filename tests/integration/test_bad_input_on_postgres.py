@@ -13,7 +13,8 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.errors import DataContractError
-from review_sentiment.ingest import ingest, load_table
+from review_sentiment.ingest import ingest
+from review_sentiment.reviews_db import load_table
 from tests.data.test_malformed_input import csv_text, nul_rows, rows
 from tests.data.test_pathological_text import PATHOLOGICAL, long_review
 from tests.support.servers import PostgresServer

@@ -22,8 +22,8 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.errors import DataContractError
-from review_sentiment.ingest import load_table, read_table
-from review_sentiment.reviews_db import arrival_time, seed
+from review_sentiment.reviews_db import arrival_time, load_table, seed
+from review_sentiment.sources import read_table
 from review_sentiment.synthetic import write_synthetic_csv
 from scripts.local_stack.images import pg_bin
 from tests.support.servers import PostgresServer

@@ -18,7 +18,7 @@ import pytest
 
 from review_sentiment.batch_score import NoChampion, Window, resolve_champion, score_reviews
 from review_sentiment.config import PROJECT_ROOT, Settings
-from review_sentiment.ingest import load_table
+from review_sentiment.reviews_db import load_table
 from review_sentiment.synthetic import write_synthetic_csv
 from tests.support.servers import MlflowServer, PostgresServer
 from tests.support.toy_model import register_toy_version, toy_probability
@@ -134,11 +134,11 @@ _KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from review_sentiment import batch_score
+    from review_sentiment import batch_score, predictions
     from review_sentiment.config import Settings
 
     db, mlflow_url, model, table = sys.argv[1:5]
-    commit = batch_score.PostgresSink._commit
+    commit = predictions.PostgresSink._commit
     done = []
 
     def commit_or_die(self):
@@ -147,7 +147,7 @@ _KILLED_RUN = textwrap.dedent(
         commit(self)
         done.append(1)
 
-    batch_score.PostgresSink._commit = commit_or_die
+    predictions.PostgresSink._commit = commit_or_die
     settings = Settings.from_env({"MLFLOW_TRACKING_URI": mlflow_url, "SENTIMENT_MODEL_NAME": model})
     champion = batch_score.resolve_champion(settings)
     start = batch_score.datetime.fromisoformat(sys.argv[5])
@@ -218,7 +218,7 @@ def test_the_stacks_reviews_role_can_create_the_predictions_table(postgres: Post
     PostgreSQL 15+ it may create tables in the public schema: the first run creates the table."""
     import psycopg2
 
-    from review_sentiment.batch_score import PostgresSink
+    from review_sentiment.predictions import PostgresSink
 
     admin = psycopg2.connect(postgres.url())
     admin.autocommit = True

@@ -21,10 +21,11 @@ import pandas as pd
 import pytest
 
 from review_sentiment.config import CHAMPION_ALIAS, Settings
-from review_sentiment.ingest import ingest, load_table
+from review_sentiment.ingest import ingest
 from review_sentiment.model import GridPoint
 from review_sentiment.preprocess import PreprocessSettings, preprocess
 from review_sentiment.register import register
+from review_sentiment.reviews_db import load_table
 from review_sentiment.tokenize import tokenize
 from review_sentiment.tracking import ensure_experiment
 from review_sentiment.train import train

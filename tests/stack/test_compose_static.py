@@ -634,7 +634,7 @@ def test_the_stack_reads_the_reviews_table_and_make_run_the_file(
     services: dict[str, dict], airflow_env: dict[str, str]
 ) -> None:
     from review_sentiment.config import Settings
-    from review_sentiment.ingest import check_source
+    from review_sentiment.sources import check_source
 
     # The stack: the DAG's source param defaults to the table that reviews-loader fills.
     source = airflow_env["SENTIMENT_SOURCE"]

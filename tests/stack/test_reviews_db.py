@@ -24,7 +24,7 @@ import pandas as pd
 import psycopg2
 import pytest
 
-from review_sentiment.ingest import read_table
+from review_sentiment.sources import read_table
 from scripts.local_stack.compose import read_env_file
 from scripts.local_stack.stack import Stack
 from tests.stack.airflow_api import DAG_ID, FinishedRun
