@@ -157,7 +157,9 @@ def test_a_legacy_version_logged_to_mlflow_still_loads_and_predicts(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
-        with mlflow.start_run():
+        # Artifacts under tmp_path: a SQLite store's default artifact root is ./mlruns in the cwd.
+        experiment = mlflow.create_experiment("legacy", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
             # Exactly the artifacts train logged before the core and features existed.
             info = mlflow.pyfunc.log_model(
                 name="model",
