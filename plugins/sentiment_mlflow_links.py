@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
+from review_sentiment import task_ids
 from review_sentiment.config import RETRAIN_DAG_ID, Settings
 from review_sentiment.links import model_version_url, run_url
 from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
@@ -47,16 +48,12 @@ class MLflowRunLink(BaseOperatorLink):
     name = "MLflow run"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.dag_id != RETRAIN_DAG_ID or ti_key.task_id not in ("train", "baseline"):
+        if ti_key.dag_id != RETRAIN_DAG_ID or ti_key.task_id not in task_ids.RUN_TASKS:
             return ""
         value = _return_value(ti_key)
         if not isinstance(value, dict) or XCOM_RUN_ID not in value:
             return ""
         return run_url(mlflow_ui_url(), value.get(XCOM_EXPERIMENT_ID, "0"), value[XCOM_RUN_ID])
-
-
-# The tasks whose return value is a RegisterResult: the version, whichever way the week went.
-VERSION_TASKS = ("register", "promote", "keep_champion")
 
 
 class MLflowModelVersionLink(BaseOperatorLink):
@@ -65,7 +62,7 @@ class MLflowModelVersionLink(BaseOperatorLink):
     name = "MLflow model version"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.dag_id != RETRAIN_DAG_ID or ti_key.task_id not in VERSION_TASKS:
+        if ti_key.dag_id != RETRAIN_DAG_ID or ti_key.task_id not in task_ids.VERSION_TASKS:
             return ""
         value = _return_value(ti_key)
         if not isinstance(value, dict) or "version" not in value:
