@@ -42,17 +42,15 @@ from sentiment_assets import CHAMPION, CHAMPION_MOVED, REVIEWS
 from sentiment_mail import mail_failure
 from sentiment_stage import Approval, stage, task_defaults
 
+from review_sentiment import config
 from review_sentiment import task_ids as ids
 from review_sentiment.approval import DEFAULT_TIMEOUT_HOURS
-from review_sentiment.config import DEFAULT_PROMOTION_FLOOR, DEFAULT_REVIEWS_CONN_ID, RETRAIN_DAG_ID, Settings
 from review_sentiment.model import GRIDS, GridPoint, grid_point_json_schema
-from review_sentiment.monitor import DEFAULT_FLOOR as MONITOR_FLOOR
-from review_sentiment.monitor import DEFAULT_MARGIN as MONITOR_MARGIN
 from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
 from review_sentiment.preprocess import PreprocessSettings
 
 log = logging.getLogger(__name__)
-SETTINGS = Settings.from_env()  # environment only: no network, DB or Variable look-ups
+SETTINGS = config.Settings.from_env()  # environment only: no network, DB or Variable look-ups
 PREPROCESS_PARAMS = ("keep_negations", "use_title", "remove_stopwords")
 # The package's defaults (and GridPoint's ranges): the CLI, the bench and a default trigger agree.
 PREP = {f.name: f.default for f in fields(PreprocessSettings)}
@@ -82,7 +80,7 @@ PARAMS = {
     "source": Param(SETTINGS.source, type="string", minLength=1, title="Source", section="Data source",
         description="A CSV/Parquet file in the original schema, or postgres:<table> to read that table "
         "through the Airflow connection below."),
-    "source_conn_id": Param(DEFAULT_REVIEWS_CONN_ID, type="string", pattern="^[A-Za-z0-9_.-]+$",
+    "source_conn_id": Param(config.DEFAULT_REVIEWS_CONN_ID, type="string", pattern="^[A-Za-z0-9_.-]+$",
         section="Data source", title="PostgreSQL connection id",
         description="Airflow connection (e.g. AIRFLOW_CONN_REVIEWS_DB) used for postgres: sources."),
     "weeks_of_data": Param(0, type="integer", minimum=0, maximum=520, title="Weeks of data",
@@ -91,7 +89,7 @@ PARAMS = {
         "arrival times: it is read whole."),
     "sample_fraction": Param(1.0, type="number", exclusiveMinimum=0, maximum=1, title="Sample fraction",
         section="Data source", description="Share of each class to keep, for quick runs (1 = all reviews)."),
-    "promotion_floor": Param(DEFAULT_PROMOTION_FLOOR, type="number", minimum=0.5, maximum=1,
+    "promotion_floor": Param(config.DEFAULT_PROMOTION_FLOOR, type="number", minimum=0.5, maximum=1,
         section="Promotion", title="Promotion floor", description="Lowest test ROC AUC a champion may have."),
     "beat_baseline": Param(True, type="boolean", title="Must beat the baseline", section="Promotion",
         description="Promote only a model whose test ROC AUC beats the TF-IDF + logistic regression baseline "
@@ -102,11 +100,11 @@ PARAMS = {
     "approval_timeout_hours": Param(DEFAULT_TIMEOUT_HOURS, type="number", exclusiveMinimum=0, maximum=720,
         title="Approval timeout (hours)", section="Promotion",
         description="With Require approval: hours to wait for an answer before keeping the champion."),
-    "monitoring_floor": Param(MONITOR_FLOOR, type="number", minimum=0, maximum=1, title="Monitoring floor",
-        section="Monitoring", description="Alert when the champion's ROC AUC on the new week's reviews "
-        "is below this."),
-    "monitoring_margin": Param(MONITOR_MARGIN, type="number", minimum=0, maximum=1, title="Monitoring margin",
-        section="Monitoring",
+    "monitoring_floor": Param(config.DEFAULT_MONITOR_FLOOR, type="number", minimum=0, maximum=1,
+        title="Monitoring floor", section="Monitoring",
+        description="Alert when the champion's ROC AUC on the new week's reviews is below this."),
+    "monitoring_margin": Param(config.DEFAULT_MONITOR_MARGIN, type="number", minimum=0, maximum=1,
+        title="Monitoring margin", section="Monitoring",
         description="Alert when the champion's ROC AUC on the new week's reviews is this much below its own "
         "test ROC AUC."),
     "force_promote": Param(False, type="boolean", title="Force promote", section="Promotion",
@@ -116,7 +114,7 @@ PARAMS = {
 
 
 with DAG(
-    dag_id=RETRAIN_DAG_ID,
+    dag_id=config.RETRAIN_DAG_ID,
     description="Weekly retraining of the review-sentiment model, gated into the MLflow registry",
     doc_md=__doc__,
     # No start_date: a new deployment waits for the next slot instead of starting a full retrain
