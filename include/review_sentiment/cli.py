@@ -112,7 +112,12 @@ def _preprocess_arguments(p: argparse.ArgumentParser, settings: Settings) -> Non
     p.add_argument("--input", type=Path, required=True, help="ingest's reviews.parquet")
     for name, help_text in PREPROCESS_SWITCHES.items():
         flag = "--" + name.replace("_", "-")
-        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=defaults[name], help=help_text)
+        p.add_argument(
+            flag,
+            action=argparse.BooleanOptionalAction,
+            default=defaults[name],
+            help=f"{help_text} (default: %(default)s)",
+        )
     p.add_argument("--cache-dir", type=Path, help="clean only reviews not in this cache (kept between runs)")
     p.add_argument("--output", type=Path, required=True)
 
