@@ -42,7 +42,7 @@ def run_stage(timing_path: Path, stage_argv: list[str]) -> int:
     for module in PRELOAD.get(stage_argv[0], ()):
         importlib.import_module(module)
     imported = time.perf_counter()
-    from review_sentiment.__main__ import main as cli_main
+    from review_sentiment.cli import main as cli_main
 
     code = cli_main(stage_argv)
     done = time.perf_counter()

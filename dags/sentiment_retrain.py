@@ -4,16 +4,13 @@
 Retrains the Keras review classifier (predicts *Recommended IND* from the review text) and
 publishes it through the MLflow model registry as `customer-sentiment-analysis`.
 
-`ingest` → `preprocess` → `tokenize` → `train` (one mapped task per grid point) and
-`baseline` → `register`
-
 * **ingest** reads the review file (or a PostgreSQL table), checks the data contract and writes a
   Parquet snapshot plus its label statistics. A contract violation fails the run at once, listing
   every problem.
 * **preprocess** keeps letters, lowercases, Porter-stems; by default it keeps the title, the
   negations and the stopwords (a switch drops NLTK's English stopwords).
-* **tokenize** de-duplicates, splits train/validation/test (stratified, seeded) and fits the
-  sequence and word-n-gram vocabularies on train only.
+* **tokenize** de-duplicates, splits train/validation/test by a keyed hash of the review id (a
+  review keeps its split from week to week) and fits the vocabularies on train only.
 * **train** fits one grid point per mapped task; each is an MLflow run (link: *MLflow run*) whose
   model carries a decision threshold chosen on validation.
 * **baseline** fits TF-IDF + logistic regression on the same splits, as its own MLflow run.
@@ -24,8 +21,8 @@ publishes it through the MLflow model registry as `customer-sentiment-analysis`.
 * **decide** branches: **promote** moves `champion` to the new version (under a lock, re-checked
   if another run promoted meanwhile) and then updates the Asset `sentiment_champion` (the new
   version in the event's extra), which makes `sentiment_score` re-score the last week with it;
-  **keep_champion** records that the week kept the champion.
-  A refusal is a kept week, a successful run; bad data and crashes still fail it.
+  **keep_champion** records that the week kept the champion. A refusal is a kept week, a
+  successful run; bad data and crashes still fail it.
 
 Every task writes under `$SENTIMENT_ARTIFACT_ROOT/<dag_id>/<run_id>/<task>/`, atomically, so a
 cleared task re-runs to the same result; `register` never makes a second version for a run.
@@ -35,24 +32,30 @@ Trigger with **Trigger DAG w/ config** to change the grid, epochs, source, or pr
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 from sentiment_assets import CHAMPION, CHAMPION_MOVED, REVIEWS
-from sentiment_stage import Approval, log_failure, stage
+from sentiment_mail import mail_failure
+from sentiment_stage import Approval, stage, task_defaults
 
+from review_sentiment import config
+from review_sentiment import task_ids as ids
 from review_sentiment.approval import DEFAULT_TIMEOUT_HOURS
-from review_sentiment.config import DEFAULT_PROMOTION_FLOOR, RETRAIN_DAG_ID, Settings
-from review_sentiment.model import GRIDS, grid_point_json_schema
-from review_sentiment.monitor import DEFAULT_FLOOR as MONITOR_FLOOR
-from review_sentiment.monitor import DEFAULT_MARGIN as MONITOR_MARGIN
+from review_sentiment.model import GRIDS, GridPoint, grid_point_json_schema
 from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
+from review_sentiment.preprocess import PreprocessSettings
 
 log = logging.getLogger(__name__)
-SETTINGS = Settings.from_env()  # environment only: no network, DB or Variable look-ups
+SETTINGS = config.Settings.from_env()  # environment only: no network, DB or Variable look-ups
 PREPROCESS_PARAMS = ("keep_negations", "use_title", "remove_stopwords")
+# The package's defaults (and GridPoint's ranges): the CLI, the bench and a default trigger agree.
+PREP = {f.name: f.default for f in fields(PreprocessSettings)}
+LIMIT = {f.name: {"default": f.default, **f.metadata["bound"].json_schema()} for f in fields(GridPoint)
+         if f.name in ("max_epochs", "patience")}  # fmt: skip
 
 
 # The trigger form, one Param a row and grouped by section: a table, so laid out by hand.
@@ -61,24 +64,24 @@ PARAMS = {
     "grid": Param([dict(p) for p in GRIDS["default"]], type="array", minItems=1, maxItems=32,
         items=grid_point_json_schema(), title="Model grid", section="Model grid",
         description="One entry per model config; each becomes a mapped train task and an MLflow run."),
-    "max_epochs": Param(50, type="integer", minimum=1, maximum=500, title="Max epochs", section="Model grid",
+    "max_epochs": Param(**LIMIT["max_epochs"], title="Max epochs", section="Model grid",
         description="Upper bound on epochs for every grid point (early stopping on validation)."),
-    "patience": Param(2, type="integer", minimum=0, maximum=50, title="Early-stopping patience",
-        section="Model grid", description="Epochs without validation-loss improvement before stopping."),
+    "patience": Param(**LIMIT["patience"], title="Early-stopping patience", section="Model grid",
+        description="Epochs without validation-loss improvement before stopping."),
     # PREPROCESS_PARAMS: the preprocessing switches, passed to PreprocessSettings as they are.
-    "keep_negations": Param(True, type="boolean", title="Keep negations", section="Preprocessing",
-        description="Keep not/no/nor and the n't forms, which NLTK's stopword list holds."),
-    "use_title": Param(True, type="boolean", title="Use the title", section="Preprocessing",
+    "keep_negations": Param(PREP["keep_negations"], type="boolean", title="Keep negations",
+        section="Preprocessing", description="Keep not/no/nor and the n't forms, which NLTK's stopword "
+        "list holds."),
+    "use_title": Param(PREP["use_title"], type="boolean", title="Use the title", section="Preprocessing",
         description="Prepend the review title to its text."),
-    "remove_stopwords": Param(False, type="boolean", title="Remove stopwords", section="Preprocessing",
-        description="Drop NLTK's English stopwords. Off keeps sentiment-bearing words such as too/but/very, "
-        "which gives better models (see README, Model quality)."),
-    "source": Param(SETTINGS.source, type="string", minLength=1, title="Source",
-        section="Data source",
+    "remove_stopwords": Param(PREP["remove_stopwords"], type="boolean", title="Remove stopwords",
+        section="Preprocessing", description="Drop NLTK's English stopwords. Off keeps sentiment-bearing "
+        "words such as too/but/very, which gives better models (see README, Model quality)."),
+    "source": Param(SETTINGS.source, type="string", minLength=1, title="Source", section="Data source",
         description="A CSV/Parquet file in the original schema, or postgres:<table> to read that table "
         "through the Airflow connection below."),
-    "source_conn_id": Param("reviews_db", type="string", pattern="^[A-Za-z0-9_.-]+$", section="Data source",
-        title="PostgreSQL connection id",
+    "source_conn_id": Param(config.DEFAULT_REVIEWS_CONN_ID, type="string", pattern="^[A-Za-z0-9_.-]+$",
+        section="Data source", title="PostgreSQL connection id",
         description="Airflow connection (e.g. AIRFLOW_CONN_REVIEWS_DB) used for postgres: sources."),
     "weeks_of_data": Param(0, type="integer", minimum=0, maximum=520, title="Weeks of data",
         section="Data source", description="postgres: sources: only the reviews that arrived in the last N "
@@ -86,7 +89,7 @@ PARAMS = {
         "arrival times: it is read whole."),
     "sample_fraction": Param(1.0, type="number", exclusiveMinimum=0, maximum=1, title="Sample fraction",
         section="Data source", description="Share of each class to keep, for quick runs (1 = all reviews)."),
-    "promotion_floor": Param(DEFAULT_PROMOTION_FLOOR, type="number", minimum=0.5, maximum=1,
+    "promotion_floor": Param(config.DEFAULT_PROMOTION_FLOOR, type="number", minimum=0.5, maximum=1,
         section="Promotion", title="Promotion floor", description="Lowest test ROC AUC a champion may have."),
     "beat_baseline": Param(True, type="boolean", title="Must beat the baseline", section="Promotion",
         description="Promote only a model whose test ROC AUC beats the TF-IDF + logistic regression baseline "
@@ -97,11 +100,11 @@ PARAMS = {
     "approval_timeout_hours": Param(DEFAULT_TIMEOUT_HOURS, type="number", exclusiveMinimum=0, maximum=720,
         title="Approval timeout (hours)", section="Promotion",
         description="With Require approval: hours to wait for an answer before keeping the champion."),
-    "monitoring_floor": Param(MONITOR_FLOOR, type="number", minimum=0, maximum=1, title="Monitoring floor",
-        section="Monitoring",
+    "monitoring_floor": Param(config.DEFAULT_MONITOR_FLOOR, type="number", minimum=0, maximum=1,
+        title="Monitoring floor", section="Monitoring",
         description="Alert when the champion's ROC AUC on the new week's reviews is below this."),
-    "monitoring_margin": Param(MONITOR_MARGIN, type="number", minimum=0, maximum=1, title="Monitoring margin",
-        section="Monitoring",
+    "monitoring_margin": Param(config.DEFAULT_MONITOR_MARGIN, type="number", minimum=0, maximum=1,
+        title="Monitoring margin", section="Monitoring",
         description="Alert when the champion's ROC AUC on the new week's reviews is this much below its own "
         "test ROC AUC."),
     "force_promote": Param(False, type="boolean", title="Force promote", section="Promotion",
@@ -110,15 +113,8 @@ PARAMS = {
 # fmt: on
 
 
-def _mail_failure(context: Any) -> None:
-    """The DAG run failed: mail it (a DAG callback, run by the DAG processor)."""
-    from review_sentiment.notify import failure_outcome, send
-
-    send(failure_outcome(context), Settings.from_env(), context)
-
-
 with DAG(
-    dag_id=RETRAIN_DAG_ID,
+    dag_id=config.RETRAIN_DAG_ID,
     description="Weekly retraining of the review-sentiment model, gated into the MLflow registry",
     doc_md=__doc__,
     # No start_date: a new deployment waits for the next slot instead of starting a full retrain
@@ -132,51 +128,41 @@ with DAG(
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=3),
     is_paused_upon_creation=False,
-    on_failure_callback=_mail_failure,
+    on_failure_callback=mail_failure,
     tags=["ml", "mlflow", "retraining", "sentiment"],
-    default_args={
-        "owner": "ml-platform",
-        "retries": 3,
-        "retry_delay": timedelta(seconds=60),
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": log_failure,
-    },
+    default_args=task_defaults(execution_timeout=timedelta(minutes=30)),
     params=PARAMS,
 ) as dag:
 
-    @task(execution_timeout=timedelta(minutes=20), multiple_outputs=True, inlets=[REVIEWS])
+    @task(
+        task_id=ids.INGEST, execution_timeout=timedelta(minutes=20), inlets=[REVIEWS], multiple_outputs=True
+    )
     def ingest() -> dict[str, str]:
         """Snapshot the source as Parquet; the data contract is checked here."""
         from review_sentiment.ingest import ingest as run_ingest
         from review_sentiment.layout import IngestFiles
-        from review_sentiment.sources import resolve_source
 
         with stage() as s:
-            params = s.params
-            source = resolve_source(
-                params["source"], s.settings.data_roots, s.connection_uri, params["source_conn_id"]
-            )
-            snapshot = run_ingest(source, s.folder, as_of=s.interval_end, weeks=params["weeks_of_data"],
-                                  sample_fraction=params["sample_fraction"])  # fmt: skip
+            p = s.params
+            snapshot = run_ingest(s.reviews_source(), s.folder, as_of=s.interval_end,
+                                  weeks=p["weeks_of_data"], sample_fraction=p["sample_fraction"])  # fmt: skip
             files = IngestFiles.of(snapshot)
             return {"snapshot": str(files.snapshot), "label_stats": str(files.label_stats)}
 
-    @task(execution_timeout=timedelta(minutes=15), inlets=[REVIEWS])
+    @task(task_id=ids.MONITOR_CHAMPION, execution_timeout=timedelta(minutes=15), inlets=[REVIEWS])
     def monitor_champion() -> dict:
         """Score the champion on the reviews that arrived in this run's week (a table source): one
         point of its weekly series in MLflow; an alert when it drops."""
         from review_sentiment.monitor import monitor_champion as run_monitor
-        from review_sentiment.sources import resolve_source
 
         with stage() as s:
             p = s.params
-            source = resolve_source(p["source"], s.settings.data_roots, s.connection_uri, p["source_conn_id"])
             return run_monitor(
-                source, s.interval_start, s.interval_end, settings=s.settings, week=s.week,
+                s.reviews_source(), s.interval_start, s.interval_end, settings=s.settings, week=s.week,
                 floor=p["monitoring_floor"], margin=p["monitoring_margin"],
             ).to_dict()  # fmt: skip
 
-    @task(execution_timeout=timedelta(minutes=20))
+    @task(task_id=ids.PREPROCESS, execution_timeout=timedelta(minutes=20))
     def preprocess(snapshot: str) -> str:
         """Clean the texts (cached across runs: only reviews not cleaned before are cleaned)."""
         from review_sentiment.preprocess import PreprocessSettings
@@ -187,7 +173,7 @@ with DAG(
             cache = s.settings.layout.preprocess_cache
             return str(run_preprocess(s.path(snapshot), s.folder, options, cache_dir=cache))
 
-    @task(execution_timeout=timedelta(minutes=20))
+    @task(task_id=ids.TOKENIZE, execution_timeout=timedelta(minutes=20))
     def tokenize(cleaned: str) -> str:
         """Split and vectorise; returns the manifest path."""
         from review_sentiment.tokenize import tokenize as run_tokenize
@@ -195,7 +181,7 @@ with DAG(
         with stage() as s:
             return str(run_tokenize(s.path(cleaned), s.folder))
 
-    @task(execution_timeout=timedelta(minutes=5))
+    @task(task_id=ids.PREPARE_GRID, execution_timeout=timedelta(minutes=5))
     def prepare_grid() -> list[dict[str, Any]]:
         """Create the MLflow experiment once (parallel set_experiment races) and expand the grid."""
         from review_sentiment.model import resolve_grid
@@ -207,7 +193,9 @@ with DAG(
             experiment_id = ensure_experiment(s.settings.experiment_name, s.settings.tracking_uri)
             return [{"point": p.to_dict(), XCOM_EXPERIMENT_ID: experiment_id} for p in points]
 
-    @task(map_index_template="{{ grid_point_label }}", execution_timeout=timedelta(minutes=60))
+    @task(
+        task_id=ids.TRAIN, execution_timeout=timedelta(hours=1), map_index_template="{{ grid_point_label }}"
+    )
     def train(manifest: str, point: dict[str, Any], experiment_id: str) -> dict[str, str]:
         """Train one grid point; returns its MLflow run id."""
         from review_sentiment.model import GridPoint
@@ -218,7 +206,7 @@ with DAG(
             run_id = run_train(s.path(manifest), point, experiment_id=experiment_id, **s.mlflow_run)
             return {XCOM_RUN_ID: run_id, XCOM_EXPERIMENT_ID: experiment_id}
 
-    @task(execution_timeout=timedelta(minutes=20))
+    @task(task_id=ids.BASELINE, execution_timeout=timedelta(minutes=20))
     def baseline(manifest: str, grid: list[dict[str, Any]]) -> dict[str, str]:
         """TF-IDF + logistic regression on the same splits: the bar the champion must clear."""
         from review_sentiment.baseline import train_baseline
@@ -228,7 +216,7 @@ with DAG(
             run_id = train_baseline(s.path(manifest), experiment_id=experiment_id, **s.mlflow_run)
             return {XCOM_RUN_ID: run_id, XCOM_EXPERIMENT_ID: experiment_id}
 
-    @task(execution_timeout=timedelta(minutes=30))
+    @task(task_id=ids.REGISTER, execution_timeout=timedelta(minutes=30))
     def register(
         manifest: str, trained: list[dict[str, str]], linear: dict[str, str], label_stats: str
     ) -> dict:
@@ -245,21 +233,23 @@ with DAG(
                 force=s.params["force_promote"], beat_baseline=s.params["beat_baseline"],
             ).to_dict()  # fmt: skip
 
-    @task.branch
+    @task.branch(task_id=ids.DECIDE)
     def decide(result: dict, params: dict) -> str:
         """The week's way: what the gate passed is promoted (after an approval, if the run asks
         for one); otherwise the champion stays."""
         log.info("gate %s: %s", "passed" if result["passed"] else "refused", result["reason"])
         if not result["passed"]:
-            return "gate_refused"
-        return "approval" if params["require_approval"] else "gate_passed"
+            return ids.GATE_REFUSED
+        return ids.APPROVAL if params["require_approval"] else ids.GATE_PASSED
 
     # promote and keep_champion each follow one of two paths (straight from the gate, or through
     # the approval), so they run when one upstream succeeded and none failed. Their only upstream
     # tasks are those paths: they pull what they need from XCom rather than take it as arguments,
     # since an argument's task (always a success) would count as that one success.
+    join = "none_failed_min_one_success"
+
     @task(
-        execution_timeout=timedelta(minutes=30), trigger_rule="none_failed_min_one_success",
+        task_id=ids.PROMOTE, execution_timeout=timedelta(minutes=30), trigger_rule=join,
         inlets=[CHAMPION], outlets=[CHAMPION_MOVED],  # the inlet: to see an earlier try's event
     )  # fmt: skip
     def promote() -> dict:
@@ -268,21 +258,23 @@ with DAG(
         from review_sentiment.register import promote as run_promote
 
         with stage() as s:
+            week = s.week_result(s.pull(ids.REGISTER), s.pull(ids.MONITOR_CHAMPION))
             done = run_promote(
-                s.week_result(), s.path(s.pull("tokenize")), settings=s.settings,
-                label_stats_path=s.path(s.pull("ingest", "label_stats")), pipeline_run_id=s.pipeline_run_id,
+                week, s.path(s.pull(ids.TOKENIZE)), settings=s.settings,
+                label_stats_path=s.path(s.pull(ids.INGEST, "label_stats")), pipeline_run_id=s.pipeline_run_id,
             ).to_dict()  # fmt: skip
             s.announce(done["outcome"], done)
             s.emit_champion_moved(done, CHAMPION_MOVED, CHAMPION)
             return done
 
-    @task(execution_timeout=timedelta(minutes=5), trigger_rule="none_failed_min_one_success")
+    @task(task_id=ids.KEEP_CHAMPION, execution_timeout=timedelta(minutes=5), trigger_rule=join)
     def keep_champion() -> dict:
         """Record that the week kept the champion; the new version stays the challenger."""
         from review_sentiment.register import keep_champion as run_keep
 
         with stage() as s:
-            done = run_keep(s.week_result(), settings=s.settings).to_dict()
+            week = s.week_result(s.pull(ids.REGISTER), s.pull(ids.MONITOR_CHAMPION))
+            done = run_keep(week, settings=s.settings).to_dict()
             s.announce(done["outcome"], done)
             return done
 
@@ -294,8 +286,10 @@ with DAG(
     watch = monitor_champion()
     watch >> grid  # the champion is measured on the new week before anything is trained
     promoted, kept = promote(), keep_champion()
-    passed, refused = EmptyOperator(task_id="gate_passed"), EmptyOperator(task_id="gate_refused")
-    approval = Approval(task_id="approval", register_task="register", execution_timeout=timedelta(minutes=5))
+    passed, refused = EmptyOperator(task_id=ids.GATE_PASSED), EmptyOperator(task_id=ids.GATE_REFUSED)
+    approval = Approval(
+        task_id=ids.APPROVAL, register_task=ids.REGISTER, execution_timeout=timedelta(minutes=5)
+    )
     way = decide(candidate)
     watch >> way  # the week's monitoring alert goes into its mail and note
     way >> [passed, approval, refused]

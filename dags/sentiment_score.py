@@ -10,7 +10,7 @@ Scores the reviews that arrived in the run's window with the current champion of
   with that version (`models:/<name>/<version>`), even if a promotion moves the alias meanwhile.
   With no champion yet the run ends at once: this task and `score` are *skipped*, with the reason
   in the log, and the run is green.
-* **score** streams the window's reviews in chunks (50,000 by default), scores them with the pinned
+* **score** streams the window's reviews in chunks (*Chunk rows*), scores them with the pinned
   version, and writes `review_id, model_name, model_version, probability, label, threshold,
   scored_at, dag_run_id`: to the PostgreSQL table `review_predictions` (the stack; created if
   missing) by upsert on `(review_id, model_version)`, one transaction per chunk, so a rerun
@@ -19,7 +19,7 @@ Scores the reviews that arrived in the run's window with the current champion of
 
 **When it runs.** Daily (`SENTIMENT_SCORE_SCHEDULE`, 05:00 UTC), scoring the reviews that
 arrived (`ingested_at`) in the day before; and whenever `sentiment_retrain`'s `promote` moves the
-champion (the Asset `sentiment_champion`), re-scoring the last *Re-score days* (7) ending when
+champion (the Asset `sentiment_champion`), re-scoring the last *Re-score days* ending when
 the event arrived, with the new version. A review file has no arrival times: it is scored whole.
 """
 
@@ -29,9 +29,16 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 from sentiment_assets import CHAMPION, PREDICTIONS, REVIEWS
-from sentiment_stage import log_failure, stage
+from sentiment_stage import stage, task_defaults
 
-from review_sentiment.config import SCORE_DAG_ID, Settings
+from review_sentiment import task_ids as ids
+from review_sentiment.config import (
+    DEFAULT_RESCORE_DAYS,
+    DEFAULT_REVIEWS_CONN_ID,
+    DEFAULT_SCORE_CHUNK_ROWS,
+    SCORE_DAG_ID,
+    Settings,
+)
 
 SETTINGS = Settings.from_env()  # environment only: no network, DB or Variable look-ups
 
@@ -40,19 +47,21 @@ PARAMS = {
     "source": Param(SETTINGS.source, type="string", minLength=1, title="Source", section="Data",
         description="A CSV/Parquet file in the original schema (scored whole), or postgres:<table> (the "
         "reviews that arrived in the run's window) through the connection below."),
-    "source_conn_id": Param("reviews_db", type="string", pattern="^[A-Za-z0-9_.-]+$", section="Data",
-        title="Source connection id", description="Airflow connection of postgres: sources."),
+    "source_conn_id": Param(DEFAULT_REVIEWS_CONN_ID, type="string", pattern="^[A-Za-z0-9_.-]+$",
+        section="Data", title="Source connection id", description="Airflow connection of postgres: sources."),
     "predictions": Param(SETTINGS.predictions, type="string", pattern="^(parquet|postgres:.+)$",
         title="Predictions", section="Data",
         description="parquet (a file in the task's folder under the artifact root) or postgres:<table> "
         "(upserted on review_id and model_version through the connection below)."),
-    "predictions_conn_id": Param("reviews_db", type="string", pattern="^[A-Za-z0-9_.-]+$", section="Data",
-        title="Predictions connection id",
+    "predictions_conn_id": Param(DEFAULT_REVIEWS_CONN_ID, type="string", pattern="^[A-Za-z0-9_.-]+$",
+        section="Data", title="Predictions connection id",
         description="Airflow connection of a postgres: predictions table."),
-    "rescore_days": Param(7, type="integer", minimum=1, maximum=366, title="Re-score days", section="Scoring",
+    "rescore_days": Param(DEFAULT_RESCORE_DAYS, type="integer", minimum=1, maximum=366, title="Re-score days",
+        section="Scoring",
         description="A run triggered by a new champion re-scores the reviews of this many days before it."),
-    "chunk_rows": Param(50_000, type="integer", minimum=1000, maximum=1_000_000, title="Chunk rows",
-        section="Scoring", description="Reviews read, scored and written at a time (one transaction each)."),
+    "chunk_rows": Param(DEFAULT_SCORE_CHUNK_ROWS, type="integer", minimum=1000, maximum=1_000_000,
+        title="Chunk rows", section="Scoring",
+        description="Reviews read, scored and written at a time (one transaction each)."),
 }
 # fmt: on
 
@@ -74,17 +83,11 @@ with DAG(
     dagrun_timeout=timedelta(hours=2),
     is_paused_upon_creation=False,
     tags=["ml", "mlflow", "scoring", "sentiment"],
-    default_args={
-        "owner": "ml-platform",
-        "retries": 3,
-        "retry_delay": timedelta(seconds=60),
-        "execution_timeout": timedelta(minutes=60),
-        "on_failure_callback": log_failure,
-    },
+    default_args=task_defaults(execution_timeout=timedelta(minutes=60)),
     params=PARAMS,
 ) as dag:
 
-    @task(execution_timeout=timedelta(minutes=5))
+    @task(task_id=ids.RESOLVE_CHAMPION, execution_timeout=timedelta(minutes=5))
     def resolve_champion() -> dict:
         """The champion's version, once for the whole run; skipped (not failed) without one."""
         from airflow.sdk.exceptions import AirflowSkipException
@@ -98,18 +101,16 @@ with DAG(
                 raise AirflowSkipException(found.reason)
             return found.to_dict()
 
-    @task(inlets=[REVIEWS], outlets=[PREDICTIONS])
+    @task(task_id=ids.SCORE, inlets=[REVIEWS], outlets=[PREDICTIONS])
     def score(champion: dict) -> dict:
         """Score the window's reviews with the pinned version; upsert the predictions in chunks."""
         from review_sentiment.batch_score import Champion, resolve_target, score_reviews
         from review_sentiment.layout import PREDICTIONS_NAME
-        from review_sentiment.sources import resolve_source
 
         with stage() as s:
             p = s.params
-            source = resolve_source(p["source"], s.settings.data_roots, s.connection_uri, p["source_conn_id"])
             return score_reviews(
-                source, Champion.from_dict(champion), window=s.scoring_window(p["rescore_days"]),
+                s.reviews_source(), Champion.from_dict(champion), window=s.scoring_window(p["rescore_days"]),
                 target=resolve_target(p["predictions"], s.connection_uri, p["predictions_conn_id"]),
                 output_path=s.folder / PREDICTIONS_NAME, dag_run_id=s.pipeline_run_id,
                 tracking_uri=s.settings.tracking_uri, chunk_rows=p["chunk_rows"],

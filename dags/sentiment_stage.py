@@ -24,8 +24,9 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
+from sentiment_mail import send
 
-from review_sentiment import names
+from review_sentiment import names, task_ids
 from review_sentiment.config import Settings
 from review_sentiment.errors import ConfigError, PipelineError
 
@@ -38,6 +39,18 @@ def log_failure(context: Any) -> None:
     where = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
     reason = context.get("exception") or "unknown reason"
     log.error("%s run %s failed at %s (try %s): %s", ti.dag_id, ti.run_id, where, ti.try_number, reason)
+
+
+def task_defaults(execution_timeout: timedelta) -> dict[str, Any]:
+    """The ``default_args`` of both DAGs: three retries a minute apart, the failure log line, and
+    the DAG's usual time limit for a task."""
+    return {
+        "owner": "ml-platform",
+        "retries": 3,
+        "retry_delay": timedelta(seconds=60),
+        "execution_timeout": execution_timeout,
+        "on_failure_callback": log_failure,
+    }
 
 
 @dataclass(frozen=True)
@@ -63,17 +76,26 @@ class Stage:
 
         return BaseHook.get_connection(conn_id).get_uri()
 
+    def reviews_source(self) -> str:
+        """The run's reviews source (the ``source`` and ``source_conn_id`` params), checked and resolved
+        (``sources.resolve_source``): a file under the data roots, or a table's URL."""
+        from review_sentiment.sources import resolve_source
+
+        p = self.params
+        return resolve_source(p["source"], self.settings.data_roots, self.connection_uri, p["source_conn_id"])
+
     def pull(self, task_id: str, key: str = "return_value") -> Any:
         """An upstream task's XCom, for a task that must not take it as an argument (an argument
         is an upstream edge, which a join after a branch must not have: see the DAG)."""
         return self.context["ti"].xcom_pull(task_ids=task_id, key=key)
 
-    def week_result(self) -> Any:
-        """``register``'s result with the week's champion-monitoring alert (a ``RegisterResult``)."""
+    @staticmethod
+    def week_result(registered: Mapping[str, Any], monitored: Mapping[str, Any]) -> Any:
+        """``register``'s result with the week's champion-monitoring alert (a ``RegisterResult``),
+        from the two tasks' return values."""
         from review_sentiment.registry import RegisterResult
 
-        alert = self.pull("monitor_champion")["alert"]
-        return RegisterResult.from_dict({**self.pull("register"), "monitoring": alert})
+        return RegisterResult.from_dict({**registered, "monitoring": monitored["alert"]})
 
     @property
     def interval_start(self) -> datetime | None:
@@ -130,7 +152,7 @@ class Stage:
     def announce(self, kind: str, result: Mapping[str, Any], monitoring: str | None = None) -> bool:
         """Mail the week's outcome; off without recipients, a failing mail server only logged. A
         result reused by a cleared task was mailed by the first try."""
-        from review_sentiment.notify import from_result, send
+        from review_sentiment.notify import from_result
 
         if result.get("reused"):
             return False
@@ -193,7 +215,7 @@ class Approval(HITLBranchOperator):
             subject="Promote the new version to champion?",
             options=list(approval.OPTIONS),
             defaults=[approval.REJECT],
-            options_mapping={approval.APPROVE: "promote", approval.REJECT: "keep_champion"},
+            options_mapping={approval.APPROVE: task_ids.PROMOTE, approval.REJECT: task_ids.KEEP_CHAMPION},
             # Replaced from the param when the task runs; given here so that the default
             # execution_timeout (the execution phase, before the wait) is not taken for it.
             response_timeout=timedelta(hours=approval.DEFAULT_TIMEOUT_HOURS),
@@ -203,7 +225,7 @@ class Approval(HITLBranchOperator):
 
     def execute(self, context: Any) -> Any:
         from review_sentiment.approval import request
-        from review_sentiment.notify import from_result, send
+        from review_sentiment.notify import from_result
 
         result = context["ti"].xcom_pull(task_ids=self.register_task)
         settings = Settings.from_env()

@@ -8,11 +8,13 @@ addresses come from ``review_sentiment.links``, which notifications use too.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
+from review_sentiment import task_ids
 from review_sentiment.config import RETRAIN_DAG_ID, Settings
 from review_sentiment.links import model_version_url, run_url
 from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
@@ -41,35 +43,42 @@ def _return_value(ti_key: Any) -> Any:
         return XComModel.deserialize_value(row) if row is not None else None
 
 
-class MLflowRunLink(BaseOperatorLink):
+class _ReturnValueLink(BaseOperatorLink):
+    """A link made from the return value of one of this DAG's ``tasks``: a dict holding ``key``."""
+
+    tasks: ClassVar[tuple[str, ...]] = ()
+    key: ClassVar[str] = ""
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        if ti_key.dag_id != RETRAIN_DAG_ID or ti_key.task_id not in self.tasks:
+            return ""
+        value = _return_value(ti_key)
+        return self.url(value) if isinstance(value, dict) and self.key in value else ""
+
+    @abstractmethod
+    def url(self, value: dict[str, Any]) -> str:
+        """The address for a return value that holds ``key``."""
+
+
+class MLflowRunLink(_ReturnValueLink):
     """From a mapped ``train`` task instance (or ``baseline``) to the MLflow run it logged."""
 
     name = "MLflow run"
+    tasks = task_ids.RUN_TASKS
+    key = XCOM_RUN_ID
 
-    def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.dag_id != RETRAIN_DAG_ID or ti_key.task_id not in ("train", "baseline"):
-            return ""
-        value = _return_value(ti_key)
-        if not isinstance(value, dict) or XCOM_RUN_ID not in value:
-            return ""
+    def url(self, value: dict[str, Any]) -> str:
         return run_url(mlflow_ui_url(), value.get(XCOM_EXPERIMENT_ID, "0"), value[XCOM_RUN_ID])
 
 
-# The tasks whose return value is a RegisterResult: the version, whichever way the week went.
-VERSION_TASKS = ("register", "promote", "keep_champion")
-
-
-class MLflowModelVersionLink(BaseOperatorLink):
+class MLflowModelVersionLink(_ReturnValueLink):
     """From ``register`` (and ``promote``/``keep_champion``) to the model version it registered."""
 
     name = "MLflow model version"
+    tasks = task_ids.VERSION_TASKS
+    key = "version"
 
-    def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if ti_key.dag_id != RETRAIN_DAG_ID or ti_key.task_id not in VERSION_TASKS:
-            return ""
-        value = _return_value(ti_key)
-        if not isinstance(value, dict) or "version" not in value:
-            return ""
+    def url(self, value: dict[str, Any]) -> str:
         return model_version_url(mlflow_ui_url(), value["model_name"], value["version"])
 
 

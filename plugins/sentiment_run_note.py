@@ -16,8 +16,7 @@ from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 
 from review_sentiment.config import RETRAIN_DAG_ID
-
-OUTCOME_TASKS = ("promote", "keep_champion")
+from review_sentiment.task_ids import OUTCOME_TASKS
 
 
 def _outcome(dag_run: Any, session: Any) -> dict[str, Any] | None:

@@ -44,6 +44,10 @@ DEFAULT_RESCORE_DAYS = 7
 # the register task's execution_timeout, so a stuck holder shows up as a clear error.
 DEFAULT_LOCK_TIMEOUT_S = 600.0
 DEFAULT_PROMOTION_FLOOR = 0.85
+# The weekly champion monitoring alerts below this ROC AUC on the new week's reviews, or this much
+# below the champion's own test ROC AUC (monitor.monitor_champion, the DAG's monitoring params).
+DEFAULT_MONITOR_FLOOR = 0.85
+DEFAULT_MONITOR_MARGIN = 0.05
 # The shared sequence vocabulary; each grid point uses its most frequent ``max_tokens``.
 DEFAULT_MAX_TOKENS = 20000
 DEFAULT_NGRAM_MAX_TOKENS = 40000

@@ -17,13 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from review_sentiment import names, registry, schema, scoring
-from review_sentiment.config import Settings
+from review_sentiment.config import DEFAULT_MONITOR_FLOOR, DEFAULT_MONITOR_MARGIN, Settings
 from review_sentiment.errors import DataContractError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FLOOR = 0.85
-DEFAULT_MARGIN = 0.05
 # Fewer labelled reviews in a week than this give no point: too noisy to alert on.
 MIN_REVIEWS = 50
 METRICS = ("roc_auc", "accuracy", "f1_not_recommended")
@@ -76,8 +74,8 @@ def monitor_champion(
     *,
     settings: Settings,
     week: str,
-    floor: float = DEFAULT_FLOOR,
-    margin: float = DEFAULT_MARGIN,
+    floor: float = DEFAULT_MONITOR_FLOOR,
+    margin: float = DEFAULT_MONITOR_MARGIN,
 ) -> MonitorResult:
     """Score the champion on the reviews that arrived in ``[start, end)`` and log the point.
 

@@ -1,26 +1,11 @@
 """Mail about a retraining run: a failure, a kept week, a promotion, an approval that waits.
 
-:func:`message` builds the subject and HTML body from an :class:`Outcome` (pure, escaped);
-:func:`send` hands them to the SMTP provider's ``SmtpNotifier`` on the Airflow connection
-``Settings.smtp_conn_id`` (``smtp_default``), for the addresses in ``SENTIMENT_NOTIFY_TO``.
-Notifications are off while that list is empty, and a mail that cannot be sent is logged, never
-raised: a mail server must not fail a training run.
-
-The connection is a standard ``smtp`` connection; in the environment, as JSON so that the extras
-stay booleans (in the URI form ``disable_tls=false`` would be the true string ``"false"``)::
-
-    AIRFLOW_CONN_SMTP_DEFAULT='{"conn_type": "smtp", "host": "mail.example.org", "port": 587,
-        "login": "airflow", "password": "...",
-        "extra": {"from_email": "airflow@example.org", "disable_ssl": true, "timeout": 10}}'
-
-The hook's extras: ``from_email`` (required here), ``disable_ssl`` (default: implicit TLS, port
-465), ``disable_tls`` (default: STARTTLS), ``timeout`` (30 s), ``retry_limit`` (5). Outside a task
-only environment connections (and a configured secrets backend) resolve; inside a task, a
-connection made in the UI resolves too, through the task SDK's Execution API.
-
-Other channels are a notifier swap in :func:`send`, not code of ours: with the Slack provider,
-``SlackWebhookNotifier(slack_webhook_conn_id=..., text=subject)``, or a webhook through the HTTP
-provider; each takes a connection id and text, and :func:`message` stays the text.
+What to send, composed here (pure, no Airflow): :func:`message` builds the subject and HTML body
+from an :class:`Outcome` (escaped); :func:`compose` adds the recipients (``SENTIMENT_NOTIFY_TO``)
+and the Airflow connection to send through (``Settings.smtp_conn_id``), or gives None while the
+recipient list is empty (notifications off). The sending, through the SMTP provider's
+``SmtpNotifier``, is the DAGs' (``dags/sentiment_mail.py``), as is reading a failure from an
+Airflow context.
 """
 
 from __future__ import annotations
@@ -36,7 +21,7 @@ from review_sentiment.links import airflow_run_url, model_version_url
 if TYPE_CHECKING:
     from review_sentiment.config import Settings
 
-__all__ = ["KINDS", "Outcome", "airflow_run_url", "failure_outcome", "from_result", "message", "send"]
+__all__ = ["KINDS", "Mail", "Outcome", "airflow_run_url", "compose", "from_result", "message"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +57,16 @@ class Outcome:
             raise ValueError(f"unknown outcome kind {self.kind!r}; expected one of {list(KINDS)}")
 
 
+@dataclass(frozen=True)
+class Mail:
+    """One mail, ready to send: recipients, subject, HTML body and the Airflow connection id."""
+
+    to: tuple[str, ...]
+    subject: str
+    html: str
+    conn_id: str
+
+
 def from_result(
     kind: str, result: Mapping[str, Any], dag_id: str, run_id: str, monitoring: str | None = None
 ) -> Outcome:
@@ -89,19 +84,6 @@ def from_result(
         baseline_auc=(result.get("baseline") or {}).get("roc_auc"),
         comparison_size=result.get("comparison_size"),
         monitoring=monitoring,
-    )
-
-
-def failure_outcome(context: Mapping[str, Any]) -> Outcome:
-    """The outcome of a failed DAG run from a DAG failure callback's context."""
-    dag_run = context["dag_run"]
-    ti = context.get("ti")
-    failed = None
-    if ti is not None:
-        failed = ti.task_id if getattr(ti, "map_index", -1) < 0 else f"{ti.task_id}[{ti.map_index}]"
-    reason = str(context.get("exception") or context.get("reason") or "see the task log")
-    return Outcome(
-        kind="failed", dag_id=dag_run.dag_id, run_id=dag_run.run_id, reason=reason, failed_task=failed
     )
 
 
@@ -211,25 +193,16 @@ def message(outcome: Outcome, settings: Settings) -> tuple[str, str]:
     return _subject(outcome), body
 
 
-def _redacted(text: str, notifier: Any) -> str:
-    """``text`` with the connection's password masked, in case an error ever echoes it."""
-    # The notifier's hook is a cached_property: present once notify() built it, not built here.
-    hook = vars(notifier).get("hook") if notifier is not None else None
-    password = getattr(getattr(hook, "smtp_connection", None), "password", None)
-    return text.replace(password, "***") if password else text
-
-
-def send(outcome: Outcome, settings: Settings, context: Mapping[str, Any] | None = None) -> bool:
-    """Mail ``outcome`` to ``settings.notify_to`` through the SMTP connection ``settings.smtp_conn_id``.
+def compose(outcome: Outcome, settings: Settings) -> Mail | None:
+    """The mail to send about ``outcome``, or None while notifications are off (no recipients).
 
     Args:
         outcome: what the run came to.
-        settings: recipients, connection id and UI base URLs.
-        context: the Airflow task context, when called from a task or callback (optional).
+        settings: recipients, the mail connection's id and the UI base URLs.
 
     Returns:
-        True when the mail server accepted the mail; False when notifications are off or sending
-        failed (logged as a warning with the connection id and the error). Never raises.
+        The recipients, subject and HTML body, and the Airflow connection to send them through;
+        None (logged) when ``SENTIMENT_NOTIFY_TO`` is empty.
     """
     if not settings.notify_to:
         log.info(
@@ -238,39 +211,6 @@ def send(outcome: Outcome, settings: Settings, context: Mapping[str, Any] | None
             outcome.dag_id,
             outcome.run_id,
         )
-        return False
-    notifier = None
-    try:
-        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-        subject, body = message(outcome, settings)
-        notifier = SmtpNotifier(
-            to=list(settings.notify_to),
-            subject=subject,
-            html_content=body,
-            smtp_conn_id=settings.smtp_conn_id,
-        )
-        # notify() sends subject and body as given; only __call__ would render them as templates.
-        # It does render the sender taken from the connection, with the DAG's template
-        # environment, which a DAG callback's serialized DAG lacks: the default one serves.
-        notifier.notify({k: v for k, v in (context or {}).items() if k != "dag"})
-    except Exception as error:  # noqa: BLE001 - a mail failure must never fail the run
-        reason = _redacted(f"{type(error).__name__}: {error}", notifier)
-        log.warning(
-            "Could not mail %s of %s/%s through connection %r: %s",
-            outcome.kind,
-            outcome.dag_id,
-            outcome.run_id,
-            settings.smtp_conn_id,
-            reason,
-        )
-        return False
-    log.info(
-        "Mailed %s of %s/%s to %d recipient(s) through connection %r",
-        outcome.kind,
-        outcome.dag_id,
-        outcome.run_id,
-        len(settings.notify_to),
-        settings.smtp_conn_id,
-    )
-    return True
+        return None
+    subject, body = message(outcome, settings)
+    return Mail(to=settings.notify_to, subject=subject, html=body, conn_id=settings.smtp_conn_id)

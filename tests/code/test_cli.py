@@ -130,3 +130,17 @@ def test_train_with_a_bad_grid_exits_2_before_training(tmp_path: Path, env: dict
         "error: grid point 'p': embedding_dim must be an integer, got '64'"
     )
     assert not (tmp_path / "runs.json").exists()
+
+
+def test_preprocess_switches_go_both_ways_with_the_dags_defaults(env: dict[str, str]) -> None:
+    """Each preprocessing switch has an on and an off flag; with neither, the package's (and the
+    DAG's) default applies, and --help says which."""
+    done = cli("preprocess", "--help", env=env)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    for flag in ("keep-negations", "use-title", "remove-stopwords"):
+        assert f"--{flag}, --no-{flag}" in text
+    assert "--keep-stopwords" not in text
+    assert "keep no/nor/not and the n't forms (default: True)" in text
+    assert "prepend the review title to its text (default: True)" in text
+    assert "drop NLTK's English stopwords (default: False)" in text

@@ -1,19 +1,19 @@
 """Unit tests of the notification text: subject and HTML body per outcome, escaping, links, and
-``send`` staying off (no connection attempt) while no recipient is configured."""
+``compose`` giving no mail while no recipient is configured. (The sending, on the Airflow side:
+tests/dags/test_sentiment_mail.py.)"""
 
 from __future__ import annotations
 
 import html
 import logging
 import sys
-from types import SimpleNamespace
 
 import pytest
 
 from review_sentiment import notify
 from review_sentiment.config import PROJECT_ROOT, Settings
 from review_sentiment.links import model_version_url
-from review_sentiment.notify import KINDS, Outcome, airflow_run_url, message, send
+from review_sentiment.notify import KINDS, Mail, Outcome, airflow_run_url, compose, message
 
 DAG_ID = "sentiment_retrain"
 RUN_ID = "scheduled__2026-11-23T03:00:00+00:00"
@@ -168,26 +168,18 @@ def test_version_link_is_the_extra_links_one(settings: Settings) -> None:
     assert url == VERSION_LINK
 
 
-def test_send_is_off_without_recipients(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    # A connection that would be tried if send went that far: the module must not even be imported.
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", '{"conn_type": "smtp", "host": "127.0.0.1", "port": 9}')
-    monkeypatch.delitem(sys.modules, "airflow.providers.smtp.notifications.smtp", raising=False)
+def test_no_mail_without_recipients(caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings.from_env({"SENTIMENT_NOTIFY_TO": " , "})
     assert settings.notify_to == ()
     with caplog.at_level(logging.INFO, logger=notify.__name__):
-        assert send(outcome("failed"), settings) is False
-    assert "airflow.providers.smtp.notifications.smtp" not in sys.modules
+        assert compose(outcome("failed"), settings) is None
     assert [r.levelname for r in caplog.records] == ["INFO"]
     assert "Notifications are off" in caplog.text
     assert f"failed of {DAG_ID}/{RUN_ID}" in caplog.text
 
 
-def test_an_error_that_echoes_the_password_is_redacted() -> None:
-    # The shape SmtpNotifier has once notify() has loaded the connection.
-    connection = SimpleNamespace(password="s3cret-mail-password")
-    notifier = SimpleNamespace(hook=SimpleNamespace(smtp_connection=connection))
-    text = "SMTPAuthenticationError: (535, b'bad credentials s3cret-mail-password')"
-    assert notify._redacted(text, notifier) == "SMTPAuthenticationError: (535, b'bad credentials ***')"
-    assert notify._redacted(text, None) == text
+def test_compose_gives_recipients_connection_and_the_message(settings: Settings) -> None:
+    subject, body = message(outcome("promoted"), settings)
+    assert compose(outcome("promoted"), settings) == Mail(
+        to=("ml-team@example.org",), subject=subject, html=body, conn_id="smtp_default"
+    )

@@ -13,7 +13,7 @@ import pytest
 import review_sentiment.preprocess as pre
 import review_sentiment.preprocess_cache as cache_module
 from review_sentiment import schema
-from review_sentiment.__main__ import main as cli_main
+from review_sentiment.cli import main as cli_main
 from review_sentiment.layout import OUTPUT_NAME, SETTINGS_NAME
 from review_sentiment.preprocess import CLEAN, CLEAN_TITLE, PreprocessSettings, TextCleaner, preprocess
 from review_sentiment.preprocess_cache import (
@@ -405,6 +405,7 @@ def test_cli_preprocess_takes_a_cache_dir(tmp_path: Path, capsys: pytest.Capture
         str(snapshot),
         "--cache-dir",
         str(cache_dir),
+        *("--no-keep-negations", "--no-use-title", "--remove-stopwords"),  # SEED: the notebook's switches
         "--output",
         str(tmp_path / "out"),
     ]

@@ -4,12 +4,16 @@ real MLflow server (PostgreSQL backend), on a sample of the real data with a two
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from review_sentiment import task_ids as ids
 from review_sentiment.config import PROJECT_ROOT
+from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
 from tests.integration.test_stages_on_servers import real_reviews
 from tests.support.airflow_cli import airflow, project_airflow_env
 from tests.support.mail import MailServer, connection
@@ -19,6 +23,7 @@ from tests.support.servers import MlflowServer, PostgresServer
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DAG_ID = "sentiment_retrain"
+RUN_ID = re.compile("[0-9a-f]{32}")  # an MLflow run id
 MODEL = "customer-sentiment-analysis-dag"
 CONF = {**QUICK_CONF, "sample_fraction": 0.3, "max_epochs": 8}  # the quick run, on more data
 
@@ -177,17 +182,118 @@ def test_extra_links_point_to_mlflow(
     assert ingest_link == ""
 
 
-def test_xcom_carries_only_small_references(dag_run, postgres: PostgresServer) -> None:
+def _xcoms(postgres: PostgresServer, run_id: str) -> dict[tuple[str, int, str], tuple[object, int]]:
+    """Every XCom of the run: (task, map index, key) -> (value, size of its stored JSON)."""
     import psycopg2
 
     with psycopg2.connect(postgres.url("airflow")) as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT task_id, key, length(value::text) FROM xcom WHERE dag_id = %s AND run_id = %s",
-            (DAG_ID, dag_run["run_id"]),
+            "SELECT task_id, map_index, key, value::text FROM xcom WHERE dag_id = %s AND run_id = %s",
+            (DAG_ID, run_id),
         )
-        sizes = cur.fetchall()
-    assert sizes, "no XCom recorded"
-    assert max(size for _, _, size in sizes) < 4096, sizes
+        rows = cur.fetchall()
+    return {(task, index, key): (_decoded(text), len(text)) for task, index, key, text in rows}
+
+
+def _decoded(text: str) -> object:
+    """An XCom's JSON value (a serializer may have stored it as a JSON string of JSON)."""
+    value = json.loads(text)
+    while isinstance(value, str) and value[:1] in ('"', "{", "["):
+        value = json.loads(value)
+    return value
+
+
+def _artifact(value: object, root: Path, name: str | None = None) -> Path:
+    """An XCom path: absolute, inside the artifact root, an existing file (named ``name``)."""
+    assert isinstance(value, str), value
+    path = Path(value)
+    assert path.is_absolute(), value
+    assert path.resolve().is_relative_to(root.resolve()), value
+    assert path.is_file(), value
+    assert name is None or path.name == name, value
+    return path
+
+
+def _mlflow_run(value: object) -> dict:
+    """A ``{run_id, experiment_id}`` record: an MLflow run id (32 hex) and an experiment id."""
+    assert isinstance(value, dict), value
+    assert set(value) == {XCOM_RUN_ID, XCOM_EXPERIMENT_ID}, value
+    assert RUN_ID.fullmatch(value[XCOM_RUN_ID]), value
+    assert str(value[XCOM_EXPERIMENT_ID]).isdigit(), value
+    return value
+
+
+def _week_record(value: object) -> dict:
+    """A register/promote record: small, the version and the candidate's MLflow run."""
+    assert isinstance(value, dict), value
+    assert {"model_name", "version", "run_id", "passed", "reason"} <= set(value), value
+    assert value["model_name"] == MODEL
+    assert str(value["version"]).isdigit(), value
+    assert RUN_ID.fullmatch(value["run_id"]), value
+    return value
+
+
+def test_xcom_holds_references_and_small_records(
+    dag_run, postgres: PostgresServer, airflow_env: dict[str, str]
+) -> None:
+    """XCom carries references, never payloads: paths inside the artifact root to files that
+    exist, MLflow run ids, small records with their expected keys; nothing else, nothing big."""
+    xcoms = _xcoms(postgres, dag_run["run_id"])
+    assert xcoms, "no XCom recorded"
+    assert max(size for _, size in xcoms.values()) < 4096, {k: n for k, (_, n) in xcoms.items()}
+    value = {key: v for key, (v, _) in xcoms.items()}
+    root = Path(airflow_env["SENTIMENT_ARTIFACT_ROOT"])
+    _artifact(value[(ids.INGEST, -1, "snapshot")], root, "reviews.parquet")
+    _artifact(value[(ids.INGEST, -1, "label_stats")], root)
+    _artifact(value[(ids.PREPROCESS, -1, "return_value")], root)
+    _artifact(value[(ids.TOKENIZE, -1, "return_value")], root, "manifest.json")
+    grid = value[(ids.PREPARE_GRID, -1, "return_value")]
+    assert [p["point"]["name"] for p in grid] == [p["name"] for p in CONF["grid"]]
+    assert all(set(p) == {"point", XCOM_EXPERIMENT_ID} for p in grid), grid
+    trained = [_mlflow_run(value[(ids.TRAIN, i, "return_value")]) for i in range(len(CONF["grid"]))]
+    linear = _mlflow_run(value[(ids.BASELINE, -1, "return_value")])
+    registered = _week_record(value[(ids.REGISTER, -1, "return_value")])
+    assert registered["run_id"] in {t[XCOM_RUN_ID] for t in trained}
+    assert linear[XCOM_RUN_ID] not in {t[XCOM_RUN_ID] for t in trained}
+    promoted = _week_record(value[(ids.PROMOTE, -1, "return_value")])
+    assert (promoted["version"], promoted["outcome"]) == (registered["version"], "promoted")
+    monitored = value[(ids.MONITOR_CHAMPION, -1, "return_value")]
+    assert {"week", "version", "alert"} <= set(monitored), monitored
+    # Nothing else: the gates and the branch carry no payload of ours.
+    known = {(t, i) for t, i, _ in value}
+    assert {t for t, _ in known} <= {
+        ids.INGEST, ids.PREPROCESS, ids.TOKENIZE, ids.PREPARE_GRID, ids.TRAIN, ids.BASELINE,
+        ids.REGISTER, ids.PROMOTE, ids.MONITOR_CHAMPION, ids.DECIDE,
+    }, sorted(value)  # fmt: skip
+
+
+def test_the_cli_with_no_flags_builds_the_dags_manifest(
+    dag_run, airflow_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The shell path with the package defaults (no preprocessing flags) on the same sample builds
+    the tokenize manifest this DAG run built with its param defaults."""
+    root = Path(airflow_env["SENTIMENT_ARTIFACT_ROOT"])
+    (from_dag,) = root.glob(f"{DAG_ID}/{dag_run['run_id']}/{ids.TOKENIZE}/manifest.json")
+    env = {**airflow_env, "SENTIMENT_ARTIFACT_ROOT": str(tmp_path / "artifacts")}
+    product = None
+    for argv in (
+        ["ingest", "--source", str(real_reviews()), "--sample-fraction", str(CONF["sample_fraction"])],
+        ["preprocess", "--input"],
+        ["tokenize", "--input"],
+    ):
+        argv = [*argv, str(product)] if product else argv
+        done = subprocess.run(
+            [sys.executable, "-m", "review_sentiment", *argv, "--output", str(tmp_path / argv[0])],
+            env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        product = Path(done.stdout.strip().splitlines()[-1])
+    manifest = json.loads(product.read_text())
+    assert json.loads(from_dag.read_text()) == manifest
+    for name in (manifest["preprocess_settings"], manifest["vocabulary"]):
+        assert json.loads((from_dag.parent / name).read_text()) == json.loads(
+            (product.parent / name).read_text()
+        )
 
 
 def test_clearing_register_creates_no_second_version(

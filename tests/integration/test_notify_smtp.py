@@ -1,6 +1,7 @@
 """Notifications through a real SMTP server: aiosmtpd on 127.0.0.1 at a free port, reached by the
-SMTP provider's ``SmtpNotifier`` through the standard Airflow connection, given as
-``AIRFLOW_CONN_SMTP_DEFAULT`` JSON in the environment (resolved outside a task, as in a callback).
+SMTP provider's ``SmtpNotifier`` (from the DAGs' helper ``sentiment_mail``) through the standard
+Airflow connection, given as ``AIRFLOW_CONN_SMTP_DEFAULT`` JSON in the environment (resolved
+outside a task, as in a callback).
 
 Each outcome arrives with its recipients, subject, run, scores and links; a stopped server, a
 server that refuses the mail and a missing connection each make ``send`` return False and log one
@@ -9,16 +10,23 @@ warning, never raise. Fast (seconds): no PostgreSQL or MLflow server.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
 
-from review_sentiment.config import Settings
-from review_sentiment.notify import Outcome, message, send
+from review_sentiment.config import PROJECT_ROOT, Settings
+from review_sentiment.notify import Outcome, message
 from tests.support.mail import SENDER, MailServer, connection, start_mail_server
+
+# The DAGs' helper modules import from the dags folder, as Airflow's DagBag and task runner do.
+if str(PROJECT_ROOT / "dags") not in sys.path:
+    sys.path.append(str(PROJECT_ROOT / "dags"))
+send = importlib.import_module("sentiment_mail").send
 
 pytestmark = pytest.mark.integration
 
@@ -146,9 +154,7 @@ def test_the_connection_id_setting_is_used(mail_server: MailServer, monkeypatch:
 
 
 def _one_warning(caplog: pytest.LogCaptureFixture) -> str:
-    warnings = [
-        r for r in caplog.records if r.name == "review_sentiment.notify" and r.levelno >= logging.WARNING
-    ]
+    warnings = [r for r in caplog.records if r.name == "sentiment_mail" and r.levelno >= logging.WARNING]
     assert [r.levelname for r in warnings] == ["WARNING"]
     text = warnings[0].getMessage()
     assert PASSWORD not in caplog.text
@@ -165,7 +171,7 @@ def test_a_stopped_server_is_logged_not_raised(
     conn = json.loads(connection(mail_server.port)) | {"login": "airflow", "password": PASSWORD}
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(conn))
     mail_server.stop()
-    with caplog.at_level(logging.INFO, logger="review_sentiment.notify"):
+    with caplog.at_level(logging.INFO, logger="sentiment_mail"):
         assert send(OUTCOMES["failed"], settings) is False
     text = _one_warning(caplog)
     assert "Could not mail failed of sentiment_retrain/" in text
@@ -178,7 +184,7 @@ def test_a_refusing_server_is_logged_not_raised(
     mail_server: MailServer, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     mail_server.inbox.refuse = True
-    with caplog.at_level(logging.INFO, logger="review_sentiment.notify"):
+    with caplog.at_level(logging.INFO, logger="sentiment_mail"):
         assert send(OUTCOMES["promoted"], settings) is False
     text = _one_warning(caplog)
     assert "SMTPDataError" in text
@@ -189,7 +195,7 @@ def test_a_missing_connection_is_logged_not_raised(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
-    with caplog.at_level(logging.INFO, logger="review_sentiment.notify"):
+    with caplog.at_level(logging.INFO, logger="sentiment_mail"):
         assert send(OUTCOMES["approval"], settings) is False
     text = _one_warning(caplog)
     assert "through connection 'smtp_default'" in text
