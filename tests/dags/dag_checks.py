@@ -15,15 +15,16 @@ HEAVY = ("tensorflow", "keras", "pandas", "mlflow", "sklearn", "psycopg2", "pyar
 
 
 def parse_in_fresh_process(module: str) -> dict[str, Any]:
-    """Import DAG ``module`` in a new interpreter after ``airflow.sdk``: its import time in
-    seconds and the heavy libraries it pulled in."""
+    """Import DAG ``module`` in a new interpreter after ``airflow.sdk``: its import time in CPU
+    seconds (the process's own, so a loaded machine does not flake it) and the heavy libraries
+    it pulled in."""
     code = (
         "import importlib, json, sys, time\n"
         "import airflow.sdk\n"
         "sys.path.insert(0, sys.argv[1])\n"
-        "start = time.perf_counter()\n"
+        "start = time.process_time()\n"
         "importlib.import_module(sys.argv[2])\n"
-        "elapsed = time.perf_counter() - start\n"
+        "elapsed = time.process_time() - start\n"
         "heavy = [m for m in sys.argv[3].split(',') if m in sys.modules]\n"
         "print(json.dumps({'seconds': elapsed, 'heavy': heavy}))\n"
     )
