@@ -70,7 +70,7 @@ class Stage:
 
     def week_result(self) -> Any:
         """``register``'s result with the week's champion-monitoring alert (a ``RegisterResult``)."""
-        from review_sentiment.registry import RegisterResult
+        from review_sentiment.decision import RegisterResult
 
         alert = self.pull("monitor_champion")["alert"]
         return RegisterResult.from_dict({**self.pull("register"), "monitoring": alert})

@@ -185,23 +185,23 @@ def _run(args: argparse.Namespace) -> str:
         return train_baseline(args.input, experiment_id=experiment_id, tracking_uri=settings.tracking_uri)
     if args.stage == "register":
         from review_sentiment.artifacts import write_json
+        from review_sentiment.gate import GatePolicy
         from review_sentiment.register import register
 
         result = register(
             args.runs.split(","),
             args.input,
             settings=settings,
+            policy=GatePolicy(floor=args.floor, force=args.force),
             baseline_run_id=args.baseline_run,
-            floor=args.floor,
             pipeline_run_id=args.pipeline_run_id,
-            force=args.force,
         )
         write_json(args.output / "register.json", result.to_dict())
         if not result.promoted:
             raise GateRefused(f"version {result.version} registered but not promoted: {result.reason}")
         return f"{result.model_name} version {result.version} is {CHAMPION_ALIAS}"
     if args.stage == "champion":
-        from review_sentiment.registry import describe_champion
+        from review_sentiment.versions import describe_champion
 
         return describe_champion(settings.tracking_uri, settings.model_name)
     if args.stage == "score":
