@@ -94,12 +94,12 @@ class Evidence:
         scores = self.baseline_scores
         return GateFacts(
             candidate_auc=self.candidate["roc_auc"],
+            drift=self.drift.reason if self.drift is not None and self.drift.drifted else "",
+            baseline_auc=None if scores is None else scores["roc_auc"],
+            cannot_compare=comparison.unavailable or "",
             champion_auc=comparison.champion_auc,
             compared_auc=comparison.candidate_auc,
             comparison_size=comparison.size,
-            cannot_compare=comparison.unavailable,
-            baseline_auc=None if scores is None else scores["roc_auc"],
-            drift=self.drift.reason if self.drift is not None and self.drift.drifted else None,
         )
 
 

@@ -37,25 +37,26 @@ class GatePolicy:
 
 @dataclass(frozen=True)
 class GateFacts:
-    """The figures the gate weighs.
+    """The figures the gate weighs, in the order it weighs them.
 
     Attributes:
         candidate_auc: The candidate's test ROC AUC.
+        drift: Why the data drifted, when it did (blocks promotion; "": no drift).
+        baseline_auc: The baseline's test ROC AUC (None: no baseline in this run).
+        cannot_compare: Why there is a champion but no fair comparison with it (blocks promotion;
+            "": none needed, or a fair one was made).
         champion_auc: The current champion's on the comparison set, or None when there is none.
         compared_auc: The candidate's ROC AUC on the comparison set (None: ``candidate_auc``).
         comparison_size: Reviews in the comparison set, for the reason.
-        cannot_compare: Why there is a champion but no fair comparison with it (blocks promotion).
-        baseline_auc: The baseline's test ROC AUC (None: no baseline in this run).
-        drift: Why the data drifted, when it did (blocks promotion).
     """
 
     candidate_auc: float
+    drift: str = ""
+    baseline_auc: float | None = None
+    cannot_compare: str = ""
     champion_auc: float | None = None
     compared_auc: float | None = None
     comparison_size: int | None = None
-    cannot_compare: str | None = None
-    baseline_auc: float | None = None
-    drift: str | None = None
 
 
 class Verdict(NamedTuple):
