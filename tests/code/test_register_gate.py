@@ -246,3 +246,33 @@ def test_the_policy_is_recorded_beside_the_verdict() -> None:
         "false",
         False,
     )
+
+
+def _evidence(comparison, drift=None, baseline=None):
+    from review_sentiment.evidence import Evidence
+
+    return Evidence(
+        run=None, data=None, test=None, candidate={"roc_auc": 0.95}, probability=None, threshold=0.5,
+        baseline_run_id=None, drift=drift, baseline=baseline, comparison=comparison,
+    )  # fmt: skip
+
+
+def test_the_gate_sees_no_champion_as_no_champion() -> None:
+    from review_sentiment.evidence import NO_CHAMPION
+
+    assert _evidence(NO_CHAMPION).facts() == GateFacts(candidate_auc=0.95)
+    assert gate(_evidence(NO_CHAMPION).facts(), GatePolicy(floor=0.85)).passed
+
+
+def test_the_gate_sees_the_comparison_the_drift_and_the_baseline() -> None:
+    from review_sentiment.evidence import Comparison
+
+    compared = Comparison("2", size=812, candidate={"roc_auc": 0.94}, champion={"roc_auc": 0.93})
+    drift = SimpleNamespace(drifted=True, reason="positive-label share 0.50 vs 0.82")
+    facts = _evidence(compared, drift, SimpleNamespace(scores={"roc_auc": 0.9})).facts()
+    assert facts == GateFacts(
+        candidate_auc=0.95, drift=drift.reason, baseline_auc=0.9, champion_auc=0.93, compared_auc=0.94,
+        comparison_size=812,
+    )  # fmt: skip
+    unfair = Comparison("2", unavailable="too few to compare the two fairly")
+    assert _evidence(unfair).facts().cannot_compare == "too few to compare the two fairly"
