@@ -223,14 +223,16 @@ with DAG(
         """Register the best run as the challenger, report on it, record the gate's verdict
         (idempotent per DAG run). The mapped results are read as one slice: iterating them would
         probe one past the end, which the task log shows as an error."""
-        from review_sentiment.register import register_candidate
+        from review_sentiment.gate import GatePolicy
+        from review_sentiment.register import register as run_register
 
         with stage() as s:
-            return register_candidate(
-                [t[XCOM_RUN_ID] for t in trained[:]], s.path(manifest), settings=s.settings,
+            policy = GatePolicy(floor=s.params["promotion_floor"], beat_baseline=s.params["beat_baseline"],
+                                force=s.params["force_promote"])  # fmt: skip
+            return run_register(
+                [t[XCOM_RUN_ID] for t in trained[:]], s.path(manifest), settings=s.settings, policy=policy,
                 baseline_run_id=linear[XCOM_RUN_ID], label_stats_path=s.path(label_stats),
-                floor=s.params["promotion_floor"], pipeline_run_id=s.pipeline_run_id,
-                force=s.params["force_promote"], beat_baseline=s.params["beat_baseline"],
+                pipeline_run_id=s.pipeline_run_id, settle=False,
             ).to_dict()  # fmt: skip
 
     @task.branch(task_id=ids.DECIDE)

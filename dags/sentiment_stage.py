@@ -93,7 +93,7 @@ class Stage:
     def week_result(registered: Mapping[str, Any], monitored: Mapping[str, Any]) -> Any:
         """``register``'s result with the week's champion-monitoring alert (a ``RegisterResult``),
         from the two tasks' return values."""
-        from review_sentiment.registry import RegisterResult
+        from review_sentiment.decision import RegisterResult
 
         return RegisterResult.from_dict({**registered, "monitoring": monitored["alert"]})
 

@@ -40,7 +40,7 @@ def _failed_tasks(dag_run: Any, session: Any) -> list[str]:
 
 
 def _note(dag_run: Any, session: Any, failed: bool) -> str | None:
-    from review_sentiment.registry import RegisterResult
+    from review_sentiment.decision import RegisterResult
 
     outcome = _outcome(dag_run, session)
     if outcome is not None:

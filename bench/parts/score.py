@@ -37,7 +37,7 @@ def _score_champion(work: Path, tracking_uri: str) -> dict[str, Any]:
     from review_sentiment import names
     from review_sentiment.ingest import ingest
     from review_sentiment.preprocess import PreprocessSettings, preprocess
-    from review_sentiment.registry import register_version
+    from review_sentiment.versions import register_version
     from review_sentiment.tokenize import tokenize
     from review_sentiment.tracking import ensure_experiment, model_uri
     from review_sentiment.train import train

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from review_sentiment import registry, schema, scoring
+from review_sentiment import schema, scoring, versions
 from review_sentiment.config import (
     CHAMPION_ALIAS,
     DEFAULT_RESCORE_DAYS,
@@ -139,12 +139,12 @@ def resolve_champion(settings: Settings, expected_version: str | None = None) ->
     """
     from review_sentiment.tracking import client
 
-    version = registry.champion_version(client(settings.tracking_uri), settings.model_name)
+    version = versions.champion_version(client(settings.tracking_uri), settings.model_name)
     if version is None:
         return NoChampion(
             settings.model_name, f"{settings.model_name} has no {CHAMPION_ALIAS} yet: nothing to score"
         )
-    found = Champion(settings.model_name, str(version.version), registry.version_threshold(version))
+    found = Champion(settings.model_name, str(version.version), versions.version_threshold(version))
     if expected_version is not None and str(expected_version) != found.version:
         log.info("the event announced v%s; the champion is now v%s: scoring with v%s",
                  expected_version, found.version, found.version)  # fmt: skip

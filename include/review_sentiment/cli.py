@@ -199,11 +199,12 @@ def _register_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
 
 def _register(args: argparse.Namespace, settings: Settings) -> str:
     from review_sentiment.artifacts import write_json
+    from review_sentiment.gate import GatePolicy
     from review_sentiment.register import register
 
     result = register(
         args.runs.split(","), args.input, settings=settings, baseline_run_id=args.baseline_run,
-        floor=args.floor, pipeline_run_id=args.pipeline_run_id, force=args.force,
+        policy=GatePolicy(floor=args.floor, force=args.force), pipeline_run_id=args.pipeline_run_id,
     )  # fmt: skip
     write_json(args.output / "register.json", result.to_dict())
     if not result.promoted:
@@ -216,7 +217,7 @@ def _champion_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
 
 
 def _champion(args: argparse.Namespace, settings: Settings) -> str:
-    from review_sentiment.registry import describe_champion
+    from review_sentiment.versions import describe_champion
 
     return describe_champion(settings.tracking_uri, settings.model_name)
 

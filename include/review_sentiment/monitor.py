@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from review_sentiment import names, registry, schema, scoring
+from review_sentiment import names, schema, scoring, versions
 from review_sentiment.config import DEFAULT_MONITOR_FLOOR, DEFAULT_MONITOR_MARGIN, Settings
 from review_sentiment.errors import DataContractError
 
@@ -95,7 +95,7 @@ def monitor_champion(
 
     result = MonitorResult(week=week)
     mlflow_client = client(settings.tracking_uri)
-    champion = registry.champion_version(mlflow_client, settings.model_name)
+    champion = versions.champion_version(mlflow_client, settings.model_name)
     if champion is None:
         result.note = "no champion to monitor yet"
         return result
@@ -114,7 +114,7 @@ def monitor_champion(
         return result
     probability = scoring.score(f"models:/{settings.model_name}/{champion.version}", frame)
     labels = frame[schema.LABEL].to_numpy(dtype=int)
-    result.scores = binary_metrics(labels, probability, registry.version_threshold(champion))
+    result.scores = binary_metrics(labels, probability, versions.version_threshold(champion))
     own = champion.tags.get(f"{names.CANDIDATE_SCORES}roc_auc")
     result.alert = alert_for(result.scores, float(own) if own else None, floor, margin)
     experiment_id = ensure_experiment(settings.experiment_name, settings.tracking_uri)

@@ -20,6 +20,7 @@ def main() -> int:
     import mlflow.pyfunc  # noqa: F401
 
     from review_sentiment.config import Settings
+    from review_sentiment.gate import GatePolicy
     from review_sentiment.register import register
 
     # The lock and artifact root come from the environment the test gives this process.
@@ -33,7 +34,7 @@ def main() -> int:
                 [run_id],
                 manifest,
                 settings=dataclasses.replace(settings, model_name=model_name),
-                floor=0.5,
+                policy=GatePolicy(floor=0.5),
                 pipeline_run_id=pipeline_run_id,
             ).to_dict()
         except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on it

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from review_sentiment.config import CHAMPION_ALIAS, Settings
+from review_sentiment.gate import GatePolicy
 from review_sentiment.ingest import ingest
 from review_sentiment.model import GridPoint
 from review_sentiment.preprocess import PreprocessSettings, preprocess
@@ -69,7 +70,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer,
         [good_run, bad_run],
         manifest,
         settings=_settings(mlflow_server.url),
-        floor=0.8,
+        policy=GatePolicy(floor=0.8),
         pipeline_run_id="week-1",
     )
     return {
@@ -150,7 +151,7 @@ def test_second_register_for_same_run_is_a_no_op(pipeline) -> None:
         [pipeline["good_run"], pipeline["bad_run"]],
         pipeline["manifest"],
         settings=_settings(pipeline["url"]),
-        floor=0.8,
+        policy=GatePolicy(floor=0.8),
         pipeline_run_id="week-1",
     )
     assert again.reused
@@ -165,7 +166,7 @@ def test_gate_refuses_a_worse_candidate(pipeline) -> None:
         [pipeline["bad_run"]],
         pipeline["manifest"],
         settings=_settings(pipeline["url"]),
-        floor=0.8,
+        policy=GatePolicy(floor=0.8),
         pipeline_run_id="week-2-bad",
     )
     assert not refused.promoted
@@ -207,8 +208,8 @@ def test_a_champion_without_a_training_record_is_not_compared_silently(pipeline)
     )  # as before the record
     try:
         result = register(
-            [pipeline["good_run"]], pipeline["manifest"], settings=_settings(pipeline["url"]), floor=0.8,
-            pipeline_run_id="week-legacy-champion",
+            [pipeline["good_run"]], pipeline["manifest"], settings=_settings(pipeline["url"]),
+            policy=GatePolicy(floor=0.8), pipeline_run_id="week-legacy-champion",
         )  # fmt: skip
     finally:
         client.set_model_version_tag(MODEL, champion.version, "training.reviews_digest", digest)
@@ -360,7 +361,7 @@ def test_a_candidate_that_loses_to_the_baseline_is_refused(pipeline) -> None:
         pipeline["manifest"],
         baseline_run_id=baseline_run,
         settings=_settings(pipeline["url"]),
-        floor=0.8,
+        policy=GatePolicy(floor=0.8),
         pipeline_run_id="week-baseline",
     )
     assert not result.promoted
@@ -420,7 +421,7 @@ def test_a_week_with_drifted_labels_is_trained_and_registered_but_not_promoted(
         pipeline["manifest"],
         label_stats_path=stats,
         settings=_settings(pipeline["url"], root),
-        floor=0.8,
+        policy=GatePolicy(floor=0.8),
         pipeline_run_id="week-drift",
     )
     assert not result.promoted
@@ -458,7 +459,7 @@ def test_a_candidate_trained_on_30_percent_noisy_labels_loses_to_the_champion(
         [noisy_run],
         pipeline["manifest"],
         settings=_settings(pipeline["url"]),
-        floor=0.5,
+        policy=GatePolicy(floor=0.5),
         pipeline_run_id="week-noisy",
     )
     assert not result.promoted, result.reason
