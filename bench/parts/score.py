@@ -37,10 +37,10 @@ def _score_champion(work: Path, tracking_uri: str) -> dict[str, Any]:
     from review_sentiment import names
     from review_sentiment.ingest import ingest
     from review_sentiment.preprocess import PreprocessSettings, preprocess
-    from review_sentiment.versions import register_version
     from review_sentiment.tokenize import tokenize
     from review_sentiment.tracking import ensure_experiment, model_uri
     from review_sentiment.train import train
+    from review_sentiment.versions import register_version
 
     snap = ingest(reviews_path(), work / "ingest")
     manifest = tokenize(preprocess(snap, work / "preprocess", PreprocessSettings()), work / "tokenize")
