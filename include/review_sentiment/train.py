@@ -101,7 +101,29 @@ def _log_datasets(data: Tokenized) -> None:
         dataset = mlflow.data.from_pandas(
             frame, source=str(data.manifest_path), targets=schema.LABEL, name=split
         )
-        mlflow.log_input(dataset, context=context)
+        log_input_once(dataset, context)
+
+
+# The mapped trains of one DAG run log the same splits (same digests) at the same moment: the
+# tracking store's insert of the shared dataset row can lose that race with a unique violation,
+# and a second attempt finds the row the winner wrote.
+_DATASET_RACE = ("dataset_pk", "UNIQUE constraint failed: datasets", "duplicate key value")
+
+
+def log_input_once(dataset: Any, context: str, attempts: int = 3) -> None:
+    """``mlflow.log_input``, retried when a parallel run inserted the same dataset first."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, attempts + 1):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException as exc:
+            if attempt == attempts or not any(marker in str(exc) for marker in _DATASET_RACE):
+                raise
+            log.info("dataset %s was being logged by a parallel run; retrying", dataset.name)
+            time.sleep(0.2 * attempt)
 
 
 def _inputs(data: Tokenized, split: str, point: GridPoint) -> dict[str, Any]:
