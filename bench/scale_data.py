@@ -102,7 +102,8 @@ def scale_reviews(
     """
     import pandas as pd
 
-    from review_sentiment.preprocess import PreprocessSettings, TextCleaner
+    from review_sentiment.cleaning_rules import PreprocessSettings
+    from review_sentiment.preprocess import TextCleaner
 
     cleaner = TextCleaner(PreprocessSettings.notebook())
     is_content = content_word_test(cleaner.stopwords)

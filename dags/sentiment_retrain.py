@@ -45,9 +45,9 @@ from sentiment_stage import Approval, stage, task_defaults
 from review_sentiment import config
 from review_sentiment import task_ids as ids
 from review_sentiment.approval import DEFAULT_TIMEOUT_HOURS
+from review_sentiment.cleaning_rules import PreprocessSettings
 from review_sentiment.model import GRIDS, GridPoint, grid_point_json_schema
 from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
-from review_sentiment.preprocess import PreprocessSettings
 
 log = logging.getLogger(__name__)
 SETTINGS = config.Settings.from_env()  # environment only: no network, DB or Variable look-ups
@@ -165,7 +165,7 @@ with DAG(
     @task(task_id=ids.PREPROCESS, execution_timeout=timedelta(minutes=20))
     def preprocess(snapshot: str) -> str:
         """Clean the texts (cached across runs: only reviews not cleaned before are cleaned)."""
-        from review_sentiment.preprocess import PreprocessSettings
+        from review_sentiment.cleaning_rules import PreprocessSettings
         from review_sentiment.preprocess import preprocess as run_preprocess
 
         with stage() as s:

@@ -91,8 +91,8 @@ def _full_run(name: str, conf: dict[str, Any] | None) -> dict[str, Any]:
 
 def measure() -> dict[str, Any]:
     """The whole DAG on the full data, as `make run` runs it: classic grid, then default params."""
+    from review_sentiment.cleaning_rules import PreprocessSettings
     from review_sentiment.model import GRIDS
-    from review_sentiment.preprocess import PreprocessSettings
 
     # The original notebook's run reproduced: its grid and its preprocessing switches where they
     # differ from the DAG's defaults (stopwords dropped, no title or negations); its models cannot

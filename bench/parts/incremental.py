@@ -22,8 +22,9 @@ def _incremental(factor: int, repeats: int) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
+    from review_sentiment.cleaning_rules import PreprocessSettings
     from review_sentiment.layout import OUTPUT_NAME, SETTINGS_NAME
-    from review_sentiment.preprocess import PreprocessSettings, TextCleaner, clean_frame, preprocess
+    from review_sentiment.preprocess import TextCleaner, clean_frame, preprocess
     from review_sentiment.preprocess_cache import PreprocessCache, cleaner_input_array
 
     settings = PreprocessSettings()

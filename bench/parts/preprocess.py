@@ -20,7 +20,8 @@ def measure(seed_rows: int, repeats: int) -> dict[str, Any]:
 
     from bench.seed_baseline import FIXED_PATTERN, SEED_PATTERN, seed_clean
     from review_sentiment import schema
-    from review_sentiment.preprocess import PreprocessSettings, TextCleaner, clean_frame
+    from review_sentiment.cleaning_rules import PreprocessSettings
+    from review_sentiment.preprocess import TextCleaner, clean_frame
 
     frame = pd.read_parquet(snapshot(1))
     texts = frame[schema.TEXT].tolist()

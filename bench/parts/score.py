@@ -35,8 +35,9 @@ def _score_champion(work: Path, tracking_uri: str) -> dict[str, Any]:
     from mlflow import MlflowClient
 
     from review_sentiment import names
+    from review_sentiment.cleaning_rules import PreprocessSettings
     from review_sentiment.ingest import ingest
-    from review_sentiment.preprocess import PreprocessSettings, preprocess
+    from review_sentiment.preprocess import preprocess
     from review_sentiment.tokenize import tokenize
     from review_sentiment.tracking import ensure_experiment, model_uri
     from review_sentiment.train import train

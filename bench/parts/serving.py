@@ -62,8 +62,9 @@ def measure(repeats: int) -> dict[str, Any]:
     from bench.cores import brief_core, write_core, write_legacy
     from review_sentiment import names, schema
     from review_sentiment.artifacts import write_json
+    from review_sentiment.cleaning_rules import PreprocessSettings
     from review_sentiment.model import GRIDS, GridPoint
-    from review_sentiment.preprocess import PreprocessSettings, preprocess
+    from review_sentiment.preprocess import preprocess
     from review_sentiment.scoring import model_request
     from review_sentiment.tokenize import Tokenized, tokenize
 

@@ -33,7 +33,7 @@ from review_sentiment.config import (
 from review_sentiment.errors import GateRefused, PipelineError
 
 if TYPE_CHECKING:
-    from review_sentiment.preprocess import PreprocessSettings
+    from review_sentiment.cleaning_rules import PreprocessSettings
 
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
@@ -106,7 +106,7 @@ def _synthesize(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _preprocess_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
-    from review_sentiment.preprocess import PreprocessSettings
+    from review_sentiment.cleaning_rules import PreprocessSettings
 
     defaults = {f.name: f.default for f in fields(PreprocessSettings)}
     p.add_argument("--input", type=Path, required=True, help="ingest's reviews.parquet")
@@ -124,7 +124,7 @@ def _preprocess_arguments(p: argparse.ArgumentParser, settings: Settings) -> Non
 
 def preprocess_settings(args: argparse.Namespace) -> PreprocessSettings:
     """The ``PreprocessSettings`` the parsed ``preprocess`` flags ask for."""
-    from review_sentiment.preprocess import PreprocessSettings
+    from review_sentiment.cleaning_rules import PreprocessSettings
 
     return PreprocessSettings(**{name: getattr(args, name) for name in PREPROCESS_SWITCHES})
 

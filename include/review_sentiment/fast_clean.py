@@ -24,7 +24,7 @@ from review_sentiment.cleaning_rules import CANT, LOWER_LETTERS
 if TYPE_CHECKING:
     import numpy as np
 
-    from review_sentiment.preprocess import TextCleaner
+    from review_sentiment.cleaning_rules import Cleaner
 
 # Little-endian masks that keep the first n bytes of an 8-byte window, n = 0..8.
 _WINDOW_MASKS = tuple((1 << (8 * n)) - 1 for n in range(9))
@@ -33,7 +33,7 @@ _WINDOW_MASKS = tuple((1 << (8 * n)) - 1 for n in range(9))
 _KEY_BYTES = 16
 
 
-def clean_batch(cleaner: TextCleaner, texts: list[str]) -> list[str]:
+def clean_batch(cleaner: Cleaner, texts: list[str]) -> list[str]:
     """``cleaner.clean`` of each of ``texts`` (titles already joined), done in bulk.
 
     Only the texts that need a Python-only step (non-ASCII, ``&`` to unescape) go through

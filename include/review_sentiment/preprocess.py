@@ -18,7 +18,7 @@ import dataclasses
 import html
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +30,7 @@ from review_sentiment.cleaning_rules import (
     LOWER_LETTERS,
     NEGATED_AUXILIARIES,
     NEGATIONS,
+    PreprocessSettings,
     with_title,
 )
 from review_sentiment.config import NLTK_DATA_DIR
@@ -47,32 +48,6 @@ CLEAN_TITLE = "clean_title"
 # Bump whenever TextCleaner can give a different output for the same input and settings: it is
 # part of the cache fingerprint, so old cache entries stop matching.
 CLEANER_VERSION = 2  # 2: invisible format characters are deleted, not made separators
-
-
-@dataclass(frozen=True)
-class PreprocessSettings:
-    """Switches over the classic steps. The defaults are what the DAG runs (one truth for the CLI,
-    the DAG's params and the bench); :meth:`notebook` gives the original notebook's switches.
-
-    Attributes:
-        keep_negations: Keep no/nor/not and map the n't forms to "not".
-        use_title: Prepend the review title to its text, and clean the title alone too
-            (``clean_title``).
-        unescape_html: Turn entities such as ``&#39;`` back into characters first.
-        remove_stopwords: Drop NLTK's English stopwords (the classic step). Off keeps words
-            such as "too", "but" and "very" that carry sentiment in reviews ("too small").
-    """
-
-    keep_negations: bool = True
-    use_title: bool = True
-    unescape_html: bool = True
-    remove_stopwords: bool = False
-
-    @classmethod
-    def notebook(cls, **changes: bool) -> PreprocessSettings:
-        """The original notebook's steps (stopwords dropped, no title, negations dropped; regex
-        fixed), with ``changes``: the seed comparison and the bench's classic cleaner."""
-        return cls(**{"keep_negations": False, "use_title": False, "remove_stopwords": True, **changes})
 
 
 def english_stopwords() -> frozenset[str]:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from review_sentiment.preprocess import PreprocessSettings, TextCleaner
+    from review_sentiment.cleaning_rules import Cleaner, PreprocessSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ CACHE_SETTINGS_NAME = "settings.json"  # what the fingerprint hashes, for a read
 CACHE_INPUT, CACHE_OUTPUT = "input", "clean_text"
 
 
-def cache_fingerprint(cleaner: TextCleaner) -> str:
+def cache_fingerprint(cleaner: Cleaner) -> str:
     """Short hash of everything besides the input text that decides the output.
 
     That is what the cleaner reports (:meth:`TextCleaner.identity`: settings, stopwords, its
@@ -45,7 +45,7 @@ def cache_fingerprint(cleaner: TextCleaner) -> str:
     return hashlib.sha256(json.dumps(_cache_identity(cleaner), sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _cache_identity(cleaner: TextCleaner) -> dict[str, object]:
+def _cache_identity(cleaner: Cleaner) -> dict[str, object]:
     return {**cleaner.identity(), "cache_format": CACHE_FORMAT}
 
 
@@ -67,7 +67,7 @@ class PreprocessCache:
     empty (it is fully validated before use): the cache never fails a run.
     """
 
-    def __init__(self, cache_dir: str | Path, cleaner: TextCleaner) -> None:
+    def __init__(self, cache_dir: str | Path, cleaner: Cleaner) -> None:
         import pyarrow as pa
 
         self.cleaner = cleaner

@@ -5,10 +5,10 @@ as the ``reviews`` role and through the same URI as the Airflow connection ``rev
 (``AIRFLOW_CONN_REVIEWS_DB``), before the scheduler starts; the stack's DAG then reads the table
 (``SENTIMENT_SOURCE=postgres:reviews``).
 
-    python -m review_sentiment.reviews_db seed [--source URI | --source-env VAR] [--table NAME]
-                                               [--path FILE] [--weeks 12]
+    python -m review_sentiment.reviews_loader seed [--source URI | --source-env VAR] [--table NAME]
+                                                   [--path FILE] [--weeks 12]
 
-(the command line: :mod:`review_sentiment.reviews_db_cli`).
+(the reviews-loader's command, in :mod:`review_sentiment.reviews_loader`).
 
 The table's one definition (:func:`table_ddl`: the original columns, keyed on ``review_id``,
 plus ``ingested_at``) and its writers live here: :func:`load_table` upserts a file's reviews
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -302,10 +301,3 @@ def _stats(cur: object, ident: object) -> tuple[int, datetime | None, datetime |
     cur.execute(sql.SQL("SELECT count(*), min(ingested_at), max(ingested_at) FROM {t}").format(t=ident))
     rows, first, last = cur.fetchone()
     return rows, first and first.astimezone(UTC), last and last.astimezone(UTC)
-
-
-if __name__ == "__main__":
-    # The command line lives in its own module; this keeps ``python -m review_sentiment.reviews_db``.
-    from review_sentiment.reviews_db_cli import main
-
-    sys.exit(main())

@@ -7,7 +7,8 @@ import nltk.stem.porter
 import pytest
 
 from bench.seed_baseline import FIXED_PATTERN, SEED_PATTERN, seed_clean
-from review_sentiment.preprocess import PreprocessSettings, TextCleaner
+from review_sentiment.cleaning_rules import PreprocessSettings
+from review_sentiment.preprocess import TextCleaner
 
 # Hand-worked through the seed's steps: letters only (by its regex), lowercase, split, drop NLTK
 # stopwords, Porter stems.

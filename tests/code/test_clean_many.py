@@ -8,8 +8,9 @@ import os
 import pandas as pd
 import pytest
 
+from review_sentiment.cleaning_rules import PreprocessSettings
 from review_sentiment.config import Settings
-from review_sentiment.preprocess import PreprocessSettings, TextCleaner
+from review_sentiment.preprocess import TextCleaner
 from tests.data.test_pathological_text import PATHOLOGICAL, long_review
 
 ALL_SETTINGS = [PreprocessSettings(*flags) for flags in itertools.product([False, True], repeat=4)]

@@ -10,13 +10,12 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.artifacts import read_json
-from review_sentiment.cleaning_rules import CANT, NEGATED_AUXILIARIES, NEGATIONS
+from review_sentiment.cleaning_rules import CANT, NEGATED_AUXILIARIES, NEGATIONS, PreprocessSettings
 from review_sentiment.config import NLTK_DATA_DIR
 from review_sentiment.layout import OUTPUT_NAME, SETTINGS_NAME
 from review_sentiment.preprocess import (
     CLEAN,
     CLEAN_TITLE,
-    PreprocessSettings,
     TextCleaner,
     clean_frame,
     clean_reviews,

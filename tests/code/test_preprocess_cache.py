@@ -13,9 +13,10 @@ import pytest
 import review_sentiment.preprocess as pre
 import review_sentiment.preprocess_cache as cache_module
 from review_sentiment import schema
+from review_sentiment.cleaning_rules import PreprocessSettings
 from review_sentiment.cli import main as cli_main
 from review_sentiment.layout import OUTPUT_NAME, SETTINGS_NAME
-from review_sentiment.preprocess import CLEAN, CLEAN_TITLE, PreprocessSettings, TextCleaner, preprocess
+from review_sentiment.preprocess import CLEAN, CLEAN_TITLE, TextCleaner, preprocess
 from review_sentiment.preprocess_cache import (
     CACHE_INPUT,
     CACHE_OUTPUT,

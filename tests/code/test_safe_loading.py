@@ -97,8 +97,9 @@ def test_the_scan_finds_each_unsafe_pattern(snippet: str, problem: str) -> None:
 
 def _context(tmp_path: Path, keras_path: Path) -> SimpleNamespace:
     from review_sentiment.artifacts import write_json
+    from review_sentiment.cleaning_rules import PreprocessSettings
     from review_sentiment.names import ARTIFACT_DECISION, ARTIFACT_KERAS, ARTIFACT_PREPROCESS
-    from review_sentiment.preprocess import PreprocessSettings, settings_payload
+    from review_sentiment.preprocess import settings_payload
 
     preprocess = write_json(tmp_path / "preprocess.json", settings_payload(PreprocessSettings.notebook()))
     decision = write_json(tmp_path / "decision.json", {"threshold": 0.5})

@@ -18,8 +18,9 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.artifacts import read_json
+from review_sentiment.cleaning_rules import PreprocessSettings
 from review_sentiment.model import GridPoint, build_model
-from review_sentiment.preprocess import CLEAN, PreprocessSettings, preprocess
+from review_sentiment.preprocess import CLEAN, preprocess
 from review_sentiment.synthetic import synthetic_rows
 from review_sentiment.tokenize import Tokenized, tokenize
 from review_sentiment.train import _inputs, export_legacy_serving_model

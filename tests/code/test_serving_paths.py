@@ -20,6 +20,7 @@ import pytest
 
 from bench.cores import brief_core, core_inputs, write_core, write_legacy
 from review_sentiment.artifacts import read_json, write_json
+from review_sentiment.cleaning_rules import PreprocessSettings
 from review_sentiment.features import TITLE_BLOCK
 from review_sentiment.model import DEFAULT_GRID, GridPoint
 from review_sentiment.names import (
@@ -27,7 +28,7 @@ from review_sentiment.names import (
     ARTIFACT_KERAS,
     ARTIFACT_PREPROCESS,
 )
-from review_sentiment.preprocess import PreprocessSettings, preprocess
+from review_sentiment.preprocess import preprocess
 from review_sentiment.pyfunc_model import SentimentModel
 from review_sentiment.scoring import model_request
 from review_sentiment.tokenize import Tokenized, make_ngram_vectorizer, tokenize

@@ -8,9 +8,10 @@ import pytest
 
 from review_sentiment import schema
 from review_sentiment.artifacts import read_json
+from review_sentiment.cleaning_rules import PreprocessSettings
 from review_sentiment.errors import DataContractError
 from review_sentiment.features import SequenceEncoder
-from review_sentiment.preprocess import CLEAN, CLEAN_TITLE, PreprocessSettings, clean_frame, preprocess
+from review_sentiment.preprocess import CLEAN, CLEAN_TITLE, clean_frame, preprocess
 from review_sentiment.synthetic import synthetic_rows
 from review_sentiment.tokenize import (
     SPLIT_COLUMNS,

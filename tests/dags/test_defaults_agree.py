@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from review_sentiment import cli, config, task_ids
+from review_sentiment.cleaning_rules import PreprocessSettings
 from review_sentiment.model import GridPoint
-from review_sentiment.preprocess import PreprocessSettings
 from review_sentiment.synthetic import write_synthetic_csv
 
 DAGS = config.PROJECT_ROOT / "dags"

@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 
 from review_sentiment import schema
+from review_sentiment.cleaning_rules import PreprocessSettings
 from review_sentiment.features import SequenceEncoder
 from review_sentiment.ingest import ingest
-from review_sentiment.preprocess import CLEAN, PreprocessSettings, TextCleaner, preprocess
+from review_sentiment.preprocess import CLEAN, TextCleaner, preprocess
 from tests.data.test_malformed_input import csv_text, rows
 
 MB = 1_000_000

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from review_sentiment import schema
-from review_sentiment.preprocess import CLEAN, CLEAN_TITLE, PreprocessSettings, clean_frame
+from review_sentiment.cleaning_rules import PreprocessSettings
+from review_sentiment.preprocess import CLEAN, CLEAN_TITLE, clean_frame
 from review_sentiment.tokenize import split_frame
 from review_sentiment.validate import validate_reviews
 from tests.support.hashing import text_hashes

@@ -257,7 +257,7 @@ def test_two_seeds_at_once_load_the_file_once(reviews_db: str, review_file: Path
 # --- the command the compose job runs ------------------------------------------------------------------
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "review_sentiment.reviews_db", "seed", *args],
+        [sys.executable, "-m", "review_sentiment.reviews_loader", "seed", *args],
         env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
 

@@ -20,11 +20,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from review_sentiment.cleaning_rules import PreprocessSettings
 from review_sentiment.config import CHAMPION_ALIAS, Settings
 from review_sentiment.gate import GatePolicy
 from review_sentiment.ingest import ingest
 from review_sentiment.model import GridPoint
-from review_sentiment.preprocess import PreprocessSettings, preprocess
+from review_sentiment.preprocess import preprocess
 from review_sentiment.register import register
 from review_sentiment.reviews_db import load_table
 from review_sentiment.tokenize import tokenize

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 from review_sentiment import schema
+from review_sentiment.cleaning_rules import PreprocessSettings
 from review_sentiment.ingest import ingest
 from review_sentiment.model import GRIDS, GridPoint
 from review_sentiment.names import VALIDATION_METRIC
-from review_sentiment.preprocess import PreprocessSettings, preprocess
+from review_sentiment.preprocess import preprocess
 from review_sentiment.synthetic import write_synthetic_csv
 from review_sentiment.tokenize import Tokenized, tokenize
 from review_sentiment.tracking import ensure_experiment, model_uri

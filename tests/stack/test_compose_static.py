@@ -576,7 +576,7 @@ def test_postgres_creates_the_reviews_role_and_database_on_first_start(services:
 def test_reviews_loader_seeds_the_table_once_before_the_task_runners_start(services: dict[str, dict]) -> None:
     loader = services["reviews-loader"]
     args = _args(loader["command"])
-    assert args[:4] == ["python", "-m", "review_sentiment.reviews_db", "seed"]
+    assert args[:4] == ["python", "-m", "review_sentiment.reviews_loader", "seed"]
     # The same URI as the task runners' connection, read from the environment: the loader fills
     # the table the DAG reads, and the password stays off the command line.
     assert _option(args, "--source-env") == REVIEWS_CONN

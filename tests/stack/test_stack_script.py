@@ -262,7 +262,7 @@ def test_the_reviews_loader_runs_the_stage_package_against_the_local_postgres(st
     mapper, programs = _programs(stack)
     loader = programs["reviews-loader"]
     assert Path(loader.argv[0]) == Path(sys.executable).parent / "python"
-    assert loader.argv[1:] == ["-m", "review_sentiment.reviews_db", "seed", "--source-env",
+    assert loader.argv[1:] == ["-m", "review_sentiment.reviews_loader", "seed", "--source-env",
                                "AIRFLOW_CONN_REVIEWS_DB", "--table", "reviews", "--weeks", "12"]  # fmt: skip
     assert loader.restart == "no"
     assert mapper.health("reviews-loader").argv is None, "a one-shot job: done when it exits 0"

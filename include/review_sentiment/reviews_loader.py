@@ -1,7 +1,7 @@
-"""The command line of :mod:`review_sentiment.reviews_db` (run as ``python -m review_sentiment.reviews_db``).
+"""The reviews-loader service's command: seeds :mod:`review_sentiment.reviews_db`'s table.
 
-    python -m review_sentiment.reviews_db seed [--source URI | --source-env VAR] [--table NAME]
-                                               [--path FILE] [--weeks 12]
+    python -m review_sentiment.reviews_loader seed [--source URI | --source-env VAR] [--table NAME]
+                                                   [--path FILE] [--weeks 12]
 
 Exit codes: 0 loaded or nothing to do, 2 bad input (retrying cannot help), 1 database error.
 """
@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     from review_sentiment.config import Settings
 
     parser = argparse.ArgumentParser(
-        prog="python -m review_sentiment.reviews_db",
+        prog="python -m review_sentiment.reviews_loader",
         description="The stack's reviews database: a reviews table seeded once from the review file.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,3 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(result.summary())
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
