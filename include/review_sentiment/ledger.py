@@ -110,16 +110,20 @@ def parse_ledger(tags: Mapping[str, str]) -> list[Entry]:
     return sorted(entries, key=lambda e: e.seq)
 
 
-def find_entry(entries: Sequence[Entry], run: str, to_version: str) -> Entry | None:
+def find_entry(
+    entries: Sequence[Entry], run: str, to_version: str, from_version: str | None = None
+) -> Entry | None:
     """The entry an earlier try of this same move wrote, or None.
 
     A DAG run moves the alias to a version at most once, so its entry is found anywhere in the
-    ledger. Shell moves all share the run ``cli``: only the newest entry can be the unfinished
-    try of this one (an older one is an earlier, separate move to the same version).
+    ledger. Shell moves all share the run ``cli``: only the newest entry, from the same champion
+    (``from_version``), can be the unfinished try of this one (an older one is an earlier,
+    separate move to the same version).
     """
     if run == CLI_RUN:
         last = entries[-1] if entries else None
-        return last if last is not None and last.run == run and last.to_version == str(to_version) else None
+        same = last is not None and (last.run, last.to_version) == (run, str(to_version))
+        return last if same and last.from_version == from_version else None
     return next((e for e in reversed(entries) if e.run == run and e.to_version == str(to_version)), None)
 
 
@@ -178,7 +182,7 @@ def record_move(mlflow_client: Any, model_name: str, move: Move) -> tuple[Entry,
         The entry, and whether this call wrote it (False: found, written by an earlier try).
     """
     entries = read_ledger(mlflow_client, model_name)
-    found = find_entry(entries, move.run or CLI_RUN, move.to_version)
+    found = find_entry(entries, move.run or CLI_RUN, move.to_version, move.from_version)
     if found is not None:
         log.info("ledger: entry #%d of this move is already there; not written again", found.seq)
         return found, False

@@ -83,9 +83,11 @@ def test_find_entry_finds_a_dag_runs_move_anywhere() -> None:
 def test_find_entry_for_the_shell_looks_only_at_the_newest() -> None:
     """Every shell move is run "cli": an older cli move to v1 is a separate, finished move."""
     entries = ledger_of(entry(1, "2", "1", run="cli"), entry(2, "1", "2", run="d/b"))
-    assert find_entry(entries, "cli", "1") is None
+    assert find_entry(entries, "cli", "1", "2") is None
     unfinished = ledger_of(*entries, entry(3, "2", "1", run="cli"))
-    assert find_entry(unfinished, "cli", "1") == unfinished[-1]
+    assert find_entry(unfinished, "cli", "1", "2") == unfinished[-1]
+    # The alias moved on (outside the ledger) since: a new move, not the same one.
+    assert find_entry(unfinished, "cli", "1", "3") is None
 
 
 def test_previous_champion_is_where_the_newest_move_to_the_current_came_from() -> None:
