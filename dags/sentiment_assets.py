@@ -1,9 +1,10 @@
 """The Airflow Assets of the sentiment DAGs, made in this one place (their names and URIs are in
 ``review_sentiment.names``) and imported by both DAG files.
 
-* ``CHAMPION``: the registered model's champion. ``sentiment_retrain``'s ``promote`` emits an
-  event on it, through the alias ``CHAMPION_MOVED``, only when it moved the alias; the event's
-  extra holds the new version. ``sentiment_score`` is scheduled on it (or daily).
+* ``CHAMPION``: the registered model's champion. ``sentiment_retrain``'s ``promote`` and
+  ``sentiment_rollback``'s ``rollback`` emit an event on it, through the alias ``CHAMPION_MOVED``,
+  only when they moved the alias; the event's extra holds the new version. ``sentiment_score`` is
+  scheduled on it (or daily).
 * ``REVIEWS``: the default reviews source (``SENTIMENT_SOURCE``), an inlet of the tasks that read it.
 * ``PREDICTIONS``: where ``sentiment_score`` writes (``SENTIMENT_PREDICTIONS``), its outlet.
 

@@ -262,7 +262,7 @@ with DAG(
         with stage() as s:
             week = s.week_result(s.pull(ids.REGISTER), s.pull(ids.MONITOR_CHAMPION))
             done = run_promote(
-                week, s.path(s.pull(ids.TOKENIZE)), settings=s.settings,
+                week, s.path(s.pull(ids.TOKENIZE)), settings=s.settings, approved_by=s.approver(),
                 label_stats_path=s.path(s.pull(ids.INGEST, "label_stats")), pipeline_run_id=s.pipeline_run_id,
             ).to_dict()  # fmt: skip
             s.announce(done["outcome"], done)

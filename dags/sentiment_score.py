@@ -18,9 +18,10 @@ Scores the reviews that arrived in the run's window with the current champion of
   `predictions.parquet` in the task's folder under `$SENTIMENT_ARTIFACT_ROOT`.
 
 **When it runs.** Daily (`SENTIMENT_SCORE_SCHEDULE`, 05:00 UTC), scoring the reviews that
-arrived (`ingested_at`) in the day before; and whenever `sentiment_retrain`'s `promote` moves the
-champion (the Asset `sentiment_champion`), re-scoring the last *Re-score days* ending when
-the event arrived, with the new version. A review file has no arrival times: it is scored whole.
+arrived (`ingested_at`) in the day before; and whenever `sentiment_retrain`'s `promote` or a
+`sentiment_rollback` run moves the champion (the Asset `sentiment_champion`), re-scoring the last
+*Re-score days* ending when the event arrived, with the new version. A review file has no arrival
+times: it is scored whole.
 """
 
 from __future__ import annotations

@@ -126,12 +126,12 @@ class Stage:
         return str(found[-1]) if found and found[-1] is not None else None
 
     def emit_champion_moved(self, result: Mapping[str, Any], alias: Any, asset: Any) -> bool:
-        """After ``promote``: an event on the champion asset, through promote's alias outlet, only
-        when this run moved the alias; its extra records the new version. A try that finds the
+        """After ``promote`` (or a rollback): an event on the champion asset, through the task's alias
+        outlet, only when this run moved the alias; its extra records the new version. A try that finds the
         version already promoted by this run (``reused``) emits it only if no event says so yet:
         an earlier try that moved the alias and then crashed emitted nothing, while a cleared,
         successful promote did (``asset`` must be an inlet of the task, to read its events)."""
-        if result.get("outcome") != names.OUTCOME_PROMOTED:
+        if result.get("outcome") not in (names.OUTCOME_PROMOTED, names.OUTCOME_ROLLED_BACK):
             return False
         version = str(result["version"])
         if result.get("reused") and any(
@@ -159,6 +159,19 @@ class Stage:
         ti = self.context["ti"]
         outcome = from_result(kind, result, ti.dag_id, ti.run_id, monitoring or result.get("monitoring"))
         return send(outcome, self.settings, self.context)
+
+    @property
+    def triggering_user(self) -> str | None:
+        """Who triggered the DAG run (None for a scheduled or asset-triggered run)."""
+        return getattr(self.context["dag_run"], "triggering_user_name", None) or None
+
+    def approver(self) -> str | None:
+        """Who approved this run's promotion (the approval's responder), else who triggered a run
+        that forces it; None otherwise. For the champion ledger."""
+        responder = self.pull(task_ids.APPROVAL, names.XCOM_RESPONDER)
+        if responder:
+            return str(responder)
+        return self.triggering_user if self.params.get("force_promote") else None
 
     @property
     def mlflow_run(self) -> dict[str, Any]:
@@ -235,3 +248,12 @@ class Approval(HITLBranchOperator):
         ti = context["ti"]
         send(from_result("approval", result, ti.dag_id, ti.run_id), settings, context)
         return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Keep who answered (an XCom of its own: the return value is the branch taken), so that
+        ``promote`` records the approver in the champion ledger."""
+        user = event.get("responded_by_user") if isinstance(event, dict) else None
+        if user:
+            name = user.get("name") or user.get("id") if isinstance(user, dict) else str(user)
+            context["ti"].xcom_push(key=names.XCOM_RESPONDER, value=name)
+        return super().execute_complete(context, event)

@@ -284,6 +284,31 @@ def _predictions(args: argparse.Namespace, settings: Settings) -> str:
     )
 
 
+def _history_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
+    """No flags: the champion ledger of ``settings.model_name``."""
+
+
+def _history(args: argparse.Namespace, settings: Settings) -> str:
+    from review_sentiment.ledger import history
+    from review_sentiment.tracking import client
+
+    return history(client(settings.tracking_uri), settings.model_name)
+
+
+def _rollback_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
+    p.add_argument("--to", help="the version to restore (default: the champion before the current one)")
+    p.add_argument("--reason", required=True, help="why; recorded in the champion ledger")
+    p.add_argument("--force", action="store_true", help="also to an archived or never-passed version")
+
+
+def _rollback(args: argparse.Namespace, settings: Settings) -> str:
+    import getpass
+
+    from review_sentiment.rollback import rollback
+
+    return rollback(args.to, args.reason, settings=settings, force=args.force, by=getpass.getuser()).summary()
+
+
 @dataclass(frozen=True)
 class Command:
     """One subcommand: its help line, its flags and what it runs (returns the product's line)."""
@@ -322,6 +347,14 @@ COMMANDS: dict[str, Command] = {
     ),
     "predictions": Command(
         "summarise the newest predictions.parquet of sentiment_score", _predictions_arguments, _predictions
+    ),
+    "history": Command(
+        "print the champion ledger: every move of the alias, newest last", _history_arguments, _history
+    ),
+    "rollback": Command(
+        "move the champion back (default: to the previous one), recorded in the ledger",
+        _rollback_arguments,
+        _rollback,
     ),
 }
 

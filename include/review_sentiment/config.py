@@ -22,6 +22,7 @@ LOCAL_STATE_DIR = PROJECT_ROOT / ".local"
 
 RETRAIN_DAG_ID = "sentiment_retrain"
 SCORE_DAG_ID = "sentiment_score"
+ROLLBACK_DAG_ID = "sentiment_rollback"
 REGISTERED_MODEL_NAME = "customer-sentiment-analysis"
 EXPERIMENT_NAME = "sentiment-retrain"
 CHAMPION_ALIAS = "champion"

@@ -46,6 +46,7 @@ METRIC_BASELINE_MARGIN = "test_roc_auc_margin_over_baseline"  # on the candidate
 # --- XCom of the tasks that log to MLflow, read by the Airflow UI's extra links -----------------
 XCOM_RUN_ID = "run_id"
 XCOM_EXPERIMENT_ID = "experiment_id"
+XCOM_RESPONDER = "responded_by"  # the approval task's: who answered it, for the champion ledger
 
 # --- Model-version tags ------------------------------------------------------------------------
 TAG_PIPELINE_RUN = "pipeline_run_id"  # <dag_id>/<run_id>: one version per pipeline run
@@ -74,6 +75,7 @@ TAG_OUTCOME = "outcome"
 TAG_OUTCOME_REASON = "outcome.reason"
 OUTCOME_PROMOTED = "promoted"
 OUTCOME_KEPT = "kept"
+OUTCOME_ROLLED_BACK = "rolled_back"  # a rollback's result (sentiment_rollback, the CLI), not a tag
 # The reviews a version was trained and early-stopped on (ids, JSON) on its run, and their digest.
 SEEN_REVIEWS_ARTIFACT = "data/seen_review_ids.json"
 TAG_SEEN_REVIEWS = "training.reviews"

@@ -1,4 +1,5 @@
-"""Mail about a retraining run: a failure, a kept week, a promotion, an approval that waits.
+"""Mail about a retraining run: a failure, a kept week, a promotion, an approval that waits; and
+about a rollback of the champion.
 
 What to send, composed here (pure, no Airflow): :func:`message` builds the subject and HTML body
 from an :class:`Outcome` (escaped); :func:`compose` adds the recipients (``SENTIMENT_NOTIFY_TO``)
@@ -25,9 +26,15 @@ __all__ = ["KINDS", "Mail", "Outcome", "airflow_run_url", "compose", "from_resul
 
 log = logging.getLogger(__name__)
 
-KINDS = ("promoted", "kept", "failed", "approval")
+KINDS = ("promoted", "kept", "failed", "approval", "rolled_back")
 _MISSING = "n/a"
-_OUTCOME_WORD = {"promoted": "promoted", "kept": "kept", "failed": "FAILED", "approval": "approval waiting"}
+_OUTCOME_WORD = {
+    "promoted": "promoted",
+    "kept": "kept",
+    "failed": "FAILED",
+    "approval": "approval waiting",
+    "rolled_back": "rolled back",
+}
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,8 @@ class Outcome:
     ``kind`` is one of :data:`KINDS`; ``reason`` is the gate's reason or the failure's exception
     text; ``version`` is the MLflow model version the run registered, if any; ``comparison_size``
     is the number of reviews the candidate/champion comparison used; ``monitoring`` is a
-    champion-monitoring alert line; ``failed_task`` names the task that failed (``train[1]``).
+    champion-monitoring alert line; ``failed_task`` names the task that failed (``train[1]``);
+    ``previous_version`` is the champion a rollback moved the alias from (itself: nothing moved).
     """
 
     kind: str
@@ -51,6 +59,7 @@ class Outcome:
     comparison_size: int | None = None
     monitoring: str | None = None
     failed_task: str | None = None
+    previous_version: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -84,6 +93,7 @@ def from_result(
         baseline_auc=(result.get("baseline") or {}).get("roc_auc"),
         comparison_size=result.get("comparison_size"),
         monitoring=monitoring,
+        previous_version=result.get("champion_version") if kind == "rolled_back" else None,
     )
 
 
@@ -123,10 +133,19 @@ def _subject(outcome: Outcome) -> str:
         candidate = f"candidate {version}".strip()
         scores = _scores_phrase(outcome, candidate) or (f"{candidate} not promoted" if version else "")
         head = f"kept champion: {scores}" if scores else "kept champion"
+    elif outcome.kind == "rolled_back":
+        head = _rollback_phrase(outcome)
     else:
         head = f"approval waiting: {version}" if version else "approval waiting"
         head += f", {scores}" if scores else ""
     return _one_line(f"[{outcome.dag_id}] {head} (run {outcome.run_id})")
+
+
+def _rollback_phrase(outcome: Outcome) -> str:
+    if outcome.previous_version == outcome.version:
+        return f"rollback: v{outcome.version} already was champion, nothing moved"
+    before = f" from v{outcome.previous_version}" if outcome.previous_version else ""
+    return f"rolled back champion to v{outcome.version}{before}"
 
 
 def _outcome_sentence(outcome: Outcome) -> str:
@@ -135,6 +154,8 @@ def _outcome_sentence(outcome: Outcome) -> str:
         return f"Promoted {version} to champion."
     if outcome.kind == "kept":
         return f"Kept the champion: {version} was not promoted."
+    if outcome.kind == "rolled_back":
+        return _rollback_phrase(outcome)[0].upper() + _rollback_phrase(outcome)[1:] + "."
     if outcome.kind == "approval":
         return f"Approval waiting: {version} becomes champion once approved in the Airflow run."
     where = f" at task {outcome.failed_task}" if outcome.failed_task else ""

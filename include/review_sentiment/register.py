@@ -17,8 +17,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from review_sentiment import names, scoring, versions
-from review_sentiment.config import CHAMPION_ALIAS, Settings
+from review_sentiment import ledger, names, scoring, versions
+from review_sentiment.config import Settings
 from review_sentiment.decision import RegisterResult, outcome_tags, result_from_tags, was_forced
 from review_sentiment.evidence import compare, gather, select_best_run
 from review_sentiment.gate import GatePolicy, gate
@@ -95,8 +95,10 @@ def promote(
     settings: Settings | None = None,
     label_stats_path: str | Path | None = None,
     pipeline_run_id: str | None = None,
+    approved_by: str | None = None,
 ) -> RegisterResult:
-    """Move ``champion`` to the version ``register`` passed, under the promotion lock.
+    """Move ``champion`` to the version ``register`` passed, under the promotion lock, and record
+    the move in the champion ledger (``ledger.py``; ``approved_by``: who approved or forced it).
 
     Idempotent: a version already promoted is not promoted again (nor moved back to, if a later
     version took the alias since). Race-safe: if another run moved ``champion`` after this run's
@@ -119,7 +121,10 @@ def promote(
             reason = _still_better(champion, current, manifest_path, settings)
             if reason is not None:
                 return keep_champion(result, settings=settings, reason=reason)
-        mlflow_client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+        kind = ledger.KIND_FORCED if was_forced(current.tags) else ledger.KIND_PROMOTED
+        previous = None if champion is None else str(champion.version)
+        move = ledger.Move(previous, version, pipeline_run_id, result.reason, kind, approved_by)
+        ledger.move_champion(mlflow_client, model_name, move)
         promoted = result.settled(names.OUTCOME_PROMOTED)
         versions.set_tags(mlflow_client, model_name, version, outcome_tags(promoted))
         _save_drift_reference(label_stats_path, settings, pipeline_run_id)

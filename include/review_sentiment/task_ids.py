@@ -24,6 +24,9 @@ KEEP_CHAMPION = "keep_champion"
 RESOLVE_CHAMPION = "resolve_champion"
 SCORE = "score"
 
+# sentiment_rollback
+ROLLBACK = "rollback"
+
 # The tasks whose return value is an MLflow run (train: one per grid point).
 RUN_TASKS = (TRAIN, BASELINE)
 # The tasks whose return value is the week's outcome (a RegisterResult): one of them runs.

@@ -124,7 +124,8 @@ def test_xcom_path_inside_the_root_is_accepted(artifact_root: Path, running_task
 
 @pytest.mark.parametrize(
     ("outcome", "emitted"),
-    [("promoted", True), ("kept", False)],  # kept: the re-comparison under the lock kept the champion
+    # kept: the re-comparison under the lock kept the champion; unchanged: a rollback to the champion
+    [("promoted", True), ("kept", False), ("rolled_back", True), ("unchanged", False)],
 )
 def test_promote_emits_the_champion_event_only_when_it_moved(
     artifact_root: Path, running_task: dict, outcome: str, emitted: bool
@@ -225,3 +226,36 @@ def test_a_promote_that_finds_its_version_promoted_emits_only_if_no_try_did(
     with stage() as s:
         assert s.emit_champion_moved(result, CHAMPION_MOVED, CHAMPION) is emitted
     assert len(events[CHAMPION_MOVED].asset_alias_events) == int(emitted)
+
+
+def test_the_approver_is_the_responder_else_who_triggered_a_forced_run(
+    artifact_root: Path, running_task: dict
+) -> None:
+    from sentiment_stage import stage
+
+    pushed: dict[tuple[str, str], str] = {}
+    running_task["ti"].xcom_pull = lambda task_ids, key: pushed.get((task_ids, key))
+    running_task["dag_run"].triggering_user_name = "carol"
+    with stage() as s:
+        assert s.triggering_user == "carol"
+        assert s.approver() is None  # no approval, not forced
+        running_task["params"]["force_promote"] = True
+        assert s.approver() == "carol"
+        pushed[("approval", names.XCOM_RESPONDER)] = "alice"
+        assert s.approver() == "alice"
+
+
+def test_the_approval_keeps_who_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.standard.operators.hitl import HITLBranchOperator
+    from sentiment_stage import Approval
+
+    monkeypatch.setattr(HITLBranchOperator, "execute_complete", lambda self, context, event: ["promote"])
+    approval = Approval(task_id="approval", register_task="register")
+    pushed = {}
+    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.update({key: value}))
+    event = {"chosen_options": ["Approve"], "responded_by_user": {"id": "7", "name": "alice"}}
+    assert approval.execute_complete({"ti": ti}, event) == ["promote"]
+    assert pushed == {names.XCOM_RESPONDER: "alice"}
+    pushed.clear()
+    approval.execute_complete({"ti": ti}, {"chosen_options": ["Reject"], "responded_by_user": None})
+    assert pushed == {}
