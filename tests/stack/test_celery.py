@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,8 +87,16 @@ def celery_stack(
 
 
 def test_the_celery_profile_runs_redis_two_workers_and_flower(celery_stack: RunningStack) -> None:
-    info = celery_stack.stack.supervisor.info()
-    for name in ("redis", "airflow-worker", "airflow-worker-2", "flower", "airflow-scheduler"):
+    programs = ("redis", "airflow-worker", "airflow-worker-2", "flower", "airflow-scheduler")
+    # A program that passed its healthcheck can still be in supervisord's STARTING window (its
+    # first 10 s, startsecs); RUNNING follows unless it exits, which would fail this check.
+    deadline = time.monotonic() + 30
+    while True:
+        info = celery_stack.stack.supervisor.info()
+        if all(info[name]["statename"] == "RUNNING" for name in programs) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    for name in programs:
         assert info[name]["statename"] == "RUNNING", (name, info[name])
     assert (
         celery_stack.stack.supervisor.spec("airflow-scheduler")["env"]["AIRFLOW__CORE__EXECUTOR"]
