@@ -84,6 +84,8 @@ def test_register_result_is_xcom_sized_plain_data() -> None:
         "comparison_size": None,
         "experiment_id": None,
         "monitoring": None,
+        "difference": None,
+        "noninferiority_margin": None,
     }
     assert RegisterResult.from_dict(_result(True).to_dict()) == _result(True)
 
