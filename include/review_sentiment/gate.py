@@ -101,6 +101,18 @@ def gate(facts: GateFacts, policy: GatePolicy) -> Verdict:
     return Verdict(True, _approval(facts, policy, baseline_auc))
 
 
+def versus_champion(facts: GateFacts, margin: float) -> Verdict:
+    """The champion rule alone, with its reason either way (promote's re-check under the lock,
+    when the champion moved after the candidate's comparison)."""
+    refusal = champion_refusal(facts, margin)
+    if refusal is not None:
+        return Verdict(False, refusal)
+    if facts.auc_difference is None:
+        mine, metric = _compared(facts)
+        return Verdict(True, f"candidate {metric} {mine:.4f} is no worse than the champion's{_on(facts)}")
+    return Verdict(True, f"{_interval(facts, facts.auc_difference)}: {_noninferior(margin)}")
+
+
 def champion_refusal(facts: GateFacts, margin: float) -> str | None:
     """Why the candidate loses to the champion on the comparison set, or None: with an interval,
     unless its lower bound is above ``-margin`` (non-inferiority); without one, if its point
@@ -152,8 +164,8 @@ def _approval(facts: GateFacts, policy: GatePolicy, baseline_auc: float | None) 
         )
     if facts.auc_difference is not None:
         return (
-            f"{_interval(facts, facts.auc_difference)}: non-inferior (lower bound above "
-            f"{_bar(policy.margin)}); test ROC AUC {candidate_auc:.4f} >= floor {floor:.4f}{beats}"
+            f"{_interval(facts, facts.auc_difference)}: {_noninferior(policy.margin)}; "
+            f"test ROC AUC {candidate_auc:.4f} >= floor {floor:.4f}{beats}"
         )
     if facts.compared_auc is not None:
         return (
@@ -185,6 +197,10 @@ def _interval(facts: GateFacts, interval: Interval) -> str:
     test reviews``."""
     size = f" on {facts.comparison_size:,} unseen test reviews" if facts.comparison_size else ""
     return interval.words() + size
+
+
+def _noninferior(margin: float) -> str:
+    return f"non-inferior (lower bound above {_bar(margin)})"
 
 
 def _bar(margin: float) -> str:

@@ -31,7 +31,14 @@ _WORDS = {AUC: "ROC AUC", F1: "F1 (not recommended)"}
 
 @dataclass(frozen=True)
 class Interval:
-    """A difference (candidate - champion) on the whole comparison set and its interval."""
+    """A difference (candidate - champion) on the whole comparison set and its interval.
+
+    Attributes:
+        estimate: The difference on all the reviews (not the resamples' mean).
+        low: The interval's lower bound (the percentile at (1 - confidence) / 2).
+        high: Its upper bound.
+        confidence: Its coverage.
+    """
 
     estimate: float
     low: float

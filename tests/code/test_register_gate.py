@@ -389,9 +389,14 @@ def test_promotes_recheck_under_the_lock_applies_the_same_rule(monkeypatch: pyte
     monkeypatch.setattr(register, "compare", lambda *args: found[-1])
     candidate, settings = SimpleNamespace(run_id="r"), SimpleNamespace(tracking_uri=None)
     found.append(comparison(-0.0015))
-    assert register._still_better(None, candidate, "m.json", settings, 0.002) is None
+    assert register._still_better(None, candidate, "m.json", settings, 0.002) == (
+        True,
+        "champion moved to v5 after this run's comparison; candidate - champion ROC AUC +0.0010 [95% CI "
+        "-0.0015, +0.0060] on 900 unseen test reviews: non-inferior (lower bound above -0.002)",
+    )
     found.append(comparison(-0.003))
-    reason = register._still_better(None, candidate, "m.json", settings, 0.002)
+    passed, reason = register._still_better(None, candidate, "m.json", settings, 0.002)
+    assert passed is False
     assert reason.startswith("champion moved to v5 after this run's comparison; candidate - champion ROC AUC")
     assert reason.endswith("not shown non-inferior (lower bound -0.0030 is not above -0.002)")
-    assert register._still_better(None, candidate, "m.json", settings, 0.005) is None
+    assert register._still_better(None, candidate, "m.json", settings, 0.005).passed
