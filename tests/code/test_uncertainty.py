@@ -79,9 +79,10 @@ def test_the_interval_narrows_with_more_reviews() -> None:
 
 def test_two_thousand_resamples_of_two_thousand_reviews_take_well_under_a_few_seconds() -> None:
     labels, candidate, champion = _reviews(2085)
-    start = time.perf_counter()
+    # CPU time, not wall time: the CI machine's two cores are shared with servers under test.
+    start = time.process_time()
     paired_bootstrap(labels, candidate, champion, resamples=2000)
-    assert time.perf_counter() - start < 3.0  # about 0.3 s here; generous for a loaded CI machine
+    assert time.process_time() - start < 3.0  # about 0.3 s here
 
 
 @pytest.mark.parametrize(
