@@ -16,8 +16,8 @@ publishes it through the MLflow model registry as `customer-sentiment-analysis`.
 * **baseline** fits TF-IDF + logistic regression on the same splits, as its own MLflow run.
 * **register** registers the best run as a new version (alias `challenger`, link: *MLflow model
   version*), logs its evaluation report (curves, slices, model card) and the gate's verdict: test
-  ROC AUC above the floor, better than the baseline, no label drift, and no worse than the
-  champion on the test reviews neither model was trained on (at least 500 of them).
+  ROC AUC above the floor, better than the baseline, no label drift, and non-inferior to the champion
+  on the (500+) test reviews neither was trained on (ROC AUC difference's 95% CI above -margin).
 * **decide** branches: **promote** moves `champion` to the new version (under a lock, re-checked
   if another run promoted meanwhile) and then updates the Asset `sentiment_champion` (the new
   version in the event's extra), which makes `sentiment_score` re-score the last week with it;
@@ -94,6 +94,9 @@ PARAMS = {
     "beat_baseline": Param(True, type="boolean", title="Must beat the baseline", section="Promotion",
         description="Promote only a model whose test ROC AUC beats the TF-IDF + logistic regression baseline "
         "trained in the same run. Turn off only for quick plumbing runs with tiny models."),
+    "noninferiority_margin": Param(config.DEFAULT_NONINFERIORITY_MARGIN, type="number", minimum=0,
+        maximum=0.05, title="Non-inferiority margin", section="Promotion", description="Promote only if the "
+        "95% CI lower bound of candidate - champion ROC AUC (unseen test reviews) is above -margin."),
     "require_approval": Param(False, type="boolean", title="Require approval", section="Promotion",
         description="Ask a human (Required Actions in the Airflow UI, or the REST API) before promoting what "
         "the gate passed; Reject or no answer keeps the champion."),
@@ -223,16 +226,13 @@ with DAG(
         """Register the best run as the challenger, report on it, record the gate's verdict
         (idempotent per DAG run). The mapped results are read as one slice: iterating them would
         probe one past the end, which the task log shows as an error."""
-        from review_sentiment.gate import GatePolicy
         from review_sentiment.register import register as run_register
 
         with stage() as s:
-            policy = GatePolicy(floor=s.params["promotion_floor"], beat_baseline=s.params["beat_baseline"],
-                                force=s.params["force_promote"])  # fmt: skip
             return run_register(
-                [t[XCOM_RUN_ID] for t in trained[:]], s.path(manifest), settings=s.settings, policy=policy,
-                baseline_run_id=linear[XCOM_RUN_ID], label_stats_path=s.path(label_stats),
-                pipeline_run_id=s.pipeline_run_id, settle=False,
+                [t[XCOM_RUN_ID] for t in trained[:]], s.path(manifest), settings=s.settings,
+                policy=s.gate_policy(), baseline_run_id=linear[XCOM_RUN_ID],
+                label_stats_path=s.path(label_stats), pipeline_run_id=s.pipeline_run_id, settle=False,
             ).to_dict()  # fmt: skip
 
     @task.branch(task_id=ids.DECIDE)

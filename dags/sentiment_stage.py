@@ -84,6 +84,14 @@ class Stage:
         p = self.params
         return resolve_source(p["source"], self.settings.data_roots, self.connection_uri, p["source_conn_id"])
 
+    def gate_policy(self) -> Any:
+        """The register gate's policy (a ``GatePolicy``) from the run's Promotion params."""
+        from review_sentiment.gate import GatePolicy
+
+        p = self.params
+        return GatePolicy(floor=p["promotion_floor"], beat_baseline=p["beat_baseline"],
+                          force=p["force_promote"], margin=p["noninferiority_margin"])  # fmt: skip
+
     def pull(self, task_id: str, key: str = "return_value") -> Any:
         """An upstream task's XCom, for a task that must not take it as an argument (an argument
         is an upstream edge, which a join after a branch must not have: see the DAG)."""

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from review_sentiment.links import model_version_url, run_url
+from review_sentiment.uncertainty import describe
 
 if TYPE_CHECKING:
     from review_sentiment.config import Settings
@@ -25,6 +26,17 @@ DEFAULT_TIMEOUT_HOURS = 72.0  # three days: a weekly run's champion must not wai
 def _auc(scores: Mapping[str, float] | None) -> str:
     value = (scores or {}).get("roc_auc")
     return "n/a" if value is None else f"{value:.4f}"
+
+
+def _interval_lines(result: Mapping[str, Any]) -> list[str]:
+    """The paired bootstrap intervals of candidate - champion and the rule applied to them (none
+    when there was no fair comparison)."""
+    said = describe(result.get("difference"), result.get("comparison_size"))
+    if not said:
+        return []
+    margin = result.get("noninferiority_margin")
+    rule = "" if margin is None else f" The gate requires the ROC AUC lower bound above -{margin:g}."
+    return [f"Paired bootstrap over the same reviews: {said}.{rule}", ""]
 
 
 def request(result: Mapping[str, Any], settings: Settings) -> tuple[str, str]:
@@ -57,6 +69,7 @@ def request(result: Mapping[str, Any], settings: Settings) -> tuple[str, str]:
             "",
             *rows,
             "",
+            *_interval_lines(result),
             f"Candidate on the whole test split: ROC AUC {_auc(result.get('candidate'))}.",
             "",
             f"- [MLflow model version {version}]({version_link})",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from review_sentiment.config import (
     CHAMPION_ALIAS,
     DEFAULT_MAX_TOKENS,
+    DEFAULT_NONINFERIORITY_MARGIN,
     DEFAULT_PROMOTION_FLOOR,
     DEFAULT_SCORE_CHUNK_ROWS,
     DEFAULT_SEQUENCE_LENGTH,
@@ -194,6 +195,9 @@ def _register_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
     p.add_argument("--floor", type=float, default=DEFAULT_PROMOTION_FLOOR)
     p.add_argument("--pipeline-run-id", help="makes a repeated call for the same run a no-op")
     p.add_argument("--force", action="store_true", help="promote even if the gate refuses")
+    p.add_argument("--margin", type=float, default=DEFAULT_NONINFERIORITY_MARGIN,
+                   help="non-inferiority margin: the 95%% CI lower bound of candidate - champion ROC AUC "
+                   "must be above -MARGIN")  # fmt: skip
     p.add_argument("--output", type=Path, required=True)
 
 
@@ -204,7 +208,8 @@ def _register(args: argparse.Namespace, settings: Settings) -> str:
 
     result = register(
         args.runs.split(","), args.input, settings=settings, baseline_run_id=args.baseline_run,
-        policy=GatePolicy(floor=args.floor, force=args.force), pipeline_run_id=args.pipeline_run_id,
+        policy=GatePolicy(floor=args.floor, force=args.force, margin=args.margin),
+        pipeline_run_id=args.pipeline_run_id,
     )  # fmt: skip
     write_json(args.output / "register.json", result.to_dict())
     if not result.promoted:

@@ -57,6 +57,13 @@ DEFAULT_TITLE_NGRAM_MAX_TOKENS = 20000
 DEFAULT_SEQUENCE_LENGTH = 120
 # The key of the review-id hash that assigns each review its split (tokenize.split_frame).
 SPLIT_SALT = "review-sentiment-split-v1"
+# The gate's non-inferiority margin: a candidate passes the champion comparison when the lower
+# bound of its candidate - champion ROC AUC interval (uncertainty.py) is above -margin. 0.002 is
+# half the standard error of a ROC AUC on ~2,000 unseen test reviews: a loss that small is noise.
+DEFAULT_NONINFERIORITY_MARGIN = 0.002
+# That interval's paired bootstrap: resamples and seed (fixed, so a retried register agrees).
+DEFAULT_BOOTSTRAP_RESAMPLES = 2000
+DEFAULT_BOOTSTRAP_SEED = 20
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,9 @@ class RegisterResult:
     comparison_size: int | None = None
     experiment_id: str | None = None  # of the candidate's run
     monitoring: str | None = None  # the champion-monitoring alert of the week, if any
+    # candidate - champion on the comparison set with its interval (uncertainty.Difference.to_scores)
+    difference: dict[str, float] | None = None
+    noninferiority_margin: float | None = None  # the gate's margin on that interval
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,15 +144,18 @@ class _Text:
 
 @dataclass(frozen=True)
 class _Unset:
-    """Text not written at all while the field is None (the outcome, until the week decides)."""
+    """A value not written at all while the field is None (the outcome, until the week decides);
+    absent, read back as None."""
 
     tag: str
+    kind: type = str
 
-    def write(self, value: str | None) -> dict[str, str]:
-        return {} if value is None else {self.tag: value}
+    def write(self, value: Any) -> dict[str, str]:
+        return {} if value is None else {self.tag: str(value)}
 
-    def read(self, tags: Mapping[str, str]) -> str | None:
-        return tags.get(self.tag)
+    def read(self, tags: Mapping[str, str]) -> Any:
+        text = tags.get(self.tag)
+        return None if text is None else self.kind(text)
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,8 @@ _VERDICT: tuple[tuple[str, _Codec], ...] = (
     ("champion", _Scores(names.CHAMPION_SCORES)),
     ("compared", _Scores(names.CANDIDATE_COMPARED)),
     ("comparison_size", _Optional(names.TAG_COMPARISON_SIZE, int)),
+    ("difference", _Scores(names.COMPARISON_DIFFERENCE)),
+    ("noninferiority_margin", _Unset(names.TAG_NONINFERIORITY_MARGIN, float)),
     ("reason", _Text(names.TAG_REASON)),
     ("passed", _Verdict(names.TAG_DECISION)),
 )

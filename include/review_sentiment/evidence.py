@@ -54,6 +54,12 @@ class Comparison:
     unavailable: str | None = None  # why there is no fair comparison
     champion_p: Any = None  # on the whole test split, for the report
     champion_threshold: float | None = None
+    difference: Any = None  # uncertainty.Difference on the comparison set (None: not compared)
+
+    @property
+    def auc_difference(self) -> Any:
+        """The candidate - champion ROC AUC interval (an ``uncertainty.Interval``), or None."""
+        return None if self.difference is None else self.difference.roc_auc
 
     @property
     def champion_auc(self) -> float | None:
@@ -100,6 +106,7 @@ class Evidence:
             champion_auc=comparison.champion_auc,
             compared_auc=comparison.candidate_auc,
             comparison_size=comparison.size,
+            auc_difference=comparison.auc_difference,
         )
 
 
@@ -181,7 +188,23 @@ def compare(champion: Any, test: Any, probability: Any, threshold: float, settin
         size=size,
         champion=binary_metrics(labels, champion_p[unseen], champion_threshold),
         candidate=binary_metrics(labels, probability[unseen], threshold),
+        difference=_difference(
+            labels, probability[unseen], champion_p[unseen], (threshold, champion_threshold)
+        ),
     )
+
+
+def _difference(labels: Any, candidate: Any, champion: Any, thresholds: tuple[float, float]) -> Any:
+    """The paired bootstrap of candidate - champion (``uncertainty.Difference``), or None where no
+    AUC is defined (one class, a diverged model: the gate judges those by their NaN scores)."""
+    import numpy as np
+
+    from review_sentiment.uncertainty import paired_bootstrap
+
+    scores = np.concatenate([np.asarray(candidate, dtype=float), np.asarray(champion, dtype=float)])
+    if len(np.unique(labels)) < 2 or not np.all(np.isfinite(scores)):
+        return None
+    return paired_bootstrap(labels, candidate, champion, thresholds)
 
 
 def _label_drift(label_stats_path: str | Path | None, settings: Settings) -> Any:

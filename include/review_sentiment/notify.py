@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from review_sentiment.links import airflow_run_url, model_version_url
+from review_sentiment.uncertainty import AUC, F1, interval_of
 
 if TYPE_CHECKING:
     from review_sentiment.config import Settings
@@ -46,6 +47,7 @@ class Outcome:
     is the number of reviews the candidate/champion comparison used; ``monitoring`` is a
     champion-monitoring alert line; ``failed_task`` names the task that failed (``train[1]``);
     ``previous_version`` is the champion a rollback moved the alias from (itself: nothing moved).
+    ``difference`` holds candidate - champion with its intervals (``RegisterResult.difference``).
     """
 
     kind: str
@@ -60,6 +62,7 @@ class Outcome:
     monitoring: str | None = None
     failed_task: str | None = None
     previous_version: str | None = None
+    difference: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -94,6 +97,7 @@ def from_result(
         comparison_size=result.get("comparison_size"),
         monitoring=monitoring,
         previous_version=result.get("champion_version") if kind == "rolled_back" else None,
+        difference=result.get("difference"),
     )
 
 
@@ -196,6 +200,9 @@ def message(outcome: Outcome, settings: Settings) -> tuple[str, str]:
         ]
         size = _MISSING if outcome.comparison_size is None else f"{outcome.comparison_size:,} reviews"
         rows.append(_row("Compared on", size))
+    for metric, label in ((AUC, "ROC AUC"), (F1, "F1 (not recommended)")):
+        if (interval := interval_of(outcome.difference, metric)) is not None:
+            rows.append(_row(f"Candidate - champion {label}", interval.bracket()))
     if outcome.reason:
         rows.append(_row("Reason", outcome.reason))
     if outcome.monitoring:

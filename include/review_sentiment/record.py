@@ -49,6 +49,7 @@ def record(
         )
     version = str(registered.version)
     _log_test_metrics(mlflow_client, evidence)
+    _log_difference(mlflow_client, evidence)
     seen = [*evidence.data.frame("train")[schema.ID], *evidence.data.frame("validation")[schema.ID]]
     versions.set_tags(
         mlflow_client, model_name, version, versions.record_seen_reviews(mlflow_client, run_id, seen)
@@ -60,7 +61,8 @@ def record(
         reason=verdict.reason, candidate=evidence.candidate, champion=comparison.champion,
         champion_version=comparison.champion_version, baseline=evidence.baseline_scores,
         compared=comparison.candidate, comparison_size=comparison.size,
-        experiment_id=evidence.run.info.experiment_id,
+        experiment_id=evidence.run.info.experiment_id, noninferiority_margin=policy.margin,
+        difference=None if comparison.difference is None else comparison.difference.to_scores(),
     )  # fmt: skip
     tags = verdict_tags(result)
     finished = {names.TAG_DECISION: tags.pop(names.TAG_DECISION)}
@@ -85,6 +87,13 @@ def _log_test_metrics(mlflow_client: Any, evidence: Evidence) -> None:
     if baseline is not None:
         margin = evidence.candidate["roc_auc"] - baseline["roc_auc"]
         mlflow_client.log_metric(run_id, names.METRIC_BASELINE_MARGIN, margin)
+
+
+def _log_difference(mlflow_client: Any, evidence: Evidence) -> None:
+    """candidate - champion on the comparison set and its interval, on the candidate's run."""
+    difference = evidence.comparison.difference
+    for key, value in ({} if difference is None else difference.to_scores()).items():
+        mlflow_client.log_metric(evidence.run.info.run_id, f"{names.METRIC_DIFFERENCE}{key}", value)
 
 
 def _name_challenger(mlflow_client: Any, version: str, settings: Settings) -> None:

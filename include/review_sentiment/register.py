@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from review_sentiment import ledger, names, scoring, versions
-from review_sentiment.config import Settings
+from review_sentiment.config import DEFAULT_NONINFERIORITY_MARGIN, Settings
 from review_sentiment.decision import RegisterResult, outcome_tags, result_from_tags, was_forced
 from review_sentiment.evidence import compare, gather, select_best_run
-from review_sentiment.gate import GatePolicy, gate
+from review_sentiment.gate import GateFacts, GatePolicy, Verdict, gate, versus_champion
 from review_sentiment.record import record
 from review_sentiment.tokenize import Tokenized
 from review_sentiment.tracking import client, model_uri
@@ -117,37 +117,44 @@ def promote(
             return result_from_tags(model_name, current, reused=True)
         champion = versions.champion_version(mlflow_client, model_name)
         moved = champion is not None and str(champion.version) not in (version, result.champion_version)
+        recheck = None
         if moved and not was_forced(current.tags):
-            reason = _still_better(champion, current, manifest_path, settings)
-            if reason is not None:
-                return keep_champion(result, settings=settings, reason=reason)
+            margin = result.noninferiority_margin
+            margin = DEFAULT_NONINFERIORITY_MARGIN if margin is None else margin
+            recheck = _still_better(champion, current, manifest_path, settings, margin)
+            if not recheck.passed:
+                return keep_champion(result, settings=settings, reason=recheck.reason)
+        # After a re-check, its reason is the version's latest word: what it was promoted over.
+        promoted = result.settled(names.OUTCOME_PROMOTED, recheck.reason if recheck else None)
         kind = ledger.KIND_FORCED if was_forced(current.tags) else ledger.KIND_PROMOTED
         previous = None if champion is None else str(champion.version)
-        move = ledger.Move(previous, version, pipeline_run_id, result.reason, kind, approved_by)
+        move = ledger.Move(previous, version, pipeline_run_id, promoted.reason, kind, approved_by)
         ledger.move_champion(mlflow_client, model_name, move)
-        promoted = result.settled(names.OUTCOME_PROMOTED)
         versions.set_tags(mlflow_client, model_name, version, outcome_tags(promoted))
         _save_drift_reference(label_stats_path, settings, pipeline_run_id)
     log.info("promote: %s", promoted.summary())
     return promoted
 
 
-def _still_better(champion: Any, candidate: Any, manifest_path: str | Path, settings: Settings) -> str | None:
-    """None if the ``candidate`` version is no worse than ``champion`` (which took the alias after
-    the candidate's comparison) on their comparison set; else why the champion stays."""
+def _still_better(
+    champion: Any, candidate: Any, manifest_path: str | Path, settings: Settings, margin: float
+) -> Verdict:
+    """Whether the ``candidate`` version passes the gate's champion rule (non-inferiority within
+    ``margin``, :func:`~review_sentiment.gate.versus_champion`) against ``champion``, which took
+    the alias after the candidate's comparison, on their comparison set; and why."""
     test = Tokenized(manifest_path).frame("test")
     probability = scoring.score(model_uri(candidate.run_id, settings.tracking_uri), test)
     comparison = compare(champion, test, probability, versions.version_threshold(candidate), settings)
     moved = f"champion moved to v{comparison.champion_version} after this run's comparison"
     if comparison.unavailable:
-        return f"{moved}; {comparison.unavailable}"
-    mine, theirs = comparison.candidate_auc, comparison.champion_auc
-    if mine < theirs:
-        return (
-            f"{moved}, and the candidate's ROC AUC {mine:.4f} is worse than its {theirs:.4f} on the "
-            f"{comparison.size} test reviews neither model was trained on"
-        )
-    return None
+        return Verdict(False, f"{moved}; {comparison.unavailable}")
+    facts = GateFacts(
+        candidate_auc=comparison.candidate_auc, champion_auc=comparison.champion_auc,
+        compared_auc=comparison.candidate_auc, comparison_size=comparison.size,
+        auc_difference=comparison.auc_difference,
+    )  # fmt: skip
+    verdict = versus_champion(facts, margin)
+    return Verdict(verdict.passed, f"{moved}; {verdict.reason}")
 
 
 def keep_champion(

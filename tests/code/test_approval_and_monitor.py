@@ -62,3 +62,21 @@ def test_a_week_alerts_below_the_floor_or_the_margin(
 def test_weeks_become_steps_that_sort_as_weeks() -> None:
     assert week_step("2026-W48") == 202648
     assert week_step("2026-W52") < week_step("2027-W01")
+
+
+INTERVAL = {
+    "roc_auc": 0.0031, "roc_auc_low": -0.0012, "roc_auc_high": 0.0075, "f1_not_recommended": 0.01,
+    "f1_not_recommended_low": -0.02, "f1_not_recommended_high": 0.04, "confidence": 0.95, "resamples": 2000.0,
+}  # fmt: skip
+
+
+def test_the_approval_form_shows_the_interval_and_the_rule() -> None:
+    result = {**RESULT, "difference": INTERVAL, "noninferiority_margin": 0.002}
+    _, body = request(result, Settings.from_env({}))
+    assert (
+        "Paired bootstrap over the same reviews: candidate - champion ROC AUC +0.0031 [95% CI -0.0012, "
+        "+0.0075]; candidate - champion F1 (not recommended) +0.0100 [95% CI -0.0200, +0.0400] on 2,300 "
+        "unseen test reviews. The gate requires the ROC AUC lower bound above -0.002."
+    ) in body
+    _, older = request(RESULT, Settings.from_env({}))  # a result from before intervals
+    assert "Paired bootstrap" not in older

@@ -183,3 +183,23 @@ def test_compose_gives_recipients_connection_and_the_message(settings: Settings)
     assert compose(outcome("promoted"), settings) == Mail(
         to=("ml-team@example.org",), subject=subject, html=body, conn_id="smtp_default"
     )
+
+
+def test_the_mail_shows_the_intervals_of_the_difference(settings: Settings) -> None:
+    result = {
+        "version": "4", "reason": "non-inferior", "compared": {"roc_auc": 0.95}, "comparison_size": 2085,
+        "difference": {
+            "roc_auc": 0.0031, "roc_auc_low": -0.0012, "roc_auc_high": 0.0075, "f1_not_recommended": -0.01,
+            "f1_not_recommended_low": -0.04, "f1_not_recommended_high": 0.02, "confidence": 0.95,
+        },
+    }  # fmt: skip
+    _, body = message(notify.from_result("promoted", result, DAG_ID, RUN_ID), settings)
+    assert (
+        '<tr><th align="left">Candidate - champion ROC AUC</th>'
+        "<td>+0.0031 [95% CI -0.0012, +0.0075]</td></tr>" in body
+    )
+    assert "Candidate - champion F1 (not recommended)</th><td>-0.0100 [95% CI -0.0400, +0.0200]" in body
+    _, older = message(
+        notify.from_result("promoted", {**result, "difference": None}, DAG_ID, RUN_ID), settings
+    )
+    assert "Candidate - champion" not in older

@@ -84,6 +84,8 @@ def test_register_result_is_xcom_sized_plain_data() -> None:
         "comparison_size": None,
         "experiment_id": None,
         "monitoring": None,
+        "difference": None,
+        "noninferiority_margin": None,
     }
     assert RegisterResult.from_dict(_result(True).to_dict()) == _result(True)
 
@@ -276,3 +278,125 @@ def test_the_gate_sees_the_comparison_the_drift_and_the_baseline() -> None:
     )  # fmt: skip
     unfair = Comparison("2", unavailable="too few to compare the two fairly")
     assert _evidence(unfair).facts().cannot_compare == "too few to compare the two fairly"
+
+
+# --- Non-inferiority on the interval of candidate - champion ROC AUC (issue 20) -----------------
+def _compared(low: float, estimate: float = 0.0031, high: float = 0.0075, **facts) -> GateFacts:
+    from review_sentiment.uncertainty import Interval
+
+    return GateFacts(
+        candidate_auc=0.96, champion_auc=0.95, compared_auc=0.953, comparison_size=2085,
+        auc_difference=Interval(estimate, low, high), **facts,
+    )  # fmt: skip
+
+
+def test_a_lower_bound_above_minus_the_margin_passes_and_says_the_interval() -> None:
+    passed, why = gate(_compared(-0.0012), GatePolicy(floor=0.85))
+    assert passed is True
+    assert why == (
+        "candidate - champion ROC AUC +0.0031 [95% CI -0.0012, +0.0075] on 2,085 unseen test reviews: "
+        "non-inferior (lower bound above -0.002); test ROC AUC 0.9600 >= floor 0.8500"
+    )
+
+
+@pytest.mark.parametrize(
+    ("low", "estimate", "margin", "refusal"),
+    [
+        (-0.0019, -0.0005, 0.002, None),  # a worse point estimate within the margin passes
+        (-0.0020, 0.0010, 0.002, "lower bound -0.0020 is not above -0.002"),  # the bound itself fails
+        (-0.0052, 0.0010, 0.002, "lower bound -0.0052 is not above -0.002"),  # better but too unsure
+        (-0.0052, 0.0010, 0.01, None),  # a wider margin lets it through
+        (-0.0001, 0.0010, 0.0, "lower bound -0.0001 is not above 0"),  # margin 0: superiority
+        (0.0001, 0.0010, 0.0, None),
+    ],
+)
+def test_the_champion_rule_is_the_lower_bound_against_the_margin(
+    low: float, estimate: float, margin: float, refusal: str | None
+) -> None:
+    verdict = gate(_compared(low, estimate), GatePolicy(floor=0.85, margin=margin))
+    assert verdict.passed is (refusal is None)
+    if refusal is not None:
+        assert verdict.reason.endswith(f"not shown non-inferior ({refusal})")
+
+
+def test_the_other_rules_still_come_first_and_force_still_skips() -> None:
+    drifted = _compared(0.001, drift="positive-label share 0.50 vs 0.82")
+    assert gate(drifted, GatePolicy()).reason.startswith("label drift blocks promotion")
+    assert "below the floor" in gate(_compared(0.001), GatePolicy(floor=0.97)).reason
+    assert gate(_compared(-0.05), GatePolicy(force=True)).passed
+
+
+@pytest.mark.parametrize("margin", [-0.001, math.nan, math.inf])
+def test_a_bad_margin_is_refused(margin: float) -> None:
+    with pytest.raises(ValueError, match="non-inferiority margin"):
+        GatePolicy(margin=margin)
+
+
+def test_the_default_margin_is_the_config_constant() -> None:
+    from review_sentiment.config import DEFAULT_NONINFERIORITY_MARGIN
+
+    assert GatePolicy().margin == DEFAULT_NONINFERIORITY_MARGIN == 0.002
+
+
+INTERVAL = {
+    "roc_auc": 0.0031, "roc_auc_low": -0.0012, "roc_auc_high": 0.0075, "f1_not_recommended": 0.01,
+    "f1_not_recommended_low": -0.02, "f1_not_recommended_high": 0.04, "confidence": 0.95, "resamples": 2000.0,
+}  # fmt: skip
+
+
+def test_the_interval_and_the_margin_are_tagged_and_read_back() -> None:
+    import dataclasses
+
+    result = dataclasses.replace(DECIDED, difference=INTERVAL, noninferiority_margin=0.002)
+    tags = verdict_tags(result)
+    assert tags["gate.difference_roc_auc_low"] == "-0.001200"
+    assert tags["gate.noninferiority_margin"] == "0.002"
+    assert list(tags)[-1] == "gate.decision"
+    assert result_from_tags("m", _version(tags), reused=False) == result
+    old = result_from_tags("m", _version(verdict_tags(DECIDED)), reused=False)  # before intervals
+    assert (old.difference, old.noninferiority_margin) == (None, None)
+
+
+def test_the_gate_sees_the_interval_of_the_comparison() -> None:
+    from review_sentiment.evidence import Comparison
+    from review_sentiment.uncertainty import Difference, Interval
+
+    difference = Difference(Interval(0.003, -0.001, 0.007), Interval(0.01, -0.02, 0.04), 812, 2000)
+    compared = Comparison(
+        "2", size=812, candidate={"roc_auc": 0.94}, champion={"roc_auc": 0.93}, difference=difference
+    )
+    assert _evidence(compared).facts().auc_difference == difference.roc_auc
+    assert _evidence(Comparison("2", unavailable="too few")).facts().auc_difference is None
+
+
+def test_promotes_recheck_under_the_lock_applies_the_same_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A champion that moved meanwhile: the candidate is kept out unless the interval against the
+    new champion clears the margin, as the gate would."""
+    from review_sentiment import register
+    from review_sentiment.evidence import Comparison
+    from review_sentiment.uncertainty import Difference, Interval
+
+    def comparison(low: float) -> Comparison:
+        difference = Difference(Interval(0.001, low, 0.006), Interval(0.0, -0.01, 0.01), 900, 2000)
+        return Comparison("5", size=900, candidate={"roc_auc": 0.95}, champion={"roc_auc": 0.949},
+                          difference=difference)  # fmt: skip
+
+    found: list[Comparison] = []
+    monkeypatch.setattr(register, "Tokenized", lambda path: SimpleNamespace(frame=lambda split: None))
+    monkeypatch.setattr(register.scoring, "score", lambda uri, test: None)
+    monkeypatch.setattr(register, "model_uri", lambda run_id, uri: "runs:/r/model")
+    monkeypatch.setattr(register.versions, "version_threshold", lambda version: 0.5)
+    monkeypatch.setattr(register, "compare", lambda *args: found[-1])
+    candidate, settings = SimpleNamespace(run_id="r"), SimpleNamespace(tracking_uri=None)
+    found.append(comparison(-0.0015))
+    assert register._still_better(None, candidate, "m.json", settings, 0.002) == (
+        True,
+        "champion moved to v5 after this run's comparison; candidate - champion ROC AUC +0.0010 [95% CI "
+        "-0.0015, +0.0060] on 900 unseen test reviews: non-inferior (lower bound above -0.002)",
+    )
+    found.append(comparison(-0.003))
+    passed, reason = register._still_better(None, candidate, "m.json", settings, 0.002)
+    assert passed is False
+    assert reason.startswith("champion moved to v5 after this run's comparison; candidate - champion ROC AUC")
+    assert reason.endswith("not shown non-inferior (lower bound -0.0030 is not above -0.002)")
+    assert register._still_better(None, candidate, "m.json", settings, 0.005).passed

@@ -82,6 +82,8 @@ def test_connection_ids_scoring_sizes_and_floor_are_the_config_constants(dags: d
         cli_args("register", "--input", "m", "--runs", "r", "--output", "o").floor
         == retrain["promotion_floor"]
     )
+    register_args = cli_args("register", "--input", "m", "--runs", "r", "--output", "o")
+    assert retrain["noninferiority_margin"] == config.DEFAULT_NONINFERIORITY_MARGIN == register_args.margin
     assert (retrain["monitoring_floor"], retrain["monitoring_margin"]) == (
         config.DEFAULT_MONITOR_FLOOR,
         config.DEFAULT_MONITOR_MARGIN,

@@ -113,7 +113,7 @@ def test_params_have_descriptions_and_sections(dag) -> None:
         "grid", "max_epochs", "patience", "keep_negations", "use_title", "remove_stopwords", "source",
         "source_conn_id", "weeks_of_data", "sample_fraction", "promotion_floor", "beat_baseline",
         "require_approval", "approval_timeout_hours", "force_promote", "monitoring_floor",
-        "monitoring_margin",
+        "monitoring_margin", "noninferiority_margin",
     }  # fmt: skip
     assert set(params.keys()) == expected
     for key in expected:
@@ -132,6 +132,8 @@ def test_params_have_descriptions_and_sections(dag) -> None:
         ("sample_fraction", 0),
         ("sample_fraction", 1.5),
         ("promotion_floor", 2),
+        ("noninferiority_margin", -0.001),
+        ("noninferiority_margin", 0.5),
         ("grid", []),
         ("grid", [{"embedding_dim": 0}]),
         ("grid", [{"embedding_dim": 8, "optimizer": "sgd"}]),

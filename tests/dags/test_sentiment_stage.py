@@ -259,3 +259,15 @@ def test_the_approval_keeps_who_answered(monkeypatch: pytest.MonkeyPatch) -> Non
     pushed.clear()
     approval.execute_complete({"ti": ti}, {"chosen_options": ["Reject"], "responded_by_user": None})
     assert pushed == {}
+
+
+def test_the_gate_policy_is_the_runs_promotion_params(artifact_root: Path, running_task: dict) -> None:
+    from sentiment_stage import stage
+
+    from review_sentiment.gate import GatePolicy
+
+    promotion = {"promotion_floor": 0.9, "beat_baseline": False, "force_promote": True}
+    running_task["params"] = {**promotion, "noninferiority_margin": 0.01}
+    running_task["dag_run"].conf = {}
+    with stage() as s:
+        assert s.gate_policy() == GatePolicy(floor=0.9, beat_baseline=False, force=True, margin=0.01)

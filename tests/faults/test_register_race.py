@@ -1,5 +1,6 @@
 """Two register steps at once on one registered model, 20 times: version numbers stay unique and
-``champion`` ends on the better candidate, not on the last writer.
+``champion`` ends where the gate's rule puts it (on the better candidate, or on the other one only
+where the non-inferiority rule says so, recorded on the versions), not on the last writer.
 
 Two long-lived processes call ``review_sentiment.register.register`` on the stack's MLflow server
 (PostgreSQL store), each with one of the baseline run's two trained grid points, on the same cue;
@@ -65,7 +66,7 @@ def test_concurrent_registers_promote_the_better_model(fault_stack: FaultStack, 
         for index, log in zip(("0", "1"), logs, strict=True)
     ]
     client = faults.mlflow()
-    superseded = refused = 0
+    superseded = refused = by_rule = 0
     try:
         for worker in workers:
             assert _line(worker, 300) == "ready"
@@ -87,7 +88,16 @@ def test_concurrent_registers_promote_the_better_model(fault_stack: FaultStack, 
             assert client.get_model_version_by_alias(model, "challenger").version == "2", round_
             score = {v.version: float(v.tags["candidate.test_roc_auc"]) for v in versions}
             champion = client.get_model_version_by_alias(model, "champion")
-            assert score[champion.version] == max(score.values()), (round_, score, champion.version, results)
+            if score[champion.version] < max(score.values()):
+                # Only by the rule: the worse one passed non-inferiority against the better one, or
+                # the better one was not shown non-inferior to it (gate.py; both recorded).
+                (other,) = [v for v in versions if v.version != champion.version]
+                passed = " ".join(champion.tags.get(k, "") for k in ("gate.reason", "outcome.reason"))
+                not_shown = other.tags.get(
+                    "outcome"
+                ) == "kept" and "not shown non-inferior" in other.tags.get("outcome.reason", "")
+                assert "non-inferior (lower bound above" in passed or not_shown, (round_, score, results)
+                by_rule += 1
             promoted = [r for r in results if r["promoted"]]
             superseded += len(promoted) == 2
             refused += len(promoted) == 1
@@ -104,6 +114,7 @@ def test_concurrent_registers_promote_the_better_model(fault_stack: FaultStack, 
     report(
         faults.config,
         f"faults: register race x{ROUNDS} on one model per round ({elapsed:.0f} s): versions unique "
-        f"in every round, champion on the better candidate in {ROUNDS}/{ROUNDS}; the loser was refused "
+        f"in every round, champion on the better candidate in {ROUNDS - by_rule}/{ROUNDS} (elsewhere by "
+        f"the non-inferiority rule); the loser was refused "
         f"in {refused} rounds, promoted first then superseded in {superseded}",
     )

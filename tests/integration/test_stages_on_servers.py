@@ -182,6 +182,15 @@ def test_gate_refuses_a_worse_candidate(pipeline) -> None:
     assert refused_version.tags["gate.decision"] == "refused"
     assert refused_version.tags["outcome"] == "kept"
     assert client.get_model_version_by_alias(MODEL, "challenger").version == refused.version
+    # The paired bootstrap interval of candidate - champion: tagged, logged on the run, in the result.
+    tags, metrics = refused_version.tags, client.get_run(refused.run_id).data.metrics
+    low, estimate, high = (float(tags[f"gate.difference_roc_auc{end}"]) for end in ("_low", "", "_high"))
+    assert low <= estimate <= high < 0, tags
+    assert metrics["test_vs_champion_roc_auc_low"] == pytest.approx(
+        refused.difference["roc_auc_low"], abs=1e-6
+    )
+    assert refused.difference["roc_auc_low"] == pytest.approx(low, abs=1e-6)
+    assert float(tags["gate.noninferiority_margin"]) == refused.noninferiority_margin == 0.002
 
 
 def test_promote_again_is_a_no_op_and_never_moves_champion_back(pipeline) -> None:
@@ -464,7 +473,7 @@ def test_a_candidate_trained_on_30_percent_noisy_labels_loses_to_the_champion(
         pipeline_run_id="week-noisy",
     )
     assert not result.promoted, result.reason
-    assert "is worse than the champion's" in result.reason
+    assert "not shown non-inferior" in result.reason
     assert result.candidate["roc_auc"] < result.champion["roc_auc"]
     assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == champion_before
 
