@@ -354,3 +354,70 @@ def test_promote_announced_the_new_champion_as_an_asset_event(
     assert extra["model_name"] == MODEL
     assert extra["previous_version"] is None  # the first champion
     assert extra["pipeline_run_id"] == f"{DAG_ID}/{dag_run['run_id']}"
+
+
+def test_a_rollback_run_restores_the_earlier_champion_announces_and_mails_it(
+    dag_run,
+    airflow_env: dict[str, str],
+    postgres: PostgresServer,
+    mlflow_server: MlflowServer,
+    mail: MailServer,
+) -> None:
+    """``airflow dags test sentiment_rollback`` with its default params after a second version
+    became champion (through the CLI's rollback, as a user would): the alias is back on the
+    first, the ledger says so, the champion Asset has the event that re-scores, and it is mailed.
+    Last in this module: it leaves a second version behind."""
+    import mlflow
+    import psycopg2
+    from mlflow import MlflowClient
+
+    from review_sentiment.ledger import read_ledger
+    from review_sentiment.versions import register_version
+
+    client = MlflowClient(mlflow_server.url, mlflow_server.url)
+    first = client.get_model_version_by_alias(MODEL, "champion")
+    mlflow.set_tracking_uri(mlflow_server.url)
+    mlflow.set_registry_uri(mlflow_server.url)
+    try:
+        second = register_version(first.source, MODEL, pipeline_run_id=None)  # the same logged model
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    client.set_model_version_tag(MODEL, second.version, "gate.decision", "passed")
+    cli = [
+        sys.executable,
+        "-m",
+        "review_sentiment",
+        "rollback",
+        "--to",
+        str(second.version),
+        "--reason",
+        "setup",
+    ]
+    moved = subprocess.run(cli, env=airflow_env, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    assert client.get_model_version_by_alias(MODEL, "champion").version == second.version
+    mails_before = len(mail.inbox.messages)
+
+    done = airflow(
+        airflow_env, "dags", "test", "sentiment_rollback", "-c", json.dumps({"reason": "v2 misbehaves"})
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    assert client.get_model_version_by_alias(MODEL, "champion").version == first.version
+    last = read_ledger(client, MODEL)[-1]
+    assert (last.kind, last.from_version, last.to_version) == ("rollback", second.version, first.version)
+    assert last.run.startswith("sentiment_rollback/")
+    assert last.reason == "v2 misbehaves"
+    with psycopg2.connect(postgres.url("airflow")) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE e.source_dag_id = 'sentiment_rollback' AND a.name = 'sentiment_champion'"
+        )
+        events = [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in cur.fetchall()]
+    assert [(e["version"], e["previous_version"]) for e in events] == [(first.version, second.version)]
+    (recipients, message), *more = mail.inbox.messages[mails_before:]
+    assert not more, [m["Subject"] for _, m in more]
+    assert recipients == ["ml-team@example.org"]
+    assert message["Subject"].startswith(
+        f"[sentiment_rollback] rolled back champion to v{first.version} from v{second.version}"
+    )
