@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from review_sentiment import housekeeping
 from review_sentiment.config import (
     CHAMPION_ALIAS,
     DEFAULT_MAX_TOKENS,
@@ -360,6 +361,12 @@ COMMANDS: dict[str, Command] = {
         "move the champion back (default: to the previous one), recorded in the ledger",
         _rollback_arguments,
         _rollback,
+    ),
+    # Its flags and run live beside the pass (a light module): this one is at its size limit.
+    "housekeeping": Command(
+        "delete old run folders, compact the cache, archive stale challengers (--dry-run: plan only)",
+        housekeeping.cli_arguments,
+        housekeeping.cli_run,
     ),
 }
 

@@ -64,6 +64,18 @@ DEFAULT_NONINFERIORITY_MARGIN = 0.002
 # That interval's paired bootstrap: resamples and seed (fixed, so a retried register agrees).
 DEFAULT_BOOTSTRAP_RESAMPLES = 2000
 DEFAULT_BOOTSTRAP_SEED = 20
+# sentiment_housekeeping (housekeeping.py): a weekly pass on Sundays 06:00 UTC, between the daily
+# scoring and Monday's retraining. Run folders go after 8 weeks: two months of weekly runs to
+# compare or debug, longer than the longest approval wait (720 h). Challengers are archived after
+# 12 weeks: a version not made champion within a quarter will not be, and archiving is only a
+# stage change (it deletes nothing). The last 3 champions in the ledger, and the current one, keep
+# everything they reference: a rollback two moves back still finds its training snapshot.
+HOUSEKEEPING_DAG_ID = "sentiment_housekeeping"
+HOUSEKEEPING_EXPERIMENT = "sentiment-housekeeping"
+DEFAULT_HOUSEKEEPING_SCHEDULE = "0 6 * * 0"
+DEFAULT_KEEP_RUN_WEEKS = 8
+DEFAULT_KEEP_CHALLENGER_WEEKS = 12
+DEFAULT_KEEP_CHAMPIONS = 3
 
 
 @dataclass(frozen=True)

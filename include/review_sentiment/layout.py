@@ -6,6 +6,7 @@ and the names of the files one stage leaves for the next.
     <root>/cache/preprocess/                           cleaned texts, kept between runs
     <root>/state/<model_name>/                         what the last promotion left (drift reference)
     <root>/locks/<model_name>.lock                     the promotion lock without PostgreSQL
+    <root>/trash/<dag_id>/<run_id>/                    run folders housekeeping is deleting
 
 A stage's output folder is described by one of the ``*Files`` classes below: the writer fills
 it, the reader finds it from the one path that travelled through XCom.
@@ -23,6 +24,7 @@ from review_sentiment.artifacts import safe_path
 CACHE_DIR = "cache"
 STATE_DIR = "state"
 LOCKS_DIR = "locks"
+TRASH_DIR = "trash"
 # Model names become a folder name under state/ and locks/: no separators, no "..".
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -88,6 +90,11 @@ class ArtifactLayout:
     @property
     def preprocess_cache(self) -> Path:
         return self.root / CACHE_DIR / "preprocess"
+
+    @property
+    def trash(self) -> Path:
+        """Where housekeeping renames a run folder before deleting it (housekeeping.py)."""
+        return self.root / TRASH_DIR
 
     def state_dir(self, model_name: str) -> Path:
         """Where the last promotion of ``model_name`` left its reference files."""

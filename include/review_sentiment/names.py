@@ -80,6 +80,8 @@ OUTCOME_ROLLED_BACK = "rolled_back"  # a rollback's result (sentiment_rollback, 
 SEEN_REVIEWS_ARTIFACT = "data/seen_review_ids.json"
 TAG_SEEN_REVIEWS = "training.reviews"
 TAG_SEEN_DIGEST = "training.reviews_digest"
+# The ingest snapshot a version was trained on, relative to the artifact root (layout.resolve).
+TAG_TRAINING_SNAPSHOT = "training.snapshot"
 # The paired bootstrap interval of candidate - champion on the comparison set (uncertainty.py), one
 # tag per figure: gate.difference_roc_auc, ..._roc_auc_low, ..._roc_auc_high, the same for
 # f1_not_recommended, then confidence and resamples. Also metrics on the candidate's run, under
@@ -87,6 +89,8 @@ TAG_SEEN_DIGEST = "training.reviews_digest"
 COMPARISON_DIFFERENCE = "gate.difference_"
 METRIC_DIFFERENCE = "test_vs_champion_"
 TAG_NONINFERIORITY_MARGIN = "gate.noninferiority_margin"
+# When and why housekeeping archived a version (stage Archived) that never became champion.
+TAG_ARCHIVED = "housekeeping.archived"
 
 # --- Airflow Assets: names and URIs (dags/sentiment_assets.py makes the Asset objects) ----------
 # x- URIs are Airflow's free-form scheme: the provider URI formats want hosts and ports, which a

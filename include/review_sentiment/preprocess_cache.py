@@ -63,7 +63,8 @@ class PreprocessCache:
     A new setting, stopword list, cleaner version, NLTK release or cache format gives a new
     folder, so stale entries are never read. Files are replaced atomically; if two runs ever
     race, the last rename wins and the loser's new entries are simply cleaned again next time.
-    Nothing is evicted: delete the folder to reset it. An unreadable or malformed file counts as
+    Nothing is evicted here: housekeeping compacts it to the reviews of the kept run folders
+    (:func:`compact_cache`); delete the folder to reset it. An unreadable or malformed file counts as
     empty (it is fully validated before use): the cache never fails a run.
     """
 
@@ -161,6 +162,53 @@ class PreprocessCache:
             )
             _write_table(self.folder / CACHE_STEMS_NAME, table)
             self._stems_saved = len(stems)
+
+
+def snapshot_keys(snapshots: Sequence[str | Path]) -> pa.Array:
+    """Every cache key the reviews of ``snapshots`` (ingest's Parquet files) can look up, whatever
+    the settings: the text, the title alone, and "title text" (:func:`input_array`); unique."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = [pa.array([], pa.large_binary())]
+    for path in snapshots:
+        frame = pd.read_parquet(path, columns=[schema.TEXT, schema.TITLE])
+        texts, titles = frame[schema.TEXT], frame[schema.TITLE]
+        keys += [input_array(texts), input_array(titles), input_array(texts, titles)]
+    return pc.unique(pa.concat_arrays(keys))
+
+
+def compact_cache(cache_dir: str | Path, keep: pa.Array) -> tuple[int, int]:
+    """Drop from every fingerprint folder's texts table the entries whose input is not in ``keep``
+    (:func:`snapshot_keys`); each table is replaced atomically, the stem memo is left as it is.
+
+    A preprocess run racing this either wins the rename (the dropped entries come back, to be
+    dropped next time) or loses it (its new entries are cleaned again by the next run).
+
+    Returns:
+        The bytes freed and the entries dropped.
+    """
+    import pyarrow.compute as pc
+
+    folder = Path(cache_dir)
+    freed = dropped = 0
+    texts_schema, _ = _cache_schemas()
+    for path in sorted(folder.glob(f"*/{CACHE_TEXTS_NAME}")) if folder.is_dir() else []:
+        table = _read_table(path, texts_schema)
+        if table is None:
+            continue
+        kept = table.filter(pc.is_in(table[CACHE_INPUT], value_set=keep))
+        if kept.num_rows == table.num_rows:
+            continue
+        before = path.stat().st_size
+        _write_table(path, kept)
+        freed += before - path.stat().st_size
+        dropped += table.num_rows - kept.num_rows
+        log.info(
+            "preprocess cache %s: kept %d of %d entries", path.parent.name, kept.num_rows, table.num_rows
+        )
+    return freed, dropped
 
 
 def cleaner_inputs(frame: pd.DataFrame, settings: PreprocessSettings) -> list[str]:

@@ -27,6 +27,9 @@ SCORE = "score"
 # sentiment_rollback
 ROLLBACK = "rollback"
 
+# sentiment_housekeeping
+HOUSEKEEPING = "housekeeping"
+
 # The tasks whose return value is an MLflow run (train: one per grid point).
 RUN_TASKS = (TRAIN, BASELINE)
 # The tasks whose return value is the week's outcome (a RegisterResult): one of them runs.
