@@ -5,7 +5,6 @@ tests/integration/test_housekeeping_on_servers.py."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from review_sentiment.layout import ArtifactLayout
 from review_sentiment.ledger import Entry
 from review_sentiment.preprocess import TextCleaner
 from review_sentiment.preprocess_cache import PreprocessCache, compact_cache, snapshot_keys
+from tests.support.run_folders import fake_run_folder, folder_digest
 
 NOW = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
 ROOT = "/srv/artifacts"
@@ -202,28 +202,6 @@ def test_the_cli_flags_and_their_defaults() -> None:
 # --- the executor's file side -------------------------------------------------------------------
 
 
-def _run_folder(root: Path, key: str, age_weeks: float, texts: list[str]) -> None:
-    """A run folder with an ingest snapshot of ``texts`` and a bigger file, last written then."""
-    run = root / key
-    (run / "ingest").mkdir(parents=True)
-    frame = pd.DataFrame({schema.ID: range(len(texts)), schema.TITLE: [""] * len(texts), schema.TEXT: texts})
-    frame.to_parquet(run / "ingest" / "reviews.parquet", index=False)
-    (run / "tokenize").mkdir()
-    (run / "tokenize" / "train.bin").write_bytes(os.urandom(50_000))
-    stamp = weeks_ago(age_weeks).timestamp()
-    for path in [*run.rglob("*"), run]:
-        os.utime(path, (stamp, stamp))
-
-
-def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        h.update(str(path.relative_to(folder)).encode())
-        if path.is_file():
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 class Stop(Exception):
     """The simulated interruption."""
 
@@ -251,14 +229,14 @@ def _pass(layout: ArtifactLayout, versions, step) -> tuple[Plan, Report]:
 def test_an_interrupted_pass_is_completed_by_the_next_and_keeps_what_it_keeps(tmp_path: Path) -> None:
     layout = ArtifactLayout(tmp_path)
     for n in range(4):
-        _run_folder(tmp_path, f"sentiment_retrain/w{n}", 20 - n, [f"review {n}", "shared"])
-    _run_folder(tmp_path, "sentiment_retrain/new", 1, ["fresh", "shared"])
+        fake_run_folder(tmp_path, f"sentiment_retrain/w{n}", weeks_ago(20 - n), [f"review {n}", "shared"])
+    fake_run_folder(tmp_path, "sentiment_retrain/new", weeks_ago(1), ["fresh", "shared"])
     for other in ("state/m", "locks", "cache/preprocess/abc", "unknown/x/y"):
         (tmp_path / other).mkdir(parents=True)
         (tmp_path / other / "f").write_text("keep me")
         os.utime(tmp_path / other / "f", (0, 0))
     versions = [version(1, 20, "sentiment_retrain/w0")]  # the champion: w0 stays
-    kept = {k: _digest(tmp_path / k) for k in ("sentiment_retrain/w0", "sentiment_retrain/new")}
+    kept = {k: folder_digest(tmp_path / k) for k in ("sentiment_retrain/w0", "sentiment_retrain/new")}
     # Stop after two folders went to the trash, before any was deleted.
     step, done = _stop_after(2)
     with pytest.raises(Stop):
@@ -276,7 +254,7 @@ def test_an_interrupted_pass_is_completed_by_the_next_and_keeps_what_it_keeps(tm
     assert not list((tmp_path / "trash").rglob("*.bin"))
     assert not (tmp_path / "trash" / PURGING).exists() or not any((tmp_path / "trash" / PURGING).iterdir())
     assert report.bytes_freed > 0
-    assert {k: _digest(tmp_path / k) for k in kept} == kept
+    assert {k: folder_digest(tmp_path / k) for k in kept} == kept
     for other in ("state/m", "locks", "cache/preprocess/abc", "unknown/x/y"):
         assert (tmp_path / other / "f").read_text() == "keep me"
     # Nothing left to do.
@@ -286,9 +264,9 @@ def test_an_interrupted_pass_is_completed_by_the_next_and_keeps_what_it_keeps(tm
 
 def test_a_trashed_folder_a_kept_champion_needs_is_put_back(tmp_path: Path) -> None:
     layout = ArtifactLayout(tmp_path)
-    _run_folder(tmp_path, "sentiment_retrain/w1", 20, ["a"])
-    _run_folder(tmp_path, "sentiment_retrain/w2", 20, ["b"])
-    before = _digest(tmp_path / "sentiment_retrain/w2")
+    fake_run_folder(tmp_path, "sentiment_retrain/w1", weeks_ago(20), ["a"])
+    fake_run_folder(tmp_path, "sentiment_retrain/w2", weeks_ago(20), ["b"])
+    before = folder_digest(tmp_path / "sentiment_retrain/w2")
     step, _ = _stop_after(2)  # both moved to the trash, then stopped
     with pytest.raises(Stop):
         _pass(layout, [version(1, 20, "sentiment_retrain/w0")], step)
@@ -296,14 +274,14 @@ def test_a_trashed_folder_a_kept_champion_needs_is_put_back(tmp_path: Path) -> N
     the_plan, report = _pass(layout, [version(1, 20, "sentiment_retrain/w2")], lambda _: None)
     assert keys(the_plan.restore) == ["sentiment_retrain/w2"]
     assert report.folders_restored == 1
-    assert _digest(tmp_path / "sentiment_retrain/w2") == before
+    assert folder_digest(tmp_path / "sentiment_retrain/w2") == before
     assert not (tmp_path / "sentiment_retrain/w1").exists()
 
 
 def test_a_folder_is_as_young_as_its_newest_file(tmp_path: Path) -> None:
-    _run_folder(tmp_path, "sentiment_retrain/w1", 20, ["a"])
+    fake_run_folder(tmp_path, "sentiment_retrain/w1", weeks_ago(20), ["a"])
     recent = weeks_ago(1).timestamp()
-    os.utime(tmp_path / "sentiment_retrain/w1/tokenize/train.bin", (recent, recent))
+    os.utime(tmp_path / "sentiment_retrain/w1/train/weights.bin", (recent, recent))
     (found,) = scan_folders(ArtifactLayout(tmp_path))
     assert found.modified == datetime.fromtimestamp(recent, UTC)
     assert found.snapshots == ("sentiment_retrain/w1/ingest/reviews.parquet",)

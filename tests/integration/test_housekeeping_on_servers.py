@@ -10,7 +10,6 @@ runs at ``NOW``, 13 weeks from today, so the versions registered today are old e
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from review_sentiment.preprocess import TextCleaner
 from review_sentiment.preprocess_cache import PreprocessCache
 from review_sentiment.register import promote
 from review_sentiment.rollback import RollbackRefused, rollback
+from tests.support.run_folders import fake_run_folder, folder_digest
 from tests.support.servers import MlflowServer, PostgresServer
 from tests.support.toy_model import register_toy_version, toy_probability
 
@@ -46,28 +46,6 @@ FOLDERS = {f"sentiment_retrain/w{n}": 20 - n for n in range(7)} | {
 KEPT = ["sentiment_retrain/w0", "sentiment_retrain/w2", "sentiment_retrain/w3", "sentiment_retrain/w4",
         "sentiment_retrain/new", "sentiment_score/new"]  # fmt: skip
 DELETED = sorted(set(FOLDERS) - set(KEPT))
-
-
-def _run_folder(root: Path, key: str, age_weeks: float) -> None:
-    run = root / key
-    (run / "ingest").mkdir(parents=True)
-    texts = [f"{key} review {i}: love the fabric, runs small" for i in range(40)]
-    frame = pd.DataFrame({schema.ID: range(40), schema.TITLE: ["Nice"] * 40, schema.TEXT: texts})
-    frame.to_parquet(run / "ingest" / "reviews.parquet", index=False)
-    (run / "train").mkdir()
-    (run / "train" / "weights.bin").write_bytes(os.urandom(200_000))
-    stamp = (NOW - timedelta(weeks=age_weeks)).timestamp()
-    for path in [*run.rglob("*"), run]:
-        os.utime(path, (stamp, stamp))
-
-
-def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        h.update(str(path.relative_to(folder)).encode())
-        if path.is_file():
-            h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 class Stopped(BaseException):
@@ -104,7 +82,8 @@ def world(postgres: PostgresServer, mlflow_server: MlflowServer, tmp_path_factor
             pipeline_run_id=f"sentiment_retrain/w{v}",
         )
     for key, age in FOLDERS.items():
-        _run_folder(root, key, age)
+        texts = [f"{key} review {i}: love the fabric, runs small" for i in range(40)]
+        fake_run_folder(root, key, NOW - timedelta(weeks=age), texts, title="Nice", blob_bytes=200_000)
     cache = PreprocessCache(settings.layout.preprocess_cache, TextCleaner(PreprocessSettings()))
     for key in FOLDERS:
         frame = pd.read_parquet(root / key / "ingest" / "reviews.parquet")
@@ -121,7 +100,7 @@ def _champion(world: dict[str, Any]) -> str:
 
 
 def _root_digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): _digest(p) for p in sorted(root.glob("*/*")) if p.is_dir()}
+    return {str(p.relative_to(root)): folder_digest(p) for p in sorted(root.glob("*/*")) if p.is_dir()}
 
 
 def test_a_dry_run_prints_the_plan_and_changes_nothing(world) -> None:
@@ -146,7 +125,7 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(world) -> None:
 
 def test_an_interrupted_pass_then_a_rerun_frees_space_and_keeps_the_champions(world) -> None:
     root, client = world["root"], world["client"]
-    kept = {key: _digest(root / key) for key in KEPT}
+    kept = {key: folder_digest(root / key) for key in KEPT}
     others = {p: p.read_text() for p in (root / "state" / "keep.txt", root / "locks" / "keep.txt")}
     cache_size = sum(p.stat().st_size for p in (root / "cache").rglob("texts.arrow"))
     steps: list[str] = []
@@ -167,7 +146,7 @@ def test_an_interrupted_pass_then_a_rerun_frees_space_and_keeps_the_champions(wo
 
     report = housekeeping(world["settings"], POLICY, now=NOW)
     assert sorted(k for k in FOLDERS if (root / k).exists()) == sorted(KEPT)
-    assert {key: _digest(root / key) for key in KEPT} == kept  # nothing kept is lost
+    assert {key: folder_digest(root / key) for key in KEPT} == kept  # nothing kept is lost
     assert {p: p.read_text() for p in others} == others
     assert not list((root / "trash").rglob("*.bin"))
     assert report.folders_deleted == len(DELETED) == 4
