@@ -68,7 +68,7 @@ def reviews(
     )
 
 
-OLD = reviews(2000, seed=1)
+OLD = reviews(1000, seed=1)
 
 
 def test_label_stats_counts_and_share() -> None:
