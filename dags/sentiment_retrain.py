@@ -220,9 +220,7 @@ with DAG(
             return {XCOM_RUN_ID: run_id, XCOM_EXPERIMENT_ID: experiment_id}
 
     @task(task_id=ids.REGISTER, execution_timeout=timedelta(minutes=30))
-    def register(
-        manifest: str, trained: list[dict[str, str]], linear: dict[str, str], label_stats: str
-    ) -> dict:
+    def register(manifest: str, trained: list[dict[str, str]], linear: dict[str, str], snapshot: str) -> dict:
         """Register the best run as the challenger, report on it, record the gate's verdict
         (idempotent per DAG run). The mapped results are read as one slice: iterating them would
         probe one past the end, which the task log shows as an error."""
@@ -232,7 +230,7 @@ with DAG(
             return run_register(
                 [t[XCOM_RUN_ID] for t in trained[:]], s.path(manifest), settings=s.settings,
                 policy=s.gate_policy(), baseline_run_id=linear[XCOM_RUN_ID],
-                label_stats_path=s.path(label_stats), pipeline_run_id=s.pipeline_run_id, settle=False,
+                snapshot_path=s.path(snapshot), pipeline_run_id=s.pipeline_run_id, settle=False,
             ).to_dict()  # fmt: skip
 
     @task.branch(task_id=ids.DECIDE)
@@ -284,7 +282,7 @@ with DAG(
     manifest = tokenize(preprocess(snapshot["snapshot"]))
     grid = prepare_grid()
     trained = train.partial(manifest=manifest).expand_kwargs(grid)
-    candidate = register(manifest, trained, baseline(manifest, grid), snapshot["label_stats"])
+    candidate = register(manifest, trained, baseline(manifest, grid), snapshot["snapshot"])
     watch = monitor_champion()
     watch >> grid  # the champion is measured on the new week before anything is trained
     promoted, kept = promote(), keep_champion()

@@ -39,13 +39,28 @@ def _interval_lines(result: Mapping[str, Any]) -> list[str]:
     return [f"Paired bootstrap over the same reviews: {said}.{rule}", ""]
 
 
+def _drift_lines(result: Mapping[str, Any]) -> list[str]:
+    """Why the week's reviews drifted from the champion's training data (none when they did not):
+    the gate weighed the scores only, the approver weighs this."""
+    drift = result.get("drift")
+    if not drift:
+        return []
+    return [
+        f"**Drift:** {drift}. The gate judged the scores only; approve if the change in the data is "
+        "expected (a new product line, a season), reject if the feed looks broken.",
+        "",
+    ]
+
+
 def request(result: Mapping[str, Any], settings: Settings) -> tuple[str, str]:
     """The approval's subject and Markdown body for ``register``'s result (a ``RegisterResult`` as
-    XCom carries it): the three models' ROC AUC on the same test split, the gate's reason, links
-    to the version and its evaluation report."""
+    XCom carries it): the three models' ROC AUC on the same test split, the gate's reason, the
+    drift of the week's reviews if any, links to the version and its evaluation report."""
     version, model = result["version"], result["model_name"]
     champion = result.get("champion_version")
     subject = f"Promote {model} v{version} to champion?"
+    if result.get("drift"):
+        subject += " (the week's reviews drifted)"
     compared = result.get("compared") or result.get("candidate")
     size = result.get("comparison_size")
     on = f" ({size} test reviews neither model was trained on)" if size else ""
@@ -65,6 +80,7 @@ def request(result: Mapping[str, Any], settings: Settings) -> tuple[str, str]:
         [
             f"The gate passed **{model} v{version}**: {result.get('reason', '')}",
             "",
+            *_drift_lines(result),
             f"Scores on the same test split{on}:",
             "",
             *rows,

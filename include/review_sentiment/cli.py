@@ -200,6 +200,12 @@ def _register_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
                    help="non-inferiority margin: the 95%% CI lower bound of candidate - champion ROC AUC "
                    "must be above -MARGIN")  # fmt: skip
     p.add_argument("--output", type=Path, required=True)
+    p.add_argument(
+        "--snapshot",
+        type=Path,
+        help="ingest's reviews.parquet: its new reviews are checked for "
+        "drift against the champion's; under the artifact root, it is tagged for later checks",
+    )
 
 
 def _register(args: argparse.Namespace, settings: Settings) -> str:
@@ -210,7 +216,7 @@ def _register(args: argparse.Namespace, settings: Settings) -> str:
     result = register(
         args.runs.split(","), args.input, settings=settings, baseline_run_id=args.baseline_run,
         policy=GatePolicy(floor=args.floor, force=args.force, margin=args.margin),
-        pipeline_run_id=args.pipeline_run_id,
+        pipeline_run_id=args.pipeline_run_id, snapshot_path=args.snapshot,
     )  # fmt: skip
     write_json(args.output / "register.json", result.to_dict())
     if not result.promoted:

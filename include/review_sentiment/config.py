@@ -45,6 +45,15 @@ DEFAULT_RESCORE_DAYS = 7
 # the register task's execution_timeout, so a stuck holder shows up as a clear error.
 DEFAULT_LOCK_TIMEOUT_S = 600.0
 DEFAULT_PROMOTION_FLOOR = 0.85
+# The drift check of the week's new reviews against the champion's training snapshot (drift.py).
+# Each bar sits above what chance gives a random week of MIN_NEW reviews of the real data (2,000
+# random 200-review weeks: |label share difference| at most 0.084 in 99.9%, rating total-variation
+# distance at most 0.129 in 99.9% and 0.140 at most; text AUC mean 0.49, sd 0.037), and below what
+# a week of one department with inverted labels gives (label difference about 0.6, text AUC about 0.8).
+DEFAULT_DRIFT_LABEL_SHARE = 0.10
+DEFAULT_DRIFT_RATING_DISTANCE = 0.15
+DEFAULT_DRIFT_TEXT_AUC = 0.60
+DEFAULT_DRIFT_MIN_NEW_REVIEWS = 200
 # The weekly champion monitoring alerts below this ROC AUC on the new week's reviews, or this much
 # below the champion's own test ROC AUC (monitor.monitor_champion, the DAG's monitoring params).
 DEFAULT_MONITOR_FLOOR = 0.85

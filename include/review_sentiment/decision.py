@@ -43,6 +43,9 @@ class RegisterResult:
     # candidate - champion on the comparison set with its interval (uncertainty.Difference.to_scores)
     difference: dict[str, float] | None = None
     noninferiority_margin: float | None = None  # the gate's margin on that interval
+    # Why the week's new reviews drifted from the champion's training data ("": they did not, or
+    # no check); the gate's verdict leaves it out, the week's routing does not (drift.py).
+    drift: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +77,8 @@ class RegisterResult:
         if scores and theirs is not None:
             scores += f" vs champion {theirs:.4f} on {self.comparison_size} unseen test reviews"
         alert = f"monitoring alert: {self.monitoring}" if self.monitoring else ""
-        return " - ".join(part for part in (head, scores, self.reason, alert) if part)
+        drift = f"drift: {self.drift}" if self.drift else ""
+        return " - ".join(part for part in (head, scores, self.reason, drift, alert) if part)
 
     def summary(self) -> str:
         """One line for the task log: the version, the verdict or outcome and rounded scores."""
@@ -88,6 +92,8 @@ class RegisterResult:
                 parts.append(f"{who} {rounded(scores)}")
         if self.comparison_size is not None:
             parts.append(f"compared on {self.comparison_size} test reviews neither model was trained on")
+        if self.drift:
+            parts.append(f"drift: {self.drift}")
         return "; ".join(parts) + f" ({self.reason})"
 
 
@@ -159,6 +165,19 @@ class _Unset:
 
 
 @dataclass(frozen=True)
+class _Note:
+    """Text written only when there is some (absent: ``""``)."""
+
+    tag: str
+
+    def write(self, value: str) -> dict[str, str]:
+        return {self.tag: value} if value else {}
+
+    def read(self, tags: Mapping[str, str]) -> str:
+        return tags.get(self.tag, "")
+
+
+@dataclass(frozen=True)
 class _Verdict:
     """The gate's verdict as ``passed`` or ``refused``."""
 
@@ -182,6 +201,7 @@ _VERDICT: tuple[tuple[str, _Codec], ...] = (
     ("comparison_size", _Optional(names.TAG_COMPARISON_SIZE, int)),
     ("difference", _Scores(names.COMPARISON_DIFFERENCE)),
     ("noninferiority_margin", _Unset(names.TAG_NONINFERIORITY_MARGIN, float)),
+    ("drift", _Note(names.TAG_DRIFT)),
     ("reason", _Text(names.TAG_REASON)),
     ("passed", _Verdict(names.TAG_DECISION)),
 )

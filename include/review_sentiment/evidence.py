@@ -1,5 +1,6 @@
-"""Register's first step, gather: the best grid run, its test scores, the baseline's, the label
-drift, and the champion against the candidate on the test reviews neither was trained on.
+"""Register's first step, gather: the best grid run, its test scores, the baseline's, the drift
+of the week's new reviews from the champion's training data (``drift.py``), and the champion
+against the candidate on the test reviews neither was trained on.
 
 Nothing here writes to MLflow; ``record.py`` does, once the gate (``gate.py``) has judged.
 """
@@ -7,6 +8,7 @@ Nothing here writes to MLflow; ``record.py`` does, once the gate (``gate.py``) h
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +16,14 @@ from typing import Any
 
 from review_sentiment import names, schema, scoring, versions
 from review_sentiment.config import Settings
+from review_sentiment.drift import check_against_champion, snapshot_tag
 from review_sentiment.errors import GateRefused
 from review_sentiment.gate import MIN_COMPARISON_REVIEWS, GateFacts
 from review_sentiment.metrics import binary_metrics
 from review_sentiment.tokenize import Tokenized
 from review_sentiment.tracking import client, model_uri
+
+log = logging.getLogger(__name__)
 
 
 def select_best_run(run_ids: list[str], tracking_uri: str | None = None) -> str:
@@ -86,9 +91,15 @@ class Evidence:
     probability: Any
     threshold: float
     baseline_run_id: str | None
-    drift: Any  # drift.DriftResult | None
+    drift: Any  # drift.DriftResult | None (None: no check asked)
     baseline: Any  # baseline.BaselineScores | None
     comparison: Comparison
+    training_snapshot: dict[str, str] = dataclasses.field(default_factory=dict)  # its version tag
+
+    @property
+    def drift_reason(self) -> str:
+        """Why the week's reviews drifted from the champion's ("" when they did not)."""
+        return self.drift.reason if self.drift is not None and self.drift.drifted else ""
 
     @property
     def baseline_scores(self) -> dict[str, float] | None:
@@ -100,7 +111,6 @@ class Evidence:
         scores = self.baseline_scores
         return GateFacts(
             candidate_auc=self.candidate["roc_auc"],
-            drift=self.drift.reason if self.drift is not None and self.drift.drifted else "",
             baseline_auc=None if scores is None else scores["roc_auc"],
             cannot_compare=comparison.unavailable or "",
             champion_auc=comparison.champion_auc,
@@ -116,7 +126,7 @@ def gather(
     *,
     settings: Settings,
     baseline_run_id: str | None,
-    label_stats_path: str | Path | None,
+    snapshot_path: str | Path | None,
     registered: str | None,
 ) -> Evidence:
     """The candidate's and the baseline's test scores (each at its own threshold), the drift, and
@@ -127,7 +137,8 @@ def gather(
         manifest_path: The tokenize manifest, whose test split every model is scored on.
         settings: Tracking URI and model name.
         baseline_run_id: The run of this pipeline run's linear baseline (None: no baseline).
-        label_stats_path: Ingest's label statistics (None: no drift check).
+        snapshot_path: This run's ingest snapshot: checked for drift against the champion's and
+            tagged on the version for the next weeks' checks (None: neither).
         registered: The version an earlier try registered for the candidate (never compared with
             itself, should it hold the champion alias), or None.
     """
@@ -138,16 +149,19 @@ def gather(
     threshold = float(best_run.data.metrics.get(names.METRIC_THRESHOLD, 0.5))
     probability = scoring.score(model_uri(best_run.info.run_id, settings.tracking_uri), test)
     candidate = binary_metrics(test[schema.LABEL].to_numpy(dtype=int), probability, threshold)
-    drift = _label_drift(label_stats_path, settings)
     baseline = baseline_on(baseline_run_id, test, settings.tracking_uri) if baseline_run_id else None
     champion = versions.champion_version(client(settings.tracking_uri), settings.model_name)
+    drift = None
+    if snapshot_path is not None:
+        drift = check_against_champion(snapshot_path, champion, settings.layout)
+        log.info("drift: %s", drift.reason)
     comparison = NO_CHAMPION
     if champion is not None and str(champion.version) != registered:
         comparison = compare(champion, test, probability, threshold, settings)
     return Evidence(
         run=best_run, data=data, test=test, candidate=candidate, probability=probability,
         threshold=threshold, baseline_run_id=baseline_run_id, drift=drift, baseline=baseline,
-        comparison=comparison,
+        comparison=comparison, training_snapshot=snapshot_tag(snapshot_path, settings.layout),
     )  # fmt: skip
 
 
@@ -205,13 +219,3 @@ def _difference(labels: Any, candidate: Any, champion: Any, thresholds: tuple[fl
     if len(np.unique(labels)) < 2 or not np.all(np.isfinite(scores)):
         return None
     return paired_bootstrap(labels, candidate, champion, thresholds)
-
-
-def _label_drift(label_stats_path: str | Path | None, settings: Settings) -> Any:
-    """This run's label shares against the last promoted run's (None: no drift check asked)."""
-    if label_stats_path is None:
-        return None
-    from review_sentiment import drift
-
-    current = drift.load_label_stats(label_stats_path)
-    return drift.check_label_drift(current, drift.load_reference_stats(settings.layout, settings.model_name))

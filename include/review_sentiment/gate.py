@@ -52,7 +52,6 @@ class GateFacts:
 
     Attributes:
         candidate_auc: The candidate's test ROC AUC.
-        drift: Why the data drifted, when it did (blocks promotion; "": no drift).
         baseline_auc: The baseline's test ROC AUC (None: no baseline in this run).
         cannot_compare: Why there is a champion but no fair comparison with it (blocks promotion;
             "": none needed, or a fair one was made).
@@ -64,7 +63,6 @@ class GateFacts:
     """
 
     candidate_auc: float
-    drift: str = ""
     baseline_auc: float | None = None
     cannot_compare: str = ""
     champion_auc: float | None = None
@@ -81,9 +79,10 @@ class Verdict(NamedTuple):
 
 
 def gate(facts: GateFacts, policy: GatePolicy) -> Verdict:
-    """No label drift, above the floor, better than the linear baseline trained in the same run
-    (when the policy asks), and no worse than the champion on the test reviews neither model was
-    trained on.
+    """Above the floor, better than the linear baseline trained in the same run (when the policy
+    asks), and no worse than the champion on the test reviews neither model was trained on. The
+    scores only: drift of the data (``drift.py``) is recorded beside the verdict and routes the
+    week (to the approval, or keeping the champion), it does not refuse.
 
     Args:
         facts: The candidate's, the baseline's and the champion's figures.
@@ -135,12 +134,10 @@ def champion_refusal(facts: GateFacts, margin: float) -> str | None:
 
 
 def _refusal(facts: GateFacts, floor: float, baseline_auc: float | None) -> str | None:
-    """Why the candidate is refused, checked in order (drift before scores); None if it is not."""
+    """Why the candidate is refused, checked in order; None if it is not."""
     candidate_auc = facts.candidate_auc
     if not math.isfinite(candidate_auc):
         return "candidate test ROC AUC is not finite (diverged model)"
-    if facts.drift:
-        return f"label drift blocks promotion: {facts.drift}"
     if candidate_auc < floor:
         return f"candidate test ROC AUC {candidate_auc:.4f} is below the floor {floor:.4f}"
     if baseline_auc is not None and math.isfinite(baseline_auc) and candidate_auc <= baseline_auc:

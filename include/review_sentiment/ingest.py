@@ -62,7 +62,7 @@ def ingest(
 
     Returns:
         Path of the Parquet snapshot. Beside it: ``ingest.json`` (counts), ``label_stats.json``
-        (for the drift check) and, when rows held a NUL byte, ``quarantine.jsonl`` (those rows).
+        (label counts) and, when rows held a NUL byte, ``quarantine.jsonl`` (those rows).
 
     Raises:
         DataContractError: the input breaks the contract, or more than 1% of the rows were

@@ -4,7 +4,6 @@ and the names of the files one stage leaves for the next.
     <root>/<dag_id>/<run_id>/<task_id>[-<map_index>]/   one task instance's outputs
     <root>/sentiment_score/<run_id>/score/predictions.parquet   a scoring run's predictions
     <root>/cache/preprocess/                           cleaned texts, kept between runs
-    <root>/state/<model_name>/                         what the last promotion left (drift reference)
     <root>/locks/<model_name>.lock                     the promotion lock without PostgreSQL
     <root>/trash/<dag_id>/<run_id>/                    run folders housekeeping is deleting
 
@@ -22,17 +21,16 @@ from typing import ClassVar, Self
 from review_sentiment.artifacts import safe_path
 
 CACHE_DIR = "cache"
-STATE_DIR = "state"
 LOCKS_DIR = "locks"
 TRASH_DIR = "trash"
-# Model names become a folder name under state/ and locks/: no separators, no "..".
+# Model names become a file name under locks/: no separators, no "..".
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 # Files of each stage's output folder.
 SNAPSHOT_NAME = "reviews.parquet"
 REPORT_NAME = "ingest.json"
 QUARANTINE_NAME = "quarantine.jsonl"
-LABEL_STATS_NAME = "label_stats.json"
+LABEL_STATS_NAME = "label_stats.json"  # the snapshot's label counts, for people
 OUTPUT_NAME = "reviews_clean.parquet"
 SETTINGS_NAME = "preprocess.json"
 MANIFEST_NAME = "manifest.json"
@@ -95,10 +93,6 @@ class ArtifactLayout:
     def trash(self) -> Path:
         """Where housekeeping renames a run folder before deleting it (housekeeping.py)."""
         return self.root / TRASH_DIR
-
-    def state_dir(self, model_name: str) -> Path:
-        """Where the last promotion of ``model_name`` left its reference files."""
-        return self.resolve(Path(STATE_DIR) / _folder_name(model_name))
 
     def lock_file(self, model_name: str) -> Path:
         return self.resolve(Path(LOCKS_DIR) / f"{_folder_name(model_name)}.lock")

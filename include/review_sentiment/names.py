@@ -80,7 +80,8 @@ OUTCOME_ROLLED_BACK = "rolled_back"  # a rollback's result (sentiment_rollback, 
 SEEN_REVIEWS_ARTIFACT = "data/seen_review_ids.json"
 TAG_SEEN_REVIEWS = "training.reviews"
 TAG_SEEN_DIGEST = "training.reviews_digest"
-# The ingest snapshot a version was trained on, relative to the artifact root (layout.resolve).
+# The ingest snapshot a version was trained on, relative to the artifact root (as
+# ArtifactLayout.resolve takes it): the next weeks' drift check compares their new reviews with it.
 TAG_TRAINING_SNAPSHOT = "training.snapshot"
 # The paired bootstrap interval of candidate - champion on the comparison set (uncertainty.py), one
 # tag per figure: gate.difference_roc_auc, ..._roc_auc_low, ..._roc_auc_high, the same for

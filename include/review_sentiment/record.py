@@ -1,6 +1,7 @@
 """Register's last step, record: the new version (alias ``challenger``), the candidate's test
-metrics on its run, the reviews it was trained on, every figure the gate weighed as version tags
-(``decision.py``), the evaluation report (``report.py``) and, last, the verdict.
+metrics on its run, the reviews it was trained on (their ids; the snapshot, for the next weeks'
+drift checks), every figure the gate weighed and the drift as version tags (``decision.py``),
+the evaluation report (``report.py``) and, last, the verdict.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def record(
         compared=comparison.candidate, comparison_size=comparison.size,
         experiment_id=evidence.run.info.experiment_id, noninferiority_margin=policy.margin,
         difference=None if comparison.difference is None else comparison.difference.to_scores(),
+        drift=evidence.drift_reason,
     )  # fmt: skip
     tags = verdict_tags(result)
     finished = {names.TAG_DECISION: tags.pop(names.TAG_DECISION)}
@@ -71,6 +73,7 @@ def record(
     )
     if evidence.drift is not None:
         tags.update(evidence.drift.to_tags())
+    tags.update(evidence.training_snapshot)  # what the next weeks' drift checks compare with
     versions.set_tags(mlflow_client, model_name, version, tags)
     _name_challenger(mlflow_client, version, settings)
     _log_report(mlflow_client, evidence, version, verdict.reason, model_name)

@@ -1,14 +1,17 @@
 """Register: pick the best grid run, score it on test, register it as the ``challenger`` and weigh
 it against the champion on the test reviews neither model was trained on. Three steps:
 
-* gather (``evidence.py``): the candidate's, the baseline's and the champion's scores, the drift;
+* gather (``evidence.py``): the candidate's, the baseline's and the champion's scores, the drift
+  of the week's new reviews from the champion's training data (``drift.py``);
 * judge (``gate.py``): the gate weighs them under a :class:`~review_sentiment.gate.GatePolicy`;
 * record (``record.py``): the version, every figure as its tags (``decision.py``) and the
   evaluation report (``report.py``), the verdict last.
 
 The week then either promotes it (:func:`promote`: moves ``champion`` under the promotion lock,
 ``promotion.py``) or keeps the champion (:func:`keep_champion`): a refusal is an outcome, not an
-error. Model versions and aliases are reached through ``versions.py``.
+error. Drift does not refuse: a drifted week that passed goes to a human (the DAG's approval) or,
+with nobody to ask (the CLI), keeps the champion. Model versions and aliases are reached
+through ``versions.py``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def register(
     settings: Settings | None = None,
     policy: GatePolicy | None = None,
     baseline_run_id: str | None = None,
-    label_stats_path: str | Path | None = None,
+    snapshot_path: str | Path | None = None,
     pipeline_run_id: str | None = None,
     settle: bool = True,
 ) -> RegisterResult:
@@ -55,15 +58,19 @@ def register(
         settings: Tracking URI, model name, artifact layout and lock (default: the environment's).
         policy: The gate's floor, baseline bar and force (default: :class:`GatePolicy`'s).
         baseline_run_id: The run of this pipeline run's linear baseline (None: no baseline).
-        label_stats_path: Ingest's label statistics (None: no drift check).
+        snapshot_path: This run's ingest snapshot: its new reviews are checked for drift against
+            the champion's training snapshot, and its path (relative to the artifact root) is
+            tagged on the version (``training.snapshot``) for the next weeks' checks. None: neither.
         pipeline_run_id: Id of the pipeline run (``<dag_id>/<run_id>``) for idempotency.
-        settle: Settle the week here (the CLI's whole week in one call). The DAG passes False and
-            settles in its own tasks (``promote`` or ``keep_champion``, after an optional approval).
+        settle: Settle the week here (the CLI's whole week in one call: a passed but drifted week,
+            unless forced, keeps the champion). The DAG passes False and settles in its own tasks
+            (``promote`` or ``keep_champion``, after an optional approval).
 
     Returns:
         The verdict, version and scores (``outcome`` None unless settled).
     """
     settings = settings or Settings.from_env()
+    policy = policy or GatePolicy()
     mlflow_client = client(settings.tracking_uri)
     best = select_best_run(run_ids, settings.tracking_uri)
     existing = versions.find_version(mlflow_client, settings.model_name, best, pipeline_run_id)
@@ -73,19 +80,18 @@ def register(
     else:
         evidence = gather(
             mlflow_client.get_run(best), manifest_path, settings=settings, baseline_run_id=baseline_run_id,
-            label_stats_path=label_stats_path, registered=None if existing is None else str(existing.version),
+            snapshot_path=snapshot_path, registered=None if existing is None else str(existing.version),
         )  # fmt: skip
-        policy = policy or GatePolicy()
         verdict = gate(evidence.facts(), policy)
         result = record(evidence, verdict, policy, settings=settings, registered=existing,
                         pipeline_run_id=pipeline_run_id)  # fmt: skip
         log.info("register: %s", result.summary())
     if not settle or result.outcome is not None:
         return result
-    if result.passed:
-        return promote(result, manifest_path, settings=settings, label_stats_path=label_stats_path,
-                       pipeline_run_id=pipeline_run_id)  # fmt: skip
-    return keep_champion(result, settings=settings)
+    if result.passed and (policy.force or not result.drift):
+        return promote(result, manifest_path, settings=settings, pipeline_run_id=pipeline_run_id)
+    drifted = f"the gate passed, but drift keeps the champion: {result.drift}" if result.passed else None
+    return keep_champion(result, settings=settings, reason=drifted)
 
 
 def promote(
@@ -99,6 +105,8 @@ def promote(
 ) -> RegisterResult:
     """Move ``champion`` to the version ``register`` passed, under the promotion lock, and record
     the move in the champion ledger (``ledger.py``; ``approved_by``: who approved or forced it).
+    ``label_stats_path`` is ignored (the drift reference is now the champion's
+    ``training.snapshot`` tag); it stays until the DAG's promote task no longer passes it.
 
     Idempotent: a version already promoted is not promoted again (nor moved back to, if a later
     version took the alias since). Race-safe: if another run moved ``champion`` after this run's
@@ -131,7 +139,6 @@ def promote(
         move = ledger.Move(previous, version, pipeline_run_id, promoted.reason, kind, approved_by)
         ledger.move_champion(mlflow_client, model_name, move)
         versions.set_tags(mlflow_client, model_name, version, outcome_tags(promoted))
-        _save_drift_reference(label_stats_path, settings, pipeline_run_id)
     log.info("promote: %s", promoted.summary())
     return promoted
 
@@ -166,15 +173,3 @@ def keep_champion(
     versions.set_tags(client(settings.tracking_uri), settings.model_name, result.version, outcome_tags(kept))
     log.info("keep_champion: %s", kept.summary())
     return kept
-
-
-def _save_drift_reference(
-    label_stats_path: str | Path | None, settings: Settings, pipeline_run_id: str | None
-) -> None:
-    """After a promotion: this run's label shares become the reference of the next drift check."""
-    if label_stats_path is None:
-        return
-    from review_sentiment import drift
-
-    stats = drift.load_label_stats(label_stats_path)
-    drift.save_reference_stats(settings.layout, settings.model_name, stats, pipeline_run_id=pipeline_run_id)

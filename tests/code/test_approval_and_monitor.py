@@ -43,6 +43,16 @@ def test_the_approval_form_of_a_first_version_says_there_is_no_champion() -> Non
     assert "| candidate v7 | 0.9580 |" in body
 
 
+def test_the_approval_form_of_a_drifted_week_says_what_drifted() -> None:
+    drift = "412 new reviews vs champion v6's training snapshot drifted: label share: 0.19 of the new ..."
+    subject, body = request({**RESULT, "drift": drift}, Settings.from_env({}))
+    assert subject == "Promote customer-sentiment-analysis v7 to champion? (the week's reviews drifted)"
+    assert f"**Drift:** {drift}." in body
+    assert body.index(RESULT["reason"]) < body.index("**Drift:**") < body.index("| candidate v7 |")
+    _, plain = request({**RESULT, "drift": ""}, Settings.from_env({}))
+    assert "Drift" not in plain
+
+
 @pytest.mark.parametrize(
     ("auc", "own", "expected"),
     [

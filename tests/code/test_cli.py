@@ -144,3 +144,13 @@ def test_preprocess_switches_go_both_ways_with_the_dags_defaults(env: dict[str, 
     assert "keep no/nor/not and the n't forms (default: True)" in text
     assert "prepend the review title to its text (default: True)" in text
     assert "drop NLTK's English stopwords (default: False)" in text
+
+
+def test_register_takes_the_snapshot_its_drift_check_reads() -> None:
+    from review_sentiment.cli import parser
+
+    argv = ["register", "--input", "m.json", "--runs", "a,b", "--output", "out"]
+    assert parser().parse_args([*argv, "--snapshot", "ingest/reviews.parquet"]).snapshot == Path(
+        "ingest/reviews.parquet"
+    )
+    assert parser().parse_args(argv).snapshot is None  # no drift check, no training.snapshot tag

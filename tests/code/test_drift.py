@@ -1,38 +1,74 @@
-"""Unit tests of the label-drift check and of the promoted run's reference statistics."""
+"""Unit tests of the drift check: the week's new reviews against the champion's training snapshot
+(label share, rating distribution, a TF-IDF classifier telling new from old texts), and where the
+champion's snapshot is found (its ``training.snapshot`` tag). Synthetic reviews, no servers."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from review_sentiment import schema
 from review_sentiment.drift import (
-    DEFAULT_DRIFT_THRESHOLD,
-    check_label_drift,
+    DriftThresholds,
+    check_against_champion,
+    check_drift,
     label_stats,
-    load_label_stats,
-    load_reference_stats,
-    reference_stats_path,
-    save_reference_stats,
+    new_reviews,
+    rating_distance,
+    read_snapshot,
+    snapshot_tag,
+    text_drift,
 )
-from review_sentiment.errors import DataContractError, UnsafePathError
-from review_sentiment.layout import LABEL_STATS_NAME, STATE_DIR, ArtifactLayout
+from review_sentiment.errors import DataContractError
+from review_sentiment.layout import ArtifactLayout
 
-MODEL = "customer-sentiment-analysis"
+COMMON = [
+    "fits",
+    "runs",
+    "small",
+    "large",
+    "fabric",
+    "color",
+    "size",
+    "love",
+    "wear",
+    "soft",
+    "cute",
+    "price",
+]
+DRESSES = ["dress", "skirt", "hem", "waist", "slip", "zipper", "lining", "flowy"]
 
 
-def _stats(share: float, rows: int = 1000) -> dict:
-    positive = round(share * rows)
-    return {
-        "rows": rows,
-        "positive": positive,
-        "negative": rows - positive,
-        "positive_share": positive / rows,
-    }
+def reviews(
+    n: int,
+    *,
+    start: int = 0,
+    seed: int = 0,
+    positive: float = 0.82,
+    ratings: tuple[float, ...] = (0.04, 0.07, 0.13, 0.21, 0.55),
+    extra: list[str] | None = None,
+) -> pd.DataFrame:
+    """``n`` synthetic reviews with ids from ``start``: the label, rating and words drawn at random
+    (``extra`` words mixed into every text)."""
+    rng = np.random.default_rng(seed)
+    words = COMMON + (extra or [])
+    texts = [" ".join(rng.choice(words, size=12)) for _ in range(n)]
+    return pd.DataFrame(
+        {
+            schema.ID: pd.array(np.arange(start, start + n), dtype="Int64"),
+            schema.LABEL: (rng.random(n) < positive).astype("int8"),
+            "rating": pd.array(rng.choice([1, 2, 3, 4, 5], size=n, p=ratings), dtype="Int64"),
+            schema.TITLE: [None if i % 3 else "nice" for i in range(n)],
+            schema.TEXT: texts,
+        }
+    )
+
+
+OLD = reviews(1000, seed=1)
 
 
 def test_label_stats_counts_and_share() -> None:
@@ -46,114 +82,165 @@ def test_label_stats_refuses_unvalidated_labels(labels: list) -> None:
         label_stats(pd.DataFrame({schema.LABEL: pd.array(labels, dtype="Int64")}))
 
 
-def test_no_reference_is_no_drift() -> None:
-    result = check_label_drift(_stats(0.82), None)
-    assert not result.drifted
-    assert result.previous_share is None
-    assert result.delta is None
-    assert "no reference" in result.reason
-    assert "gate.drift" not in result.to_tags()
+# --- Which reviews are new ----------------------------------------------------------------------
+def test_new_reviews_are_unknown_ids_and_changed_rows() -> None:
+    old = reviews(10)
+    current = pd.concat([old, reviews(3, start=100, seed=5)], ignore_index=True)
+    current.loc[2, schema.LABEL] = 1 - current.loc[2, schema.LABEL]  # relabelled
+    current.loc[4, schema.TEXT] = "edited text"
+    current.loc[6, "rating"] = 6 - current.loc[6, "rating"] if current.loc[6, "rating"] != 3 else 1
+    assert sorted(new_reviews(current, old)[schema.ID]) == [2, 4, 6, 100, 101, 102]
 
 
-@pytest.mark.parametrize(
-    ("current", "previous", "drifted"),
-    [
-        (0.82, 0.82, False),
-        (0.75, 0.82, False),  # 0.07 < 0.10
-        (0.91, 0.82, False),
-        (0.70, 0.82, True),  # 0.12 down
-        (0.95, 0.82, True),  # 0.13 up
-        (0.50, 0.82, True),
-    ],
-)
-def test_drift_is_the_absolute_share_difference(current: float, previous: float, drifted: bool) -> None:
-    result = check_label_drift(_stats(current), _stats(previous), DEFAULT_DRIFT_THRESHOLD)
-    assert result.drifted is drifted
-    assert result.delta == pytest.approx(current - previous)
-    assert result.current_share == pytest.approx(current)
-    assert result.previous_share == pytest.approx(previous)
+def test_the_same_reviews_in_other_dtypes_are_not_new() -> None:
+    old = reviews(10)
+    same = old.astype({schema.LABEL: "Int64", "rating": "int64", schema.ID: "int64"})
+    assert new_reviews(same, old).empty  # missing titles match missing titles too
+    assert new_reviews(old.iloc[:4], old).empty  # rows dropped from the week are not new
 
 
-def test_the_threshold_itself_is_not_drift() -> None:
-    # Exact binary fractions, so the comparison is not at the mercy of rounding.
-    assert not check_label_drift(_stats(0.75, 4), _stats(0.5, 4), threshold=0.25).drifted
-    assert check_label_drift(_stats(1.0, 4), _stats(0.5, 4), threshold=0.25).drifted
+# --- The three measures -------------------------------------------------------------------------
+def test_rating_distance_is_the_total_variation_distance() -> None:
+    fives, fours = pd.Series([5] * 10), pd.Series([4] * 10)
+    assert rating_distance(fives, fives) == 0.0
+    assert rating_distance(fives, fours) == 1.0
+    assert rating_distance(pd.Series([5, 5, 4, 4]), fives) == pytest.approx(0.5)
+    assert rating_distance(pd.Series([5, 5, 7, 0]), fives) == 0.0  # only 1-5 stars are counted
 
 
-def test_drift_reason_is_one_line_with_the_numbers_and_the_run() -> None:
-    previous = {**_stats(0.82), "pipeline_run_id": "sentiment_retrain/scheduled__2026-11-23"}
-    result = check_label_drift(_stats(0.60), previous, 0.10)
-    assert result.drifted
-    assert result.reason == (
-        "positive-label share 0.600 vs 0.820 in the last promoted run "
-        "(sentiment_retrain/scheduled__2026-11-23): |delta| 0.220 above the threshold 0.10"
+def test_text_drift_tells_other_words_apart_and_names_them() -> None:
+    new = reviews(300, start=10_000, seed=2, extra=DRESSES)
+    found = text_drift(new[schema.TEXT], OLD[schema.TEXT])
+    assert found.auc > 0.95
+    assert set(found.words) <= set(DRESSES)
+
+
+def test_text_drift_of_the_same_words_is_chance_and_repeatable() -> None:
+    new = reviews(300, start=10_000, seed=2)
+    found = text_drift(new[schema.TEXT], OLD[schema.TEXT])
+    assert 0.35 < found.auc < 0.6
+    assert text_drift(new[schema.TEXT], OLD[schema.TEXT]) == found  # seeded
+
+
+def test_text_drift_samples_as_many_old_as_new() -> None:
+    """10 times more old reviews do not change the comparison: the classifier sees equal halves."""
+    new = reviews(300, start=10_000, seed=2, extra=DRESSES)[schema.TEXT]
+    few, many = OLD[schema.TEXT].iloc[:300], pd.concat([OLD[schema.TEXT].iloc[:300]] * 10, ignore_index=True)
+    assert text_drift(new, few, rows_per_side=300).auc == pytest.approx(
+        text_drift(new, many, rows_per_side=300).auc, abs=0.03
     )
+    with pytest.raises(ValueError, match="at least 5 texts a side"):
+        text_drift(new.iloc[:3], few)
+
+
+# --- The verdict --------------------------------------------------------------------------------
+def test_too_few_new_reviews_give_no_verdict() -> None:
+    week = pd.concat([OLD, reviews(199, start=10_000, positive=0.0)], ignore_index=True)
+    result = check_drift(week, OLD, where="champion v3's training snapshot")
+    assert not result.drifted
+    assert result.reason == (
+        "no drift verdict: too few new reviews (199 not in champion v3's training snapshot; "
+        "a verdict needs 200)"
+    )
+    assert result.label_share is None
+    assert set(result.to_tags()) == {"drift.reason", "drift.thresholds"}
+
+
+def test_an_ordinary_week_does_not_drift_and_tags_its_figures() -> None:
+    week = pd.concat([OLD, reviews(400, start=10_000, seed=3)], ignore_index=True)
+    result = check_drift(week, OLD, where="champion v3's training snapshot")
+    assert not result.drifted, result.reason
+    assert result.reason.startswith("400 new reviews vs champion v3's training snapshot: no drift (")
     tags = result.to_tags()
-    assert tags["gate.drift"] == result.reason
-    assert tags["drift.delta"] == "-0.220000"
-    assert tags["drift.reference_positive_share"] == "0.820000"
-    assert all(isinstance(v, str) for v in tags.values())
-
-
-@pytest.mark.parametrize("threshold", [0.0, -0.1, 1.0, 2.0])
-def test_threshold_out_of_range_is_refused(threshold: float) -> None:
-    with pytest.raises(ValueError, match="drift threshold must be in"):
-        check_label_drift(_stats(0.8), _stats(0.8), threshold)
+    assert tags["drift.new_reviews"] == "400"
+    assert abs(float(tags["drift.label_share"]) - float(tags["drift.reference_label_share"])) < 0.1
+    assert float(tags["drift.rating_distance"]) < 0.15
+    assert float(tags["drift.text_auc"]) < 0.6
+    assert "gate.drift" not in tags  # the decision record writes that one
 
 
 @pytest.mark.parametrize(
-    "bad", [{}, {"positive_share": "x"}, {"positive_share": 1.5}, {"positive_share": float("nan")}]
-)
-def test_malformed_stats_are_refused(bad: dict) -> None:
-    with pytest.raises(ValueError, match="positive_share"):
-        check_label_drift(_stats(0.8), bad)
-    with pytest.raises(ValueError, match="positive_share"):
-        check_label_drift(bad, _stats(0.8))
+    ("week", "named", "not_named"),
+    [
+        ({"positive": 0.18}, "label share: 0.", ("rating distribution", "text:")),
+        ({"ratings": (1.0, 0, 0, 0, 0)}, "rating distribution: total-variation distance 0.9",
+         ("label share", "text:")),
+        ({"extra": DRESSES}, "text: a classifier tells new from old reviews with ROC AUC",
+         ("label share", "rating")),
+    ],
+    ids=["inverted-labels", "one-star-week", "other-words"],
+)  # fmt: skip
+def test_a_drifted_week_names_what_drifted(week: dict, named: str, not_named: tuple[str, ...]) -> None:
+    drifted = pd.concat([OLD, reviews(300, start=10_000, seed=4, **week)], ignore_index=True)
+    result = check_drift(drifted, OLD, where="champion v3's training snapshot")
+    assert result.drifted
+    assert result.reason.startswith("300 new reviews vs champion v3's training snapshot drifted: ")
+    assert named in result.reason
+    for other in not_named:
+        assert other not in result.reason
 
 
-def test_reference_round_trip_under_state(tmp_path: Path) -> None:
-    assert load_reference_stats(ArtifactLayout(tmp_path), MODEL) is None
-    path = save_reference_stats(ArtifactLayout(tmp_path), MODEL, _stats(0.8), pipeline_run_id="dag/run-1")
-    assert path == (tmp_path / STATE_DIR / MODEL / LABEL_STATS_NAME).resolve()
-    loaded = load_reference_stats(ArtifactLayout(tmp_path), MODEL)
-    assert loaded["positive_share"] == 0.8
-    assert loaded["pipeline_run_id"] == "dag/run-1"
-    assert "saved_at" in loaded
-    # The next save replaces it, leaving no temporary file beside it.
-    save_reference_stats(ArtifactLayout(tmp_path), MODEL, _stats(0.7), pipeline_run_id="dag/run-2")
-    assert load_reference_stats(ArtifactLayout(tmp_path), MODEL)["pipeline_run_id"] == "dag/run-2"
-    assert [p.name for p in path.parent.iterdir()] == [LABEL_STATS_NAME]
-    # Models keep separate references.
-    assert load_reference_stats(ArtifactLayout(tmp_path), "other-model") is None
+def test_thresholds_are_configurable_and_checked() -> None:
+    week = pd.concat([OLD, reviews(300, start=10_000, seed=4, positive=0.76)], ignore_index=True)
+    assert not check_drift(week, OLD).drifted
+    assert check_drift(week, OLD, DriftThresholds(label_share=0.02)).drifted
+    assert "min_new 300" in check_drift(week, OLD, DriftThresholds(min_new=300)).to_tags()["drift.thresholds"]
+    for bad in ({"label_share": 0.0}, {"rating_distance": 1.5}, {"text_auc": 0.4}, {"min_new": 3}):
+        with pytest.raises(ValueError, match="drift"):
+            DriftThresholds(**bad)
 
 
-def test_failed_save_keeps_the_previous_reference(tmp_path: Path) -> None:
-    save_reference_stats(ArtifactLayout(tmp_path), MODEL, _stats(0.8), pipeline_run_id="dag/run-1")
-    with pytest.raises(ValueError, match="positive_share"):
-        save_reference_stats(ArtifactLayout(tmp_path), MODEL, {"rows": 3}, pipeline_run_id="dag/run-2")
-    assert load_reference_stats(ArtifactLayout(tmp_path), MODEL)["pipeline_run_id"] == "dag/run-1"
+# --- The champion's snapshot --------------------------------------------------------------------
+def _champion(tags: dict[str, str]) -> SimpleNamespace:
+    return SimpleNamespace(version="3", tags=tags)
 
 
-@pytest.mark.parametrize("name", ["../escape", "a/b", "", "..", ".hidden", "x\x00y"])
-def test_model_name_cannot_leave_the_state_folder(tmp_path: Path, name: str) -> None:
-    with pytest.raises(ValueError, match="not usable as a folder name"):
-        reference_stats_path(ArtifactLayout(tmp_path), name)
+def test_the_snapshot_tag_is_relative_to_the_artifact_root(tmp_path: Path) -> None:
+    layout = ArtifactLayout(tmp_path / "root")
+    inside = tmp_path / "root" / "sentiment_retrain" / "run-1" / "ingest" / "reviews.parquet"
+    assert snapshot_tag(inside, layout) == {
+        "training.snapshot": "sentiment_retrain/run-1/ingest/reviews.parquet"
+    }
+    assert snapshot_tag(tmp_path / "elsewhere" / "reviews.parquet", layout) == {}  # not readable later
+    assert snapshot_tag(None, layout) == {}
 
 
-def test_state_symlinked_out_of_the_root_is_refused(tmp_path: Path) -> None:
-    root, outside = tmp_path / "root", tmp_path / "outside"
-    root.mkdir()
-    outside.mkdir()
-    os.symlink(outside, root / STATE_DIR)
-    with pytest.raises(UnsafePathError, match="outside"):
-        save_reference_stats(ArtifactLayout(root), MODEL, _stats(0.8), pipeline_run_id="dag/run")
-    assert list(outside.iterdir()) == []
+@pytest.mark.parametrize(
+    ("champion", "reason"),
+    [
+        (None, "no drift check: there is no champion to compare with"),
+        (_champion({}), "no drift check: champion v3 has no training.snapshot tag"),
+        (_champion({"training.snapshot": "../outside/reviews.parquet"}), "outside the artifact root"),
+        (_champion({"training.snapshot": "gone/reviews.parquet"}),
+         "training snapshot gone/reviews.parquet is missing"),
+    ],
+    ids=["no-champion", "no-tag", "escaping-tag", "missing-file"],
+)  # fmt: skip
+def test_no_snapshot_to_compare_with_is_no_check_and_says_why(
+    tmp_path: Path, champion: SimpleNamespace | None, reason: str
+) -> None:
+    week = tmp_path / "week.parquet"
+    OLD.to_parquet(week)
+    result = check_against_champion(week, champion, ArtifactLayout(tmp_path / "root"))
+    assert not result.drifted
+    assert reason in result.reason
 
 
-def test_label_stats_file_round_trip(tmp_path: Path) -> None:
-    path = tmp_path / LABEL_STATS_NAME
-    path.write_text(json.dumps(_stats(0.8)))
-    assert load_label_stats(path)["positive"] == 800
-    path.write_text(json.dumps({"rows": 1}))
-    with pytest.raises(ValueError, match="positive_share"):
-        load_label_stats(path)
+def test_the_week_is_checked_against_the_tagged_snapshot(tmp_path: Path) -> None:
+    layout = ArtifactLayout(tmp_path)
+    (tmp_path / "w1").mkdir()
+    OLD.to_parquet(tmp_path / "w1" / "reviews.parquet")
+    week = tmp_path / "w2.parquet"
+    pd.concat([OLD, reviews(300, start=10_000, seed=4, positive=0.18)]).to_parquet(week)
+    result = check_against_champion(
+        week, _champion(snapshot_tag(tmp_path / "w1" / "reviews.parquet", layout)), layout
+    )
+    assert result.drifted
+    assert result.reason.startswith("300 new reviews vs champion v3's training snapshot drifted: label share")
+
+
+def test_a_snapshot_without_the_columns_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.parquet"
+    OLD.drop(columns=["rating"]).to_parquet(path)
+    with pytest.raises(DataContractError, match="cannot read the columns the drift check needs"):
+        read_snapshot(path)

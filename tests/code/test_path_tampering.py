@@ -150,3 +150,11 @@ def test_plain_table_names_are_accepted(table: str) -> None:
 def test_other_table_names_are_refused(table: str) -> None:
     with pytest.raises(UnsafePathError, match="not a plain"):
         check_source(f"postgres:{table}", [])
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", "..", ".hidden", "x\x00y"])
+def test_a_model_name_cannot_leave_the_locks_folder(tmp_path: Path, name: str) -> None:
+    from review_sentiment.layout import ArtifactLayout
+
+    with pytest.raises(ValueError, match="not usable as a folder name"):
+        ArtifactLayout(tmp_path).lock_file(name)

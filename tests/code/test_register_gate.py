@@ -3,6 +3,7 @@ candidate, force) and of the decision record it leaves (its dict for XCom, its v
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -86,6 +87,7 @@ def test_register_result_is_xcom_sized_plain_data() -> None:
         "monitoring": None,
         "difference": None,
         "noninferiority_margin": None,
+        "drift": "",
     }
     assert RegisterResult.from_dict(_result(True).to_dict()) == _result(True)
 
@@ -107,14 +109,15 @@ def test_gate_requires_beating_the_baseline(
     assert reason in why
 
 
-def test_drift_blocks_promotion_of_an_otherwise_better_model() -> None:
-    decision, why = _gate(0.99, 0.90, 0.85, baseline_auc=0.9, drift="positive-label share 0.55 vs 0.82")
-    assert decision is False
-    assert why == "label drift blocks promotion: positive-label share 0.55 vs 0.82"
+def test_the_gate_weighs_the_scores_only_drift_is_not_among_its_facts() -> None:
+    """Drift routes the week (approval or keep the champion); it is no longer a refusal."""
+    assert "drift" not in {f.name for f in dataclasses.fields(GateFacts)}
+    with pytest.raises(TypeError):
+        GateFacts(candidate_auc=0.99, drift="label share 0.19 vs 0.82")  # type: ignore[call-arg]
 
 
-def test_force_overrides_baseline_and_drift() -> None:
-    assert _gate(0.5, 0.9, 0.85, True, baseline_auc=0.95, drift="drifted")[0] is True
+def test_force_overrides_the_baseline() -> None:
+    assert _gate(0.5, 0.9, 0.85, True, baseline_auc=0.95)[0] is True
 
 
 def test_the_floor_is_checked_before_the_baseline() -> None:
@@ -266,16 +269,19 @@ def test_the_gate_sees_no_champion_as_no_champion() -> None:
     assert gate(_evidence(NO_CHAMPION).facts(), GatePolicy(floor=0.85)).passed
 
 
-def test_the_gate_sees_the_comparison_the_drift_and_the_baseline() -> None:
+def test_the_gate_sees_the_comparison_and_the_baseline_and_the_record_the_drift() -> None:
     from review_sentiment.evidence import Comparison
 
     compared = Comparison("2", size=812, candidate={"roc_auc": 0.94}, champion={"roc_auc": 0.93})
-    drift = SimpleNamespace(drifted=True, reason="positive-label share 0.50 vs 0.82")
-    facts = _evidence(compared, drift, SimpleNamespace(scores={"roc_auc": 0.9})).facts()
-    assert facts == GateFacts(
-        candidate_auc=0.95, drift=drift.reason, baseline_auc=0.9, champion_auc=0.93, compared_auc=0.94,
-        comparison_size=812,
+    drift = SimpleNamespace(drifted=True, reason="label share: 0.19 of the new reviews are recommended")
+    evidence = _evidence(compared, drift, SimpleNamespace(scores={"roc_auc": 0.9}))
+    assert evidence.facts() == GateFacts(
+        candidate_auc=0.95, baseline_auc=0.9, champion_auc=0.93, compared_auc=0.94, comparison_size=812,
     )  # fmt: skip
+    assert gate(evidence.facts(), GatePolicy(floor=0.85)).passed  # drift does not refuse
+    assert evidence.drift_reason == drift.reason
+    assert _evidence(compared, SimpleNamespace(drifted=False, reason="no drift")).drift_reason == ""
+    assert _evidence(compared).drift_reason == ""  # no check asked
     unfair = Comparison("2", unavailable="too few to compare the two fairly")
     assert _evidence(unfair).facts().cannot_compare == "too few to compare the two fairly"
 
@@ -320,8 +326,6 @@ def test_the_champion_rule_is_the_lower_bound_against_the_margin(
 
 
 def test_the_other_rules_still_come_first_and_force_still_skips() -> None:
-    drifted = _compared(0.001, drift="positive-label share 0.50 vs 0.82")
-    assert gate(drifted, GatePolicy()).reason.startswith("label drift blocks promotion")
     assert "below the floor" in gate(_compared(0.001), GatePolicy(floor=0.97)).reason
     assert gate(_compared(-0.05), GatePolicy(force=True)).passed
 
@@ -400,3 +404,16 @@ def test_promotes_recheck_under_the_lock_applies_the_same_rule(monkeypatch: pyte
     assert reason.startswith("champion moved to v5 after this run's comparison; candidate - champion ROC AUC")
     assert reason.endswith("not shown non-inferior (lower bound -0.0030 is not above -0.002)")
     assert register._still_better(None, candidate, "m.json", settings, 0.005).passed
+
+
+def test_the_drift_reason_is_tagged_only_when_there_is_one_and_reads_back() -> None:
+    drifted = dataclasses.replace(DECIDED, drift="412 new reviews vs champion v2's training snapshot drifted")
+    tags = verdict_tags(drifted)
+    assert tags["gate.drift"] == drifted.drift
+    assert list(tags)[-1] == "gate.decision"
+    assert result_from_tags("m", _version(tags), reused=False) == drifted
+    assert "gate.drift" not in verdict_tags(DECIDED)
+    assert result_from_tags("m", _version(verdict_tags(DECIDED)), reused=False).drift == ""
+    assert "drift: 412 new reviews" in drifted.note()
+    assert "drift: 412 new reviews" in drifted.summary()
+    assert "drift" not in DECIDED.note()

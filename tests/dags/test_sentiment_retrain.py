@@ -75,7 +75,7 @@ def test_task_graph(dag) -> None:
         ("prepare_grid", "baseline"),
         ("train", "register"),
         ("baseline", "register"),
-        ("ingest", "register"),  # its label statistics feed the drift check
+        ("ingest", "register"),  # its snapshot feeds the drift check (and is tagged)
         ("register", "decide"),
         ("decide", "gate_passed"),
         ("decide", "approval"),

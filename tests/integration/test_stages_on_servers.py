@@ -70,8 +70,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer,
     first = register(
         [good_run, bad_run],
         manifest,
-        settings=_settings(mlflow_server.url),
+        settings=_settings(mlflow_server.url, out),  # the snapshot is tagged relative to ``out``
         policy=GatePolicy(floor=0.8),
+        snapshot_path=snapshot,
         pipeline_run_id="week-1",
     )
     return {
@@ -84,6 +85,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer,
         "bad_run": bad_run,
         "first": first,
         "url": mlflow_server.url,
+        "root": out,
     }
 
 
@@ -124,6 +126,10 @@ def test_best_run_becomes_champion(pipeline, tmp_path: Path) -> None:
     assert champion.version == first.version
     assert champion.tags["gate.decision"] == "passed"
     assert champion.tags["outcome"] == "promoted"
+    # The snapshot it was trained on, for the next weeks' drift checks; nothing to check it against.
+    assert champion.tags["training.snapshot"] == "ingest/reviews.parquet"
+    assert champion.tags["drift.reason"] == "no drift check: there is no champion to compare with"
+    assert "gate.drift" not in champion.tags
     # What it was trained and early-stopped on, recorded for the next week's fair comparison.
     seen = json.loads(
         Path(client.download_artifacts(first.run_id, "data/seen_review_ids.json", str(tmp_path))).read_text()
@@ -403,42 +409,41 @@ def test_a_candidate_that_loses_to_the_baseline_is_refused(pipeline) -> None:
     assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == champion_before
 
 
-def test_a_week_with_drifted_labels_is_trained_and_registered_but_not_promoted(
-    pipeline, tmp_path: Path
-) -> None:
+def test_a_drifted_week_passes_the_gate_but_keeps_the_champion(pipeline) -> None:
+    """The champion's training snapshot plus 300 reviews of one department with inverted labels:
+    register's drift check (against the champion's ``training.snapshot``) names what drifted, the
+    gate still passes on the scores, and the whole week (``settle``) keeps the champion."""
     from mlflow import MlflowClient
 
-    from review_sentiment.artifacts import write_json
-    from review_sentiment.drift import save_reference_stats
-    from review_sentiment.layout import LABEL_STATS_NAME, ArtifactLayout
-
-    # The last promoted run saw 82% recommended; this week's data says 50%.
-    root = tmp_path / "artifacts"
-    save_reference_stats(
-        ArtifactLayout(root),
-        MODEL,
-        {"rows": 1000, "positive": 820, "negative": 180, "positive_share": 0.82},
-        pipeline_run_id="w0",
-    )
-    stats = write_json(
-        tmp_path / LABEL_STATS_NAME, {"rows": 1000, "positive": 500, "negative": 500, "positive_share": 0.5}
-    )
+    root = pipeline["root"]
+    trained_on = pd.read_parquet(pipeline["snapshot"])
+    everything = pd.read_parquet(ingest(real_reviews(), root / "all-reviews"))
+    unseen = everything[~everything["review_id"].isin(trained_on["review_id"])]
+    dresses = unseen[unseen["department_name"] == "Dresses"].sample(n=300, random_state=5)
+    dresses = dresses.assign(recommended=(1 - dresses["recommended"]).astype(dresses["recommended"].dtype))
+    week = root / "week-drift" / "ingest" / "reviews.parquet"
+    week.parent.mkdir(parents=True)
+    pd.concat([trained_on, dresses], ignore_index=True).to_parquet(week, index=False)
     client = MlflowClient(pipeline["url"], pipeline["url"])
     champion_before = client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version
 
     result = register(
-        [pipeline["good_run"]],
-        pipeline["manifest"],
-        label_stats_path=stats,
-        settings=_settings(pipeline["url"], root),
-        policy=GatePolicy(floor=0.8),
-        pipeline_run_id="week-drift",
-    )
-    assert not result.promoted
-    assert result.reason.startswith("label drift blocks promotion: positive-label share 0.500 vs 0.820")
+        [pipeline["good_run"]], pipeline["manifest"], settings=_settings(pipeline["url"], root),
+        policy=GatePolicy(floor=0.8), snapshot_path=week, pipeline_run_id="week-drift",
+    )  # fmt: skip
+    assert result.passed, result.reason  # the same model as the champion: non-inferior
+    assert result.drift.startswith(
+        f"300 new reviews vs champion v{champion_before}'s training snapshot drifted: label share: "
+    ), result.drift
+    assert "text: a classifier tells new from old reviews" in result.drift
+    assert (result.promoted, result.outcome) == (False, "kept")
+    assert result.reason == f"the gate passed, but drift keeps the champion: {result.drift}"
     version = client.get_model_version(MODEL, result.version)
-    assert version.tags["gate.drift"].startswith("positive-label share 0.500")
-    assert version.tags["gate.decision"] == "refused"
+    assert version.tags["gate.drift"] == result.drift
+    assert version.tags["gate.decision"] == "passed"
+    assert version.tags["drift.new_reviews"] == "300"
+    assert float(version.tags["drift.label_share"]) < 0.5 < float(version.tags["drift.reference_label_share"])
+    assert version.tags["training.snapshot"] == "week-drift/ingest/reviews.parquet"
     assert client.get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version == champion_before
 
 
