@@ -18,17 +18,15 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from review_sentiment import housekeeping
+from review_sentiment import cli_champion, housekeeping
 from review_sentiment.config import (
     CHAMPION_ALIAS,
     DEFAULT_MAX_TOKENS,
     DEFAULT_NONINFERIORITY_MARGIN,
     DEFAULT_PROMOTION_FLOOR,
-    DEFAULT_SCORE_CHUNK_ROWS,
     DEFAULT_SEQUENCE_LENGTH,
     Settings,
 )
@@ -45,11 +43,6 @@ PREPROCESS_SWITCHES = {
     "use_title": "prepend the review title to its text",
     "remove_stopwords": "drop NLTK's English stopwords",
 }
-
-
-def _timestamp(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.astimezone()
 
 
 def _grid(text: str) -> str | list[dict]:
@@ -69,8 +62,12 @@ def _ingest_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
         default=str(settings.reviews_path),
         help="CSV/Parquet path or postgresql://user@host:port/db?table=name (default: $REVIEWS_PATH)",
     )
-    p.add_argument("--start", type=_timestamp, help="inclusive lower bound on ingested_at (ISO 8601)")
-    p.add_argument("--end", type=_timestamp, help="exclusive upper bound on ingested_at (ISO 8601)")
+    p.add_argument(
+        "--start", type=cli_champion.timestamp, help="inclusive lower bound on ingested_at (ISO 8601)"
+    )
+    p.add_argument(
+        "--end", type=cli_champion.timestamp, help="exclusive upper bound on ingested_at (ISO 8601)"
+    )
     p.add_argument("--sample-fraction", type=float, default=1.0)
     p.add_argument("--min-rows", type=int, default=DEFAULT_MIN_ROWS)
     p.add_argument("--output", type=Path, required=True)
@@ -224,103 +221,6 @@ def _register(args: argparse.Namespace, settings: Settings) -> str:
     return f"{result.model_name} version {result.version} is {CHAMPION_ALIAS}"
 
 
-def _champion_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
-    """No flags: the champion of ``settings.model_name``."""
-
-
-def _champion(args: argparse.Namespace, settings: Settings) -> str:
-    from review_sentiment.versions import describe_champion
-
-    return describe_champion(settings.tracking_uri, settings.model_name)
-
-
-def _score_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
-    p.add_argument(
-        "--source", default=str(settings.reviews_path), help="CSV/Parquet path or postgresql://...?table="
-    )
-    p.add_argument("--start", type=_timestamp, help="table sources: inclusive lower bound on ingested_at")
-    p.add_argument("--end", type=_timestamp, help="table sources: exclusive upper bound on ingested_at")
-    p.add_argument(
-        "--target", default="parquet", help="parquet, or postgresql://...?table=review_predictions"
-    )
-    p.add_argument("--chunk-rows", type=int, default=DEFAULT_SCORE_CHUNK_ROWS)
-    p.add_argument(
-        "--output", type=Path, required=True, help="folder of predictions.parquet (a parquet target)"
-    )
-
-
-def _score(args: argparse.Namespace, settings: Settings) -> str:
-    from review_sentiment.batch_score import NoChampion, Window, resolve_champion, score_reviews
-    from review_sentiment.errors import ConfigError
-    from review_sentiment.layout import PREDICTIONS_NAME
-
-    champion = resolve_champion(settings)
-    if isinstance(champion, NoChampion):
-        raise ConfigError(champion.reason)
-    window = None
-    if args.start or args.end:
-        start = args.start or datetime.min.replace(tzinfo=UTC)
-        window = Window(start, args.end or datetime.now(UTC), "given on the command line")
-    result = score_reviews(
-        args.source, champion, window=window, target=args.target, output_path=args.output / PREDICTIONS_NAME,
-        dag_run_id="cli", tracking_uri=settings.tracking_uri, chunk_rows=args.chunk_rows,
-    )  # fmt: skip
-    return result.summary()
-
-
-def _predictions_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
-    p.add_argument("--file", type=Path, help="this file instead of the newest under the artifact root")
-
-
-def _predictions(args: argparse.Namespace, settings: Settings) -> str:
-    import pandas as pd
-
-    from review_sentiment.config import SCORE_DAG_ID
-    from review_sentiment.layout import PREDICTIONS_NAME
-
-    path = args.file
-    if path is None:
-        found = sorted((settings.artifact_root / SCORE_DAG_ID).glob(f"*/*/{PREDICTIONS_NAME}"),
-                       key=lambda p: p.stat().st_mtime)  # fmt: skip
-        if not found:
-            raise FileNotFoundError(f"no {PREDICTIONS_NAME} under {settings.artifact_root / SCORE_DAG_ID}")
-        path = found[-1]
-    frame = pd.read_parquet(path)
-    versions = ", ".join(
-        f"v{v}: {n:,}" for v, n in frame["model_version"].value_counts().sort_index().items()
-    )
-    recommended = frame["label"].mean() if len(frame) else float("nan")
-    return (
-        f"{path}\n{len(frame):,} predictions ({versions or 'none'}); {recommended:.1%} labelled recommended; "
-        f"run {frame['dag_run_id'].iloc[0] if len(frame) else '-'}"
-    )
-
-
-def _history_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
-    """No flags: the champion ledger of ``settings.model_name``."""
-
-
-def _history(args: argparse.Namespace, settings: Settings) -> str:
-    from review_sentiment.ledger import history
-    from review_sentiment.tracking import client
-
-    return history(client(settings.tracking_uri), settings.model_name)
-
-
-def _rollback_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
-    p.add_argument("--to", help="the version to restore (default: the champion before the current one)")
-    p.add_argument("--reason", required=True, help="why; recorded in the champion ledger")
-    p.add_argument("--force", action="store_true", help="also to an archived or never-passed version")
-
-
-def _rollback(args: argparse.Namespace, settings: Settings) -> str:
-    import getpass
-
-    from review_sentiment.rollback import rollback
-
-    return rollback(args.to, args.reason, settings=settings, force=args.force, by=getpass.getuser()).summary()
-
-
 @dataclass(frozen=True)
 class Command:
     """One subcommand: its help line, its flags and what it runs (returns the product's line)."""
@@ -351,24 +251,30 @@ COMMANDS: dict[str, Command] = {
     "register": Command("register the best run; promote it through the gate", _register_arguments, _register),
     "champion": Command(
         "print the champion version, its test metrics and the MLflow UI command",
-        _champion_arguments,
-        _champion,
+        cli_champion.champion_arguments,
+        cli_champion.champion,
     ),
     "score": Command(
-        "score reviews with the champion (resolved once); prints the summary", _score_arguments, _score
+        "score reviews with the champion (resolved once); prints the summary",
+        cli_champion.score_arguments,
+        cli_champion.score,
     ),
     "predictions": Command(
-        "summarise the newest predictions.parquet of sentiment_score", _predictions_arguments, _predictions
+        "summarise the newest predictions.parquet of sentiment_score",
+        cli_champion.predictions_arguments,
+        cli_champion.predictions,
     ),
     "history": Command(
-        "print the champion ledger: every move of the alias, newest last", _history_arguments, _history
+        "print the champion ledger: every move of the alias, newest last",
+        cli_champion.history_arguments,
+        cli_champion.history,
     ),
     "rollback": Command(
         "move the champion back (default: to the previous one), recorded in the ledger",
-        _rollback_arguments,
-        _rollback,
+        cli_champion.rollback_arguments,
+        cli_champion.rollback,
     ),
-    # Its flags and run live beside the pass (a light module): this one is at its size limit.
+    # Its flags and run live beside the pass (a light module).
     "housekeeping": Command(
         "delete old run folders, compact the cache, archive stale challengers (--dry-run: plan only)",
         housekeeping.cli_arguments,
