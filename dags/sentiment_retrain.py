@@ -18,11 +18,20 @@ publishes it through the MLflow model registry as `customer-sentiment-analysis`.
   version*), logs its evaluation report (curves, slices, model card) and the gate's verdict: test
   ROC AUC above the floor, better than the baseline, no label drift, and non-inferior to the champion
   on the (500+) test reviews neither was trained on (ROC AUC difference's 95% CI above -margin).
-* **decide** branches: **promote** moves `champion` to the new version (under a lock, re-checked
-  if another run promoted meanwhile) and then updates the Asset `sentiment_champion` (the new
-  version in the event's extra), which makes `sentiment_score` re-score the last week with it;
-  **keep_champion** records that the week kept the champion. A refusal is a kept week, a
-  successful run; bad data and crashes still fail it.
+* **smoke_check** (when the gate passed or the run forces promotion) loads the new version by its
+  `models:/` URI in a fresh process, as a user would, and requires sane scores for canned reviews
+  (obvious praise and complaints on the right side of its threshold; empty, 1 MB, non-English,
+  emoji, HTML-entity text), register's scores for a test sample to 1e-6, and 1,000 reviews
+  within the latency budget; the verdict is tagged `smoke.*` on the version.
+* **decide** branches: gate refused, smoke check failed (even when forced: force overrides the
+  gate's judgement, never a version that does not load or score right) or the week drifted
+  (without approval) keep the champion; otherwise **promote** (after an **approval** if the run
+  asks for one; a drifted week asks too) moves `champion` to the new version (under a lock,
+  re-checked if another run promoted meanwhile) and then updates the Asset `sentiment_champion`
+  (the new version in the event's extra), which makes `sentiment_score` re-score the last week
+  with it; **keep_champion** records why the week kept the champion (outcome `kept`,
+  `smoke_failed` or `drift`) and mails it. A kept week is a successful run; bad data and crashes
+  still fail it.
 
 Every task writes under `$SENTIMENT_ARTIFACT_ROOT/<dag_id>/<run_id>/<task>/`, atomically, so a
 cleared task re-runs to the same result; `register` never makes a second version for a run.
@@ -44,7 +53,7 @@ from sentiment_stage import Approval, stage, task_defaults
 
 from review_sentiment import config
 from review_sentiment import task_ids as ids
-from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
+from review_sentiment.names import OUTCOME_KEPT, XCOM_EXPERIMENT_ID, XCOM_RUN_ID
 
 log = logging.getLogger(__name__)
 
@@ -167,14 +176,26 @@ with DAG(
                 label_stats_path=s.path(label_stats), pipeline_run_id=s.pipeline_run_id, settle=False,
             ).to_dict()  # fmt: skip
 
+    @task(task_id=ids.SMOKE_CHECK, execution_timeout=timedelta(minutes=20))
+    def smoke_check(result: dict) -> dict:
+        """Load the new version by its models:/ URI in a fresh process and score canned reviews,
+        register's test sample and 1,000 reviews against the clock (skipped if the gate refused)."""
+        from review_sentiment.smoke import check_week
+
+        with stage() as s:
+            return check_week(result, forced=s.params["force_promote"], settings=s.settings).to_dict()
+
     @task.branch(task_id=ids.DECIDE)
-    def decide(result: dict, params: dict) -> str:
-        """The week's way: what the gate passed is promoted (after an approval, if the run asks
-        for one); otherwise the champion stays."""
-        log.info("gate %s: %s", "passed" if result["passed"] else "refused", result["reason"])
-        if not result["passed"]:
-            return ids.GATE_REFUSED
-        return ids.APPROVAL if params["require_approval"] else ids.GATE_PASSED
+    def decide(result: dict, smoke: dict, params: dict) -> str:
+        """The week's way (review_sentiment.routing): the gate refused, the smoke check failed or
+        the week drifted keep the champion; otherwise promote (after an approval, if asked)."""
+        from review_sentiment.routing import route
+
+        way = route(
+            result, smoke, forced=params["force_promote"], require_approval=params["require_approval"]
+        )
+        log.info("gate %s, smoke check %s: %s (%s)", result["passed"], smoke["status"], way.way, way.reason)
+        return way.way
 
     # promote and keep_champion each follow one of two paths (straight from the gate, or through
     # the approval), so they run when one upstream succeeded and none failed. Their only upstream
@@ -203,12 +224,17 @@ with DAG(
 
     @task(task_id=ids.KEEP_CHAMPION, execution_timeout=timedelta(minutes=5), trigger_rule=join)
     def keep_champion() -> dict:
-        """Record that the week kept the champion; the new version stays the challenger."""
+        """Record that the week kept the champion and why (outcome kept, smoke_failed or drift);
+        the new version stays the challenger."""
         from review_sentiment.register import keep_champion as run_keep
+        from review_sentiment.routing import route
 
         with stage() as s:
-            week = s.week_result(s.pull(ids.REGISTER), s.pull(ids.MONITOR_CHAMPION))
-            done = run_keep(week, settings=s.settings).to_dict()
+            p, week = s.params, s.week_result(s.pull(ids.REGISTER), s.pull(ids.MONITOR_CHAMPION))
+            way = route(s.pull(ids.REGISTER), s.pull(ids.SMOKE_CHECK), forced=p["force_promote"],
+                        require_approval=p["require_approval"])  # fmt: skip
+            done = run_keep(week, settings=s.settings, reason=way.reason if way.keeps else None,
+                            outcome=way.outcome or OUTCOME_KEPT).to_dict()  # fmt: skip
             s.announce(done["outcome"], done)
             return done
 
@@ -221,12 +247,13 @@ with DAG(
     watch >> grid  # the champion is measured on the new week before anything is trained
     promoted, kept = promote(), keep_champion()
     passed, refused = EmptyOperator(task_id=ids.GATE_PASSED), EmptyOperator(task_id=ids.GATE_REFUSED)
+    unsound, drifted = EmptyOperator(task_id=ids.SMOKE_FAILED), EmptyOperator(task_id=ids.DRIFTED)
     approval = Approval(
         task_id=ids.APPROVAL, register_task=ids.REGISTER, execution_timeout=timedelta(minutes=5)
     )
-    way = decide(candidate)
+    way = decide(candidate, smoke_check(candidate))
     watch >> way  # the week's monitoring alert goes into its mail and note
-    way >> [passed, approval, refused]
+    way >> [passed, approval, refused, unsound, drifted]
     passed >> promoted
-    refused >> kept
+    [refused, unsound, drifted] >> kept
     approval >> [promoted, kept]

@@ -158,11 +158,17 @@ def _still_better(
 
 
 def keep_champion(
-    result: RegisterResult, *, settings: Settings | None = None, reason: str | None = None
+    result: RegisterResult,
+    *,
+    settings: Settings | None = None,
+    reason: str | None = None,
+    outcome: str = names.OUTCOME_KEPT,
 ) -> RegisterResult:
-    """Record that the week kept the champion (the version stays ``challenger``); idempotent."""
+    """Record that the week kept the champion (the version stays ``challenger``) and why: the
+    ``outcome`` is ``kept``, or ``smoke_failed`` / ``drift`` on those ways (``routing.py``);
+    idempotent."""
     settings = settings or Settings.from_env()
-    kept = result.settled(names.OUTCOME_KEPT, reason)
+    kept = result.settled(outcome, reason)
     versions.set_tags(client(settings.tracking_uri), settings.model_name, result.version, outcome_tags(kept))
     log.info("keep_champion: %s", kept.summary())
     return kept
