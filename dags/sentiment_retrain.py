@@ -16,13 +16,24 @@ publishes it through the MLflow model registry as `customer-sentiment-analysis`.
 * **baseline** fits TF-IDF + logistic regression on the same splits, as its own MLflow run.
 * **register** registers the best run as a new version (alias `challenger`, link: *MLflow model
   version*), logs its evaluation report (curves, slices, model card) and the gate's verdict: test
-  ROC AUC above the floor, better than the baseline, no label drift, and non-inferior to the champion
-  on the (500+) test reviews neither was trained on (ROC AUC difference's 95% CI above -margin).
-* **decide** branches: **promote** moves `champion` to the new version (under a lock, re-checked
-  if another run promoted meanwhile) and then updates the Asset `sentiment_champion` (the new
-  version in the event's extra), which makes `sentiment_score` re-score the last week with it;
-  **keep_champion** records that the week kept the champion. A refusal is a kept week, a
-  successful run; bad data and crashes still fail it.
+  ROC AUC above the floor, better than the baseline, and non-inferior to the champion
+  on the (500+) test reviews neither was trained on (ROC AUC difference's 95% CI above -margin);
+  it also checks the week's new reviews for drift against the champion's training snapshot
+  (label share, ratings, a TF-IDF classifier telling new from old).
+* **smoke_check** (when the gate passed or the run forces promotion) loads the new version by its
+  `models:/` URI in a fresh process, as a user would, and requires sane scores for canned reviews
+  (obvious praise and complaints on the right side of its threshold; empty, 1 MB, non-English,
+  emoji, HTML-entity text), register's scores for a test sample to 1e-6, and 1,000 reviews
+  within the latency budget; the verdict is tagged `smoke.*` on the version.
+* **decide** branches: gate refused, smoke check failed (even when forced: force overrides the
+  gate's judgement, never a version that does not load or score right) or the week drifted
+  (without approval) keep the champion; otherwise **promote** (after an **approval** if the run
+  asks for one; a drifted week asks too) moves `champion` to the new version (under a lock,
+  re-checked if another run promoted meanwhile) and then updates the Asset `sentiment_champion`
+  (the new version in the event's extra), which makes `sentiment_score` re-score the last week
+  with it; **keep_champion** records why the week kept the champion (outcome `kept`,
+  `smoke_failed` or `drift`) and mails it. A kept week is a successful run; bad data and crashes
+  still fail it.
 
 Every task writes under `$SENTIMENT_ARTIFACT_ROOT/<dag_id>/<run_id>/<task>/`, atomically, so a
 cleared task re-runs to the same result; `register` never makes a second version for a run.
@@ -32,89 +43,21 @@ Trigger with **Trigger DAG w/ config** to change the grid, epochs, source, or pr
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, CronTriggerTimetable, task
 from sentiment_assets import CHAMPION, CHAMPION_MOVED, REVIEWS
 from sentiment_mail import mail_failure
+from sentiment_params import PARAMS, PREPROCESS_PARAMS, SETTINGS
 from sentiment_stage import Approval, stage, task_defaults
 
 from review_sentiment import config
 from review_sentiment import task_ids as ids
-from review_sentiment.approval import DEFAULT_TIMEOUT_HOURS
-from review_sentiment.cleaning_rules import PreprocessSettings
-from review_sentiment.model import GRIDS, GridPoint, grid_point_json_schema
-from review_sentiment.names import XCOM_EXPERIMENT_ID, XCOM_RUN_ID
+from review_sentiment.names import OUTCOME_KEPT, XCOM_EXPERIMENT_ID, XCOM_RUN_ID
 
 log = logging.getLogger(__name__)
-SETTINGS = config.Settings.from_env()  # environment only: no network, DB or Variable look-ups
-PREPROCESS_PARAMS = ("keep_negations", "use_title", "remove_stopwords")
-# The package's defaults (and GridPoint's ranges): the CLI, the bench and a default trigger agree.
-PREP = {f.name: f.default for f in fields(PreprocessSettings)}
-LIMIT = {f.name: {"default": f.default, **f.metadata["bound"].json_schema()} for f in fields(GridPoint)
-         if f.name in ("max_epochs", "patience")}  # fmt: skip
-
-
-# The trigger form, one Param a row and grouped by section: a table, so laid out by hand.
-# fmt: off
-PARAMS = {
-    "grid": Param([dict(p) for p in GRIDS["default"]], type="array", minItems=1, maxItems=32,
-        items=grid_point_json_schema(), title="Model grid", section="Model grid",
-        description="One entry per model config; each becomes a mapped train task and an MLflow run."),
-    "max_epochs": Param(**LIMIT["max_epochs"], title="Max epochs", section="Model grid",
-        description="Upper bound on epochs for every grid point (early stopping on validation)."),
-    "patience": Param(**LIMIT["patience"], title="Early-stopping patience", section="Model grid",
-        description="Epochs without validation-loss improvement before stopping."),
-    # PREPROCESS_PARAMS: the preprocessing switches, passed to PreprocessSettings as they are.
-    "keep_negations": Param(PREP["keep_negations"], type="boolean", title="Keep negations",
-        section="Preprocessing", description="Keep not/no/nor and the n't forms, which NLTK's stopword "
-        "list holds."),
-    "use_title": Param(PREP["use_title"], type="boolean", title="Use the title", section="Preprocessing",
-        description="Prepend the review title to its text."),
-    "remove_stopwords": Param(PREP["remove_stopwords"], type="boolean", title="Remove stopwords",
-        section="Preprocessing", description="Drop NLTK's English stopwords. Off keeps sentiment-bearing "
-        "words such as too/but/very, which gives better models (see README, Model quality)."),
-    "source": Param(SETTINGS.source, type="string", minLength=1, title="Source", section="Data source",
-        description="A CSV/Parquet file in the original schema, or postgres:<table> to read that table "
-        "through the Airflow connection below."),
-    "source_conn_id": Param(config.DEFAULT_REVIEWS_CONN_ID, type="string", pattern="^[A-Za-z0-9_.-]+$",
-        section="Data source", title="PostgreSQL connection id",
-        description="Airflow connection (e.g. AIRFLOW_CONN_REVIEWS_DB) used for postgres: sources."),
-    "weeks_of_data": Param(0, type="integer", minimum=0, maximum=520, title="Weeks of data",
-        section="Data source", description="postgres: sources: only the reviews that arrived in the last N "
-        "weeks before the end of the run's data interval (0 = all that had arrived by then). A file has no "
-        "arrival times: it is read whole."),
-    "sample_fraction": Param(1.0, type="number", exclusiveMinimum=0, maximum=1, title="Sample fraction",
-        section="Data source", description="Share of each class to keep, for quick runs (1 = all reviews)."),
-    "promotion_floor": Param(config.DEFAULT_PROMOTION_FLOOR, type="number", minimum=0.5, maximum=1,
-        section="Promotion", title="Promotion floor", description="Lowest test ROC AUC a champion may have."),
-    "beat_baseline": Param(True, type="boolean", title="Must beat the baseline", section="Promotion",
-        description="Promote only a model whose test ROC AUC beats the TF-IDF + logistic regression baseline "
-        "trained in the same run. Turn off only for quick plumbing runs with tiny models."),
-    "noninferiority_margin": Param(config.DEFAULT_NONINFERIORITY_MARGIN, type="number", minimum=0,
-        maximum=0.05, title="Non-inferiority margin", section="Promotion", description="Promote only if the "
-        "95% CI lower bound of candidate - champion ROC AUC (unseen test reviews) is above -margin."),
-    "require_approval": Param(False, type="boolean", title="Require approval", section="Promotion",
-        description="Ask a human (Required Actions in the Airflow UI, or the REST API) before promoting what "
-        "the gate passed; Reject or no answer keeps the champion."),
-    "approval_timeout_hours": Param(DEFAULT_TIMEOUT_HOURS, type="number", exclusiveMinimum=0, maximum=720,
-        title="Approval timeout (hours)", section="Promotion",
-        description="With Require approval: hours to wait for an answer before keeping the champion."),
-    "monitoring_floor": Param(config.DEFAULT_MONITOR_FLOOR, type="number", minimum=0, maximum=1,
-        title="Monitoring floor", section="Monitoring",
-        description="Alert when the champion's ROC AUC on the new week's reviews is below this."),
-    "monitoring_margin": Param(config.DEFAULT_MONITOR_MARGIN, type="number", minimum=0, maximum=1,
-        title="Monitoring margin", section="Monitoring",
-        description="Alert when the champion's ROC AUC on the new week's reviews is this much below its own "
-        "test ROC AUC."),
-    "force_promote": Param(False, type="boolean", title="Force promote", section="Promotion",
-        description="Make the new version champion even if the gate refuses (recorded on the version)."),
-}
-# fmt: on
-
 
 with DAG(
     dag_id=config.RETRAIN_DAG_ID,
@@ -233,14 +176,26 @@ with DAG(
                 snapshot_path=s.path(snapshot), pipeline_run_id=s.pipeline_run_id, settle=False,
             ).to_dict()  # fmt: skip
 
+    @task(task_id=ids.SMOKE_CHECK, execution_timeout=timedelta(minutes=20))
+    def smoke_check(result: dict) -> dict:
+        """Load the new version by its models:/ URI in a fresh process and score canned reviews,
+        register's test sample and 1,000 reviews against the clock (skipped if the gate refused)."""
+        from review_sentiment.smoke import check_week
+
+        with stage() as s:
+            return check_week(result, forced=s.params["force_promote"], settings=s.settings).to_dict()
+
     @task.branch(task_id=ids.DECIDE)
-    def decide(result: dict, params: dict) -> str:
-        """The week's way: what the gate passed is promoted (after an approval, if the run asks
-        for one); otherwise the champion stays."""
-        log.info("gate %s: %s", "passed" if result["passed"] else "refused", result["reason"])
-        if not result["passed"]:
-            return ids.GATE_REFUSED
-        return ids.APPROVAL if params["require_approval"] else ids.GATE_PASSED
+    def decide(result: dict, smoke: dict, params: dict) -> str:
+        """The week's way (review_sentiment.routing): the gate refused, the smoke check failed or
+        the week drifted keep the champion; otherwise promote (after an approval, if asked)."""
+        from review_sentiment.routing import route
+
+        way = route(
+            result, smoke, forced=params["force_promote"], require_approval=params["require_approval"]
+        )
+        log.info("gate %s, smoke check %s: %s (%s)", result["passed"], smoke["status"], way.way, way.reason)
+        return way.way
 
     # promote and keep_champion each follow one of two paths (straight from the gate, or through
     # the approval), so they run when one upstream succeeded and none failed. Their only upstream
@@ -261,7 +216,7 @@ with DAG(
             week = s.week_result(s.pull(ids.REGISTER), s.pull(ids.MONITOR_CHAMPION))
             done = run_promote(
                 week, s.path(s.pull(ids.TOKENIZE)), settings=s.settings, approved_by=s.approver(),
-                label_stats_path=s.path(s.pull(ids.INGEST, "label_stats")), pipeline_run_id=s.pipeline_run_id,
+                pipeline_run_id=s.pipeline_run_id,
             ).to_dict()  # fmt: skip
             s.announce(done["outcome"], done)
             s.emit_champion_moved(done, CHAMPION_MOVED, CHAMPION)
@@ -269,12 +224,17 @@ with DAG(
 
     @task(task_id=ids.KEEP_CHAMPION, execution_timeout=timedelta(minutes=5), trigger_rule=join)
     def keep_champion() -> dict:
-        """Record that the week kept the champion; the new version stays the challenger."""
+        """Record that the week kept the champion and why (outcome kept, smoke_failed or drift);
+        the new version stays the challenger."""
         from review_sentiment.register import keep_champion as run_keep
+        from review_sentiment.routing import route
 
         with stage() as s:
-            week = s.week_result(s.pull(ids.REGISTER), s.pull(ids.MONITOR_CHAMPION))
-            done = run_keep(week, settings=s.settings).to_dict()
+            p, week = s.params, s.week_result(s.pull(ids.REGISTER), s.pull(ids.MONITOR_CHAMPION))
+            way = route(s.pull(ids.REGISTER), s.pull(ids.SMOKE_CHECK), forced=p["force_promote"],
+                        require_approval=p["require_approval"])  # fmt: skip
+            done = run_keep(week, settings=s.settings, reason=way.reason if way.keeps else None,
+                            outcome=way.outcome or OUTCOME_KEPT).to_dict()  # fmt: skip
             s.announce(done["outcome"], done)
             return done
 
@@ -287,12 +247,13 @@ with DAG(
     watch >> grid  # the champion is measured on the new week before anything is trained
     promoted, kept = promote(), keep_champion()
     passed, refused = EmptyOperator(task_id=ids.GATE_PASSED), EmptyOperator(task_id=ids.GATE_REFUSED)
+    unsound, drifted = EmptyOperator(task_id=ids.SMOKE_FAILED), EmptyOperator(task_id=ids.DRIFTED)
     approval = Approval(
         task_id=ids.APPROVAL, register_task=ids.REGISTER, execution_timeout=timedelta(minutes=5)
     )
-    way = decide(candidate)
+    way = decide(candidate, smoke_check(candidate))
     watch >> way  # the week's monitoring alert goes into its mail and note
-    way >> [passed, approval, refused]
+    way >> [passed, approval, refused, unsound, drifted]
     passed >> promoted
-    refused >> kept
+    [refused, unsound, drifted] >> kept
     approval >> [promoted, kept]

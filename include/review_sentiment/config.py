@@ -85,6 +85,15 @@ DEFAULT_HOUSEKEEPING_SCHEDULE = "0 6 * * 0"
 DEFAULT_KEEP_RUN_WEEKS = 8
 DEFAULT_KEEP_CHALLENGER_WEEKS = 12
 DEFAULT_KEEP_CHAMPIONS = 3
+# The smoke check (smoke.py): test reviews register stores with their probabilities, which the
+# registered version must reproduce to SMOKE_TOLERANCE; its latency budget in seconds per 1,000
+# ordinary reviews (measured on this loaded 2-core machine: 0.06 s for a make-run champion, 0.14-
+# 0.18 s for the quick run's; a legacy in-graph TF-IDF version takes about 1 s); the limit on the
+# whole fresh-process check (loading TensorFlow and the model took 20 s there).
+SMOKE_SAMPLE_SIZE = 200
+SMOKE_TOLERANCE = 1e-6
+SMOKE_LATENCY_BUDGET_S = 5.0
+SMOKE_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)

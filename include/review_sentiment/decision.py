@@ -19,6 +19,13 @@ from review_sentiment import names
 from review_sentiment.gate import GatePolicy
 from review_sentiment.metrics import rounded
 
+# The outcomes that keep the champion, and what they say of the version (the run note).
+_KEPT = {
+    names.OUTCOME_KEPT: "stays challenger",
+    names.OUTCOME_SMOKE_FAILED: "failed the smoke check, stays challenger",
+    names.OUTCOME_DRIFT: "held back (the week drifted), stays challenger",
+}
+
 
 @dataclass
 class RegisterResult:
@@ -65,10 +72,10 @@ class RegisterResult:
         comparison set and the reason."""
         if self.outcome == names.OUTCOME_PROMOTED:
             head = f"**promoted v{self.version}** to champion"
-        elif self.outcome == names.OUTCOME_KEPT and self.champion_version:
-            head = f"**kept champion v{self.champion_version}**; v{self.version} stays challenger"
-        elif self.outcome == names.OUTCOME_KEPT:
-            head = f"**not promoted**: v{self.version} stays challenger"
+        elif self.outcome in _KEPT and self.champion_version:
+            head = f"**kept champion v{self.champion_version}**; v{self.version} {_KEPT[self.outcome]}"
+        elif self.outcome in _KEPT:
+            head = f"**not promoted**: v{self.version} {_KEPT[self.outcome]}"
         else:
             head = f"v{self.version}: gate {names.DECISION_PASSED if self.passed else names.DECISION_REFUSED}"
         mine = (self.compared or self.candidate).get("roc_auc")

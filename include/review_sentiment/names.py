@@ -76,6 +76,8 @@ TAG_OUTCOME_REASON = "outcome.reason"
 OUTCOME_PROMOTED = "promoted"
 OUTCOME_KEPT = "kept"
 OUTCOME_ROLLED_BACK = "rolled_back"  # a rollback's result (sentiment_rollback, the CLI), not a tag
+OUTCOME_SMOKE_FAILED = "smoke_failed"  # kept: the version failed the smoke check (smoke.py)
+OUTCOME_DRIFT = "drift"  # kept: the week's data drifted and no approval was asked (routing.py)
 # The reviews a version was trained and early-stopped on (ids, JSON) on its run, and their digest.
 SEEN_REVIEWS_ARTIFACT = "data/seen_review_ids.json"
 TAG_SEEN_REVIEWS = "training.reviews"
@@ -92,6 +94,12 @@ METRIC_DIFFERENCE = "test_vs_champion_"
 TAG_NONINFERIORITY_MARGIN = "gate.noninferiority_margin"
 # When and why housekeeping archived a version (stage Archived) that never became champion.
 TAG_ARCHIVED = "housekeeping.archived"
+# The smoke check (smoke.py): the test-split sample register scored (inputs and probabilities,
+# JSON) on the candidate's run, and the check's result on the version.
+SMOKE_SAMPLE_ARTIFACT = "smoke/test_sample.json"
+TAG_SMOKE_PASSED = "smoke.passed"  # true / false
+TAG_SMOKE_REASON = "smoke.reason"
+TAG_SMOKE_LATENCY = "smoke.seconds_per_1000"
 
 # --- Airflow Assets: names and URIs (dags/sentiment_assets.py makes the Asset objects) ----------
 # x- URIs are Airflow's free-form scheme: the provider URI formats want hosts and ports, which a

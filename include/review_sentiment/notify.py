@@ -1,5 +1,5 @@
-"""Mail about a retraining run: a failure, a kept week, a promotion, an approval that waits; and
-about a rollback of the champion.
+"""Mail about a retraining run: a failure, a kept week (also by a failed smoke check or drift), a
+promotion, an approval that waits; and about a rollback of the champion.
 
 What to send, composed here (pure, no Airflow): :func:`message` builds the subject and HTML body
 from an :class:`Outcome` (escaped); :func:`compose` adds the recipients (``SENTIMENT_NOTIFY_TO``)
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from review_sentiment.links import airflow_run_url, model_version_url
+from review_sentiment.names import OUTCOME_DRIFT, OUTCOME_SMOKE_FAILED
 from review_sentiment.uncertainty import AUC, F1, interval_of
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ __all__ = ["KINDS", "Mail", "Outcome", "airflow_run_url", "compose", "from_resul
 
 log = logging.getLogger(__name__)
 
-KINDS = ("promoted", "kept", "failed", "approval", "rolled_back")
+KINDS = ("promoted", "kept", "failed", "approval", "rolled_back", OUTCOME_SMOKE_FAILED, OUTCOME_DRIFT)
 _MISSING = "n/a"
 _OUTCOME_WORD = {
     "promoted": "promoted",
@@ -35,6 +36,13 @@ _OUTCOME_WORD = {
     "failed": "FAILED",
     "approval": "approval waiting",
     "rolled_back": "rolled back",
+    OUTCOME_SMOKE_FAILED: "kept: smoke check failed",
+    OUTCOME_DRIFT: "kept: the week drifted",
+}
+# The kept outcomes with a reason of their own: what they say of the candidate (subject, sentence).
+_HELD = {
+    OUTCOME_SMOKE_FAILED: "failed the smoke check",
+    OUTCOME_DRIFT: "held back, the week's data drifted",
 }
 
 
@@ -139,6 +147,8 @@ def _subject(outcome: Outcome) -> str:
         head = f"kept champion: {scores}" if scores else "kept champion"
     elif outcome.kind == "rolled_back":
         head = _rollback_phrase(outcome)
+    elif outcome.kind in _HELD:
+        head = " ".join(p for p in ("kept champion: candidate", version, _HELD[outcome.kind]) if p)
     else:
         head = f"approval waiting: {version}" if version else "approval waiting"
         head += f", {scores}" if scores else ""
@@ -160,6 +170,8 @@ def _outcome_sentence(outcome: Outcome) -> str:
         return f"Kept the champion: {version} was not promoted."
     if outcome.kind == "rolled_back":
         return _rollback_phrase(outcome)[0].upper() + _rollback_phrase(outcome)[1:] + "."
+    if outcome.kind in _HELD:
+        return f"Kept the champion: {version} {_HELD[outcome.kind]}; nothing moved."
     if outcome.kind == "approval":
         return f"Approval waiting: {version} becomes champion once approved in the Airflow run."
     where = f" at task {outcome.failed_task}" if outcome.failed_task else ""

@@ -1,7 +1,8 @@
 """Register's last step, record: the new version (alias ``challenger``), the candidate's test
 metrics on its run, the reviews it was trained on (their ids; the snapshot, for the next weeks'
-drift checks), every figure the gate weighed and the drift as version tags (``decision.py``),
-the evaluation report (``report.py``) and, last, the verdict.
+drift checks), a scored test sample (the smoke check replays it, ``smoke.py``), every figure the
+gate weighed and the drift as version tags (``decision.py``), the evaluation report
+(``report.py``) and, last, the verdict.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 import tempfile
 from typing import Any
 
-from review_sentiment import names, schema, versions
+from review_sentiment import names, schema, smoke, versions
 from review_sentiment.config import CHALLENGER_ALIAS, Settings
 from review_sentiment.decision import RegisterResult, gate_tags, verdict_tags
 from review_sentiment.evidence import Evidence
@@ -51,6 +52,7 @@ def record(
     version = str(registered.version)
     _log_test_metrics(mlflow_client, evidence)
     _log_difference(mlflow_client, evidence)
+    smoke.record_sample(mlflow_client, run_id, evidence.test, evidence.probability)
     seen = [*evidence.data.frame("train")[schema.ID], *evidence.data.frame("validation")[schema.ID]]
     versions.set_tags(
         mlflow_client, model_name, version, versions.record_seen_reviews(mlflow_client, run_id, seen)

@@ -91,7 +91,8 @@ def register(
     if result.passed and (policy.force or not result.drift):
         return promote(result, manifest_path, settings=settings, pipeline_run_id=pipeline_run_id)
     drifted = f"the gate passed, but drift keeps the champion: {result.drift}" if result.passed else None
-    return keep_champion(result, settings=settings, reason=drifted)
+    outcome = names.OUTCOME_DRIFT if drifted else names.OUTCOME_KEPT
+    return keep_champion(result, settings=settings, reason=drifted, outcome=outcome)
 
 
 def promote(
@@ -99,14 +100,11 @@ def promote(
     manifest_path: str | Path,
     *,
     settings: Settings | None = None,
-    label_stats_path: str | Path | None = None,
     pipeline_run_id: str | None = None,
     approved_by: str | None = None,
 ) -> RegisterResult:
     """Move ``champion`` to the version ``register`` passed, under the promotion lock, and record
     the move in the champion ledger (``ledger.py``; ``approved_by``: who approved or forced it).
-    ``label_stats_path`` is ignored (the drift reference is now the champion's
-    ``training.snapshot`` tag); it stays until the DAG's promote task no longer passes it.
 
     Idempotent: a version already promoted is not promoted again (nor moved back to, if a later
     version took the alias since). Race-safe: if another run moved ``champion`` after this run's
@@ -165,11 +163,17 @@ def _still_better(
 
 
 def keep_champion(
-    result: RegisterResult, *, settings: Settings | None = None, reason: str | None = None
+    result: RegisterResult,
+    *,
+    settings: Settings | None = None,
+    reason: str | None = None,
+    outcome: str = names.OUTCOME_KEPT,
 ) -> RegisterResult:
-    """Record that the week kept the champion (the version stays ``challenger``); idempotent."""
+    """Record that the week kept the champion (the version stays ``challenger``) and why: the
+    ``outcome`` is ``kept``, or ``smoke_failed`` / ``drift`` on those ways (``routing.py``);
+    idempotent."""
     settings = settings or Settings.from_env()
-    kept = result.settled(names.OUTCOME_KEPT, reason)
+    kept = result.settled(outcome, reason)
     versions.set_tags(client(settings.tracking_uri), settings.model_name, result.version, outcome_tags(kept))
     log.info("keep_champion: %s", kept.summary())
     return kept

@@ -19,6 +19,9 @@ GATE_REFUSED = "gate_refused"
 APPROVAL = "approval"
 PROMOTE = "promote"
 KEEP_CHAMPION = "keep_champion"
+SMOKE_CHECK = "smoke_check"
+SMOKE_FAILED = "smoke_failed"  # the branch's path to keep_champion after a failed smoke check
+DRIFTED = "drifted"  # its path to keep_champion for a drifted week without approval
 
 # sentiment_score
 RESOLVE_CHAMPION = "resolve_champion"

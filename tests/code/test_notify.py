@@ -63,13 +63,22 @@ def outcome(kind: str, **fields: object) -> Outcome:
             f"[sentiment_retrain] approval waiting: v4, candidate 0.9512 vs champion 0.9561 (run {RUN_ID})",
         ),
         ("failed", f"[sentiment_retrain] FAILED at train[1] (run {RUN_ID})"),
+        (
+            "smoke_failed",
+            f"[sentiment_retrain] kept champion: candidate v4 failed the smoke check (run {RUN_ID})",
+        ),
+        (
+            "drift",
+            "[sentiment_retrain] kept champion: candidate v4 held back, the week's data drifted "
+            f"(run {RUN_ID})",
+        ),
     ],
 )
 def test_subject_per_kind(kind: str, subject: str, settings: Settings) -> None:
     assert message(outcome(kind), settings)[0] == subject
 
 
-@pytest.mark.parametrize("kind", ["kept", "promoted", "approval"])
+@pytest.mark.parametrize("kind", ["kept", "promoted", "approval", "smoke_failed", "drift"])
 def test_body_names_the_run_the_scores_and_both_links(kind: str, settings: Settings) -> None:
     _, body = message(outcome(kind, reason="candidate is below the champion"), settings)
     assert f"{DAG_ID} / {RUN_ID}" in body
@@ -88,6 +97,8 @@ def test_body_names_the_run_the_scores_and_both_links(kind: str, settings: Setti
         ("promoted", "Promoted version 4 to champion."),
         ("approval", "Approval waiting: version 4 becomes champion once approved in the Airflow run."),
         ("failed", "The run failed at task train[1]."),
+        ("smoke_failed", "Kept the champion: version 4 failed the smoke check; nothing moved."),
+        ("drift", "Kept the champion: version 4 held back, the week&#x27;s data drifted; nothing moved."),
     ],
 )
 def test_body_states_the_outcome(kind: str, sentence: str, settings: Settings) -> None:
@@ -148,7 +159,7 @@ def test_subject_stays_on_one_line(settings: Settings) -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown outcome kind 'skipped'"):
         Outcome(kind="skipped", dag_id=DAG_ID, run_id=RUN_ID)
-    assert KINDS == ("promoted", "kept", "failed", "approval", "rolled_back")
+    assert KINDS == ("promoted", "kept", "failed", "approval", "rolled_back", "smoke_failed", "drift")
 
 
 def test_airflow_run_url_quotes_the_run_id(settings: Settings) -> None:
@@ -203,3 +214,16 @@ def test_the_mail_shows_the_intervals_of_the_difference(settings: Settings) -> N
         notify.from_result("promoted", {**result, "difference": None}, DAG_ID, RUN_ID), settings
     )
     assert "Candidate - champion" not in older
+
+
+def test_a_failed_smoke_check_is_mailed_with_what_failed(settings: Settings) -> None:
+    """The kept week's mail says the version failed the smoke check and lists the failures (the
+    reason keep_champion records), with the Outcome row saying so."""
+    why = (
+        "smoke check failed: complaint_fit: obvious complaint scored 0.9100, at or above the threshold 0.7000"
+    )
+    subject, body = message(outcome("smoke_failed", reason=why), settings)
+    assert "failed the smoke check" in subject
+    assert '<th align="left">Outcome</th><td>kept: smoke check failed</td>' in body
+    assert f"<td>{html.escape(why)}</td>" in body
+    assert f'<a href="{VERSION_LINK}">' in body

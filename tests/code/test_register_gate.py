@@ -139,6 +139,16 @@ def test_the_floor_is_checked_before_the_baseline() -> None:
             "unseen test reviews - below the floor",
         ),
         ({"outcome": "kept"}, "**not promoted**: v3 stays challenger - candidate ROC AUC 0.9500 - below"),
+        (
+            {"outcome": "smoke_failed", "champion_version": "2", "reason": "smoke check failed: emoji: nan"},
+            "**kept champion v2**; v3 failed the smoke check, stays challenger - candidate ROC AUC 0.9500 - "
+            "smoke check failed: emoji: nan",
+        ),
+        (
+            {"outcome": "drift", "reason": "drift: label share moved by 0.21"},
+            "**not promoted**: v3 held back (the week drifted), stays challenger - candidate ROC AUC "
+            "0.9500 - drift: label share",
+        ),
         ({}, "v3: gate refused"),
     ],
 )

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from review_sentiment.config import PROJECT_ROOT
+from review_sentiment.decision import RegisterResult
 from tests.dags.dag_checks import parse_in_fresh_process, task_body_sizes
 
 DAGS = PROJECT_ROOT / "dags"
@@ -76,14 +78,20 @@ def test_task_graph(dag) -> None:
         ("train", "register"),
         ("baseline", "register"),
         ("ingest", "register"),  # its snapshot feeds the drift check (and is tagged)
+        ("register", "smoke_check"),
+        ("smoke_check", "decide"),
         ("register", "decide"),
         ("decide", "gate_passed"),
         ("decide", "approval"),
         ("decide", "gate_refused"),
+        ("decide", "smoke_failed"),
+        ("decide", "drifted"),
         ("gate_passed", "promote"),
         ("approval", "promote"),
         ("approval", "keep_champion"),
         ("gate_refused", "keep_champion"),
+        ("smoke_failed", "keep_champion"),
+        ("drifted", "keep_champion"),
         ("monitor_champion", "prepare_grid"),
         ("monitor_champion", "decide"),  # its alert goes into the week's mail and note
     }
@@ -166,7 +174,7 @@ def test_task_bodies_only_call_their_stage() -> None:
     sizes = task_body_sizes("sentiment_retrain.py")
     assert set(sizes) == {
         "ingest", "preprocess", "tokenize", "prepare_grid", "train", "baseline", "register", "decide",
-        "promote", "keep_champion", "monitor_champion",
+        "promote", "keep_champion", "monitor_champion", "smoke_check",
     }  # fmt: skip
     assert sum(sizes.values()) / len(sizes) < 8, sizes
     assert max(sizes.values()) <= 12, sizes
@@ -192,6 +200,85 @@ def test_the_outcome_tasks_follow_only_the_paths_of_the_branch(dag) -> None:
     """promote and keep_champion join two paths (none_failed_min_one_success): any other upstream
     task, always a success, would make them run on every path."""
     assert dag.get_task("promote").upstream_task_ids == {"gate_passed", "approval"}
-    assert dag.get_task("keep_champion").upstream_task_ids == {"gate_refused", "approval"}
+    assert dag.get_task("keep_champion").upstream_task_ids == {
+        "gate_refused", "approval", "smoke_failed", "drifted",
+    }  # fmt: skip
     for task_id in ("promote", "keep_champion"):
         assert dag.get_task(task_id).trigger_rule == "none_failed_min_one_success"
+
+
+def test_the_smoke_check_stands_between_register_and_the_branch(dag) -> None:
+    """Nothing can promote before the smoke check ran: decide waits for it, and it waits for
+    register; every way of decide then leads to promote or keep_champion."""
+    smoke = dag.get_task("smoke_check")
+    assert smoke.upstream_task_ids == {"register"}
+    assert smoke.downstream_task_ids == {"decide"}
+    assert dag.get_task("decide").upstream_task_ids == {"register", "smoke_check", "monitor_champion"}
+    assert "smoke_check" in dag.get_task("promote").upstream_list[0].get_flat_relative_ids(upstream=True)
+    assert smoke.execution_timeout <= timedelta(minutes=30)  # the fresh process's own limit is 10 min
+
+
+# The week's drift reaches XCom as RegisterResult.drift (the drift check's branch adds the field).
+_HAS_DRIFT = "drift" in {f.name for f in fields(RegisterResult)}
+
+
+@pytest.mark.parametrize(
+    ("changes", "smoke", "way", "outcome", "reason"),
+    [
+        # A forced run whose version fails the smoke check: force never promotes it.
+        (
+            {"force_promote": True},
+            {"status": "failed", "passed": False, "reason": "emoji: probability not finite (nan)"},
+            "smoke_failed",
+            "smoke_failed",
+            "smoke check failed: emoji: probability not finite (nan)",
+        ),
+        pytest.param(
+            {"drift": "label share moved by 0.21"}, {"status": "passed", "passed": True, "reason": "ok"},
+            "drifted", "drift", "drift: label share moved by 0.21",
+            marks=pytest.mark.skipif(not _HAS_DRIFT, reason="RegisterResult has no drift field yet"),
+        ),
+    ],
+)  # fmt: skip
+def test_decide_and_keep_champion_follow_the_routing_rule_and_mail_the_outcome(
+    dag, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict, smoke: dict, way: str, outcome: str,
+    reason: str,
+) -> None:  # fmt: skip
+    """The task bodies wire the package's rule: decide takes the way, keep_champion records its
+    outcome and reason on the version (register.keep_champion, stubbed: no MLflow here) and mails
+    that outcome (the send, stubbed). Against real servers: tests/integration/test_smoke_on_servers.py."""
+    from types import SimpleNamespace
+
+    import sentiment_stage
+
+    from review_sentiment import register
+
+    monkeypatch.setenv("SENTIMENT_ARTIFACT_ROOT", str(tmp_path))
+    registered = {**RegisterResult("m", "7", "r", False, "no worse than v6", passed=True).to_dict()}
+    registered.update({k: v for k, v in changes.items() if k == "drift"})
+    xcom = {
+        "register": registered,
+        "smoke_check": {"version": "7", **smoke},
+        "monitor_champion": {"alert": None},
+    }
+    params = {**{k: dag.params[k] for k in dag.params}, **{k: v for k, v in changes.items() if k != "drift"}}
+    ti = SimpleNamespace(dag_id=DAG_ID, run_id="manual__1", task_id="keep_champion", map_index=-1)
+    ti.xcom_pull = lambda task_ids, key="return_value": xcom.get(task_ids)
+    context = {
+        "ti": ti,
+        "dag_run": SimpleNamespace(run_after=datetime(2026, 11, 30, 3, tzinfo=UTC), conf={}),
+        "params": params,
+        "dag": SimpleNamespace(params=dag.params),
+    }  # fmt: skip
+    monkeypatch.setattr(sentiment_stage, "get_current_context", lambda: context)
+    kept, mailed = [], []
+    monkeypatch.setattr(register, "keep_champion", lambda week, *, settings, reason, outcome: kept.append(
+        (week.version, outcome, reason)) or week.settled(outcome, reason))  # fmt: skip
+    monkeypatch.setattr(sentiment_stage, "send", lambda mail, settings, context: mailed.append(mail) or True)
+
+    assert dag.get_task("decide").python_callable(registered, xcom["smoke_check"], params) == way
+    done = dag.get_task("keep_champion").python_callable()
+    assert kept == [("7", outcome, reason)]
+    assert (done["outcome"], done["reason"], done["promoted"]) == (outcome, reason, False)
+    ((mail,),) = [mailed]
+    assert (mail.kind, mail.version, mail.reason) == (outcome, "7", reason)

@@ -88,12 +88,13 @@ def test_every_task_succeeded(dag_run) -> None:
     assert dag_run["state"] == "success"
     states = {(task, index): state for task, index, state in dag_run["tasks"]}
     # The first week has no champion to lose to: the branch promotes, without approval.
-    skipped = {task: states.pop((task, -1)) for task in ("gate_refused", "approval", "keep_champion")}
+    kept_ways = ("gate_refused", "smoke_failed", "drifted", "approval", "keep_champion")
+    skipped = {task: states.pop((task, -1)) for task in kept_ways}
     assert set(skipped.values()) == {"skipped"}, skipped
     assert set(states.values()) == {"success"}, states
     assert {task for task, _ in states} == {
-        "ingest", "preprocess", "tokenize", "prepare_grid", "train", "baseline", "register", "decide",
-        "promote", "gate_passed", "monitor_champion",
+        "ingest", "preprocess", "tokenize", "prepare_grid", "train", "baseline", "register", "smoke_check",
+        "decide", "promote", "gate_passed", "monitor_champion",
     }  # fmt: skip
     assert sorted(index for task, index in states if task == "train") == [0, 1]
 
@@ -111,6 +112,9 @@ def test_one_version_and_the_champion_alias(dag_run, mlflow_server: MlflowServer
     assert tags["gate.beat_baseline"] == "false"
     assert 0.0 < float(tags["candidate.threshold"]) < 1.0
     assert versions[0].description.startswith(f"# {MODEL} version {versions[0].version}")
+    # The smoke check loaded it in a fresh process before the alias moved, and said so.
+    assert tags["smoke.passed"] == "true", tags.get("smoke.reason")
+    assert 0 < float(tags["smoke.seconds_per_1000"]) < 5
 
 
 def test_the_run_note_says_the_outcome(dag_run, mlflow_server: MlflowServer) -> None:
@@ -256,6 +260,8 @@ def test_xcom_holds_references_and_small_records(
     assert registered["run_id"] in {t[XCOM_RUN_ID] for t in trained}
     assert linear[XCOM_RUN_ID] not in {t[XCOM_RUN_ID] for t in trained}
     promoted = _week_record(value[(ids.PROMOTE, -1, "return_value")])
+    smoked = value[(ids.SMOKE_CHECK, -1, "return_value")]
+    assert (smoked["version"], smoked["status"], smoked["failures"]) == (registered["version"], "passed", [])
     assert (promoted["version"], promoted["outcome"]) == (registered["version"], "promoted")
     monitored = value[(ids.MONITOR_CHAMPION, -1, "return_value")]
     assert {"week", "version", "alert"} <= set(monitored), monitored
@@ -263,7 +269,7 @@ def test_xcom_holds_references_and_small_records(
     known = {(t, i) for t, i, _ in value}
     assert {t for t, _ in known} <= {
         ids.INGEST, ids.PREPROCESS, ids.TOKENIZE, ids.PREPARE_GRID, ids.TRAIN, ids.BASELINE,
-        ids.REGISTER, ids.PROMOTE, ids.MONITOR_CHAMPION, ids.DECIDE,
+        ids.REGISTER, ids.SMOKE_CHECK, ids.PROMOTE, ids.MONITOR_CHAMPION, ids.DECIDE,
     }, sorted(value)  # fmt: skip
 
 

@@ -22,10 +22,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 TASKS = {
     "monitor_champion", "ingest", "preprocess", "tokenize", "prepare_grid", "train", "baseline", "register",
-    "decide", "gate_passed", "approval", "gate_refused", "promote", "keep_champion",
+    "smoke_check", "decide", "gate_passed", "approval", "gate_refused", "smoke_failed", "drifted", "promote",
+    "keep_champion",
 }  # fmt: skip
 # The first run meets an empty registry: the gate passes, no approval asked, nothing kept.
-SKIPPED = {"approval", "gate_refused", "keep_champion"}
+SKIPPED = {"approval", "gate_refused", "smoke_failed", "drifted", "keep_champion"}
 
 
 def _mlflow(running_stack: RunningStack):
