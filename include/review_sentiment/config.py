@@ -64,6 +64,16 @@ DEFAULT_NONINFERIORITY_MARGIN = 0.002
 # That interval's paired bootstrap: resamples and seed (fixed, so a retried register agrees).
 DEFAULT_BOOTSTRAP_RESAMPLES = 2000
 DEFAULT_BOOTSTRAP_SEED = 20
+# sentiment_score's prediction watch (watch.py): an alert when the population stability index of
+# the champion's probabilities against its test split's passes PSI_ALERT (0.1-0.25 is the usual
+# "moderate shift" band; 0.2 is the issue's), or when the share it labels not-recommended moves by
+# more than LABEL_SHARE_SHIFT (the label drift check's 0.10). Fewer scored reviews than
+# WATCH_MIN_REVIEWS give a point but no alert: with 10 bins, the PSI of an unshifted sample of n
+# is about 9/n, so 200 keeps the noise near 0.05, well under 0.2.
+DEFAULT_PSI_ALERT = 0.2
+DEFAULT_LABEL_SHARE_SHIFT = 0.10
+DEFAULT_WATCH_MIN_REVIEWS = 200
+DEFAULT_PSI_BINS = 10
 
 
 @dataclass(frozen=True)

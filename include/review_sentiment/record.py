@@ -1,6 +1,7 @@
 """Register's last step, record: the new version (alias ``challenger``), the candidate's test
-metrics on its run, the reviews it was trained on, every figure the gate weighed as version tags
-(``decision.py``), the evaluation report (``report.py``) and, last, the verdict.
+metrics and test-split probability distribution (``watch.py``) on its run, the reviews it was
+trained on, every figure the gate weighed as version tags (``decision.py``), the evaluation report
+(``report.py``) and, last, the verdict.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from review_sentiment.decision import RegisterResult, gate_tags, verdict_tags
 from review_sentiment.evidence import Evidence
 from review_sentiment.gate import GatePolicy, Verdict
 from review_sentiment.tracking import client, model_uri
+from review_sentiment.watch import save_reference
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ def record(
         )
     version = str(registered.version)
     _log_test_metrics(mlflow_client, evidence)
+    # What sentiment_score's prediction watch compares each run with (watch.py).
+    save_reference(mlflow_client, run_id, evidence.probability, evidence.threshold)
     _log_difference(mlflow_client, evidence)
     seen = [*evidence.data.frame("train")[schema.ID], *evidence.data.frame("validation")[schema.ID]]
     versions.set_tags(

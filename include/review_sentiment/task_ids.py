@@ -23,6 +23,7 @@ KEEP_CHAMPION = "keep_champion"
 # sentiment_score
 RESOLVE_CHAMPION = "resolve_champion"
 SCORE = "score"
+WATCH_PREDICTIONS = "watch_predictions"
 
 # sentiment_rollback
 ROLLBACK = "rollback"
