@@ -18,7 +18,7 @@ TAG_MONITORED_MODEL = "monitor.model"
 TAG_MONITORED_VERSION = "monitor.version"
 MONITOR_PREFIX = "monitor_"  # monitor_roc_auc, ... one point per week (step: yyyyww)
 ROLE_PREDICTIONS = "predictions"  # a champion version's prediction series (sentiment_score)
-PREDICTIONS_PREFIX = "predictions_"  # predictions_psi, ... one point per scoring run (step: yyyymmddHHMM)
+PREDICTIONS_PREFIX = "predictions_"  # predictions_psi, ... one point per scoring run (step: yyyymmddHHMMSS)
 TAG_MODEL_ID = "model_id"  # MLflow 3 keeps logged models apart from runs: the run remembers its id
 
 # MLflow 3.17's UI opens an experiment in the view its kind names.

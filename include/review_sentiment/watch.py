@@ -8,7 +8,7 @@ labelled not-recommended) in the artifact ``monitoring/reference.json`` of the c
 :func:`watch_predictions` reads the probabilities the run wrote and logs one point of the
 version's prediction series in MLflow: one run per champion version (``predictions champion
 v<N>``, tagged like the weekly ``monitor champion v<N>`` series of ``monitor.py``), with the run's
-``run_after`` as the step (``yyyymmddHHMM``, so steps sort as runs do and a retried run writes
+``run_after`` as the step (``yyyymmddHHMMSS``, so steps sort as runs do and a retried run writes
 the same step). A point whose PSI passes the policy's threshold, or whose share labelled
 not-recommended moved too far, carries an alert, which the DAG mails; the run stays green.
 """
@@ -89,8 +89,8 @@ class WatchResult:
 
 
 def run_step(run_after: datetime) -> int:
-    """The MLflow step of a scoring run: its ``run_after`` in UTC as ``yyyymmddHHMM``."""
-    return int(run_after.astimezone(UTC).strftime("%Y%m%d%H%M"))
+    """The MLflow step of a scoring run: its ``run_after`` in UTC as ``yyyymmddHHMMSS``."""
+    return int(run_after.astimezone(UTC).strftime("%Y%m%d%H%M%S"))
 
 
 def alert_for(

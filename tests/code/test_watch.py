@@ -163,9 +163,9 @@ def test_the_default_policy_is_the_configured_one() -> None:
     assert WatchPolicy() == WatchPolicy(psi_alert=0.2, label_share_shift=0.10, min_reviews=200)
 
 
-def test_the_step_is_the_runs_minute_in_utc() -> None:
-    due = datetime(2026, 12, 7, 6, 30, tzinfo=timezone(timedelta(hours=1)))
-    assert run_step(due) == 202612070530
+def test_the_step_is_the_runs_second_in_utc() -> None:
+    due = datetime(2026, 12, 7, 6, 30, 15, tzinfo=timezone(timedelta(hours=1)))
+    assert run_step(due) == 20261207053015
     assert run_step(datetime(2026, 12, 7, 5, 0, tzinfo=UTC)) < run_step(
         datetime(2026, 12, 8, 5, 0, tzinfo=UTC)
     )
@@ -173,7 +173,7 @@ def test_the_step_is_the_runs_minute_in_utc() -> None:
 
 def test_the_alert_mail_names_the_version_the_reason_and_the_figures() -> None:
     found = WatchResult(
-        "customer-sentiment-analysis", "7", 202612070500, count=742, mean_probability=0.31234,
+        "customer-sentiment-analysis", "7", 20261207050000, count=742, mean_probability=0.31234,
         share_not_recommended=0.8, psi=1.234, reference_share=0.18, alert="the PSI <is> 1.234",
     )  # fmt: skip
     settings = Settings.from_env({"MLFLOW_UI_URL": "http://mlflow.test:5000"})
