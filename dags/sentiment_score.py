@@ -4,7 +4,7 @@
 Scores the reviews that arrived in the run's window with the current champion of
 `customer-sentiment-analysis` and writes one prediction per review and model version.
 
-`resolve_champion` → `score`
+`resolve_champion` → `score` → `watch_predictions`
 
 * **resolve_champion** resolves the `champion` alias to one version, once; the whole run scores
   with that version (`models:/<name>/<version>`), even if a promotion moves the alias meanwhile.
@@ -16,6 +16,13 @@ Scores the reviews that arrived in the run's window with the current champion of
   missing) by upsert on `(review_id, model_version)`, one transaction per chunk, so a rerun
   replaces rather than duplicates and a killed run leaves whole chunks only; or, by default, to
   `predictions.parquet` in the task's folder under `$SENTIMENT_ARTIFACT_ROOT`.
+* **watch_predictions** reads back what `score` wrote and logs one point of the version's
+  prediction series in MLflow (run `predictions champion v<N>` of the retraining experiment):
+  count, mean probability, share labelled not-recommended, and the population stability index
+  (PSI) of the probabilities against the version's test split, stored with it at registration.
+  No labels are needed. A PSI above *PSI alert*, or a share labelled not-recommended more than
+  *Label share shift* away from the test split's, mails an alert; the run stays green. A version
+  registered without a reference gets a point without PSI, and the log says so.
 
 **When it runs.** Daily (`SENTIMENT_SCORE_SCHEDULE`, 05:00 UTC), scoring the reviews that
 arrived (`ingested_at`) in the day before; and whenever `sentiment_retrain`'s `promote` or a
@@ -34,6 +41,8 @@ from sentiment_stage import stage, task_defaults
 
 from review_sentiment import task_ids as ids
 from review_sentiment.config import (
+    DEFAULT_LABEL_SHARE_SHIFT,
+    DEFAULT_PSI_ALERT,
     DEFAULT_RESCORE_DAYS,
     DEFAULT_REVIEWS_CONN_ID,
     DEFAULT_SCORE_CHUNK_ROWS,
@@ -63,6 +72,13 @@ PARAMS = {
     "chunk_rows": Param(DEFAULT_SCORE_CHUNK_ROWS, type="integer", minimum=1000, maximum=1_000_000,
         title="Chunk rows", section="Scoring",
         description="Reviews read, scored and written at a time (one transaction each)."),
+    "psi_alert": Param(DEFAULT_PSI_ALERT, type="number", minimum=0, title="PSI alert", section="Monitoring",
+        description="Mail an alert when the PSI of the run's probabilities against the champion's test "
+        "split is above this (0.1-0.25: a moderate shift; above 0.25: a major one)."),
+    "label_share_shift": Param(DEFAULT_LABEL_SHARE_SHIFT, type="number", minimum=0, maximum=1,
+        title="Label share shift", section="Monitoring",
+        description="Mail an alert when the share labelled not-recommended is this much away from the "
+        "test split's (0.10: ten percentage points)."),
 }
 # fmt: on
 
@@ -105,16 +121,35 @@ with DAG(
     @task(task_id=ids.SCORE, inlets=[REVIEWS], outlets=[PREDICTIONS])
     def score(champion: dict) -> dict:
         """Score the window's reviews with the pinned version; upsert the predictions in chunks."""
-        from review_sentiment.batch_score import Champion, resolve_target, score_reviews
-        from review_sentiment.layout import PREDICTIONS_NAME
+        from review_sentiment.batch_score import Champion, score_reviews
 
         with stage() as s:
-            p = s.params
+            p, (target, output_path) = s.params, s.predictions_target()
             return score_reviews(
                 s.reviews_source(), Champion.from_dict(champion), window=s.scoring_window(p["rescore_days"]),
-                target=resolve_target(p["predictions"], s.connection_uri, p["predictions_conn_id"]),
-                output_path=s.folder / PREDICTIONS_NAME, dag_run_id=s.pipeline_run_id,
+                target=target, output_path=output_path, dag_run_id=s.pipeline_run_id,
                 tracking_uri=s.settings.tracking_uri, chunk_rows=p["chunk_rows"],
             ).to_dict()  # fmt: skip
 
-    score(resolve_champion())
+    @task(task_id=ids.WATCH_PREDICTIONS, execution_timeout=timedelta(minutes=15))
+    def watch_predictions(champion: dict) -> dict:
+        """One point of the champion's prediction series in MLflow; mail an alert when it moved."""
+        from sentiment_mail import send
+
+        from review_sentiment.batch_score import Champion
+        from review_sentiment.watch import WatchPolicy
+        from review_sentiment.watch import watch_predictions as run_watch
+
+        with stage() as s:
+            p = s.params
+            found = run_watch(
+                *s.predictions_target(), Champion.from_dict(champion), dag_run_id=s.pipeline_run_id,
+                run_after=s.context["dag_run"].run_after, settings=s.settings,
+                policy=WatchPolicy(psi_alert=p["psi_alert"], label_share_shift=p["label_share_shift"]),
+            )  # fmt: skip
+            if found.alert:  # mailed, never raised: the predictions are written, the run is green
+                send(found.outcome(s.context["ti"].dag_id, s.context["ti"].run_id), s.settings, s.context)
+            return found.to_dict()
+
+    pinned = resolve_champion()
+    score(pinned) >> watch_predictions(pinned)  # reads back what score wrote

@@ -84,6 +84,17 @@ class Stage:
         p = self.params
         return resolve_source(p["source"], self.settings.data_roots, self.connection_uri, p["source_conn_id"])
 
+    def predictions_target(self) -> tuple[str, Path]:
+        """Where ``sentiment_score`` writes (the ``predictions`` params), as ``batch_score.score_reviews``
+        takes it: ``parquet`` or the table's URL; and the run's Parquet file (the score task's)."""
+        from review_sentiment.batch_score import resolve_target
+        from review_sentiment.layout import PREDICTIONS_NAME
+
+        p, ti = self.params, self.context["ti"]
+        target = resolve_target(p["predictions"], self.connection_uri, p["predictions_conn_id"])
+        score_dir = self.settings.layout.task_dir(ti.dag_id, ti.run_id, task_ids.SCORE, -1)
+        return target, score_dir / PREDICTIONS_NAME
+
     def gate_policy(self) -> Any:
         """The register gate's policy (a ``GatePolicy``) from the run's Promotion params."""
         from review_sentiment.gate import GatePolicy

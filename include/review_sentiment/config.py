@@ -94,6 +94,16 @@ SMOKE_SAMPLE_SIZE = 200
 SMOKE_TOLERANCE = 1e-6
 SMOKE_LATENCY_BUDGET_S = 5.0
 SMOKE_TIMEOUT_S = 600.0
+# sentiment_score's prediction watch (watch.py): an alert when the population stability index of
+# the champion's probabilities against its test split's passes PSI_ALERT (0.1-0.25 is the usual
+# "moderate shift" band; 0.2 is the issue's), or when the share it labels not-recommended moves by
+# more than LABEL_SHARE_SHIFT (the label drift check's 0.10). Fewer scored reviews than
+# WATCH_MIN_REVIEWS give a point but no alert: with 10 bins, the PSI of an unshifted sample of n
+# is about 9/n, so 200 keeps the noise near 0.05, well under 0.2.
+DEFAULT_PSI_ALERT = 0.2
+DEFAULT_LABEL_SHARE_SHIFT = 0.10
+DEFAULT_WATCH_MIN_REVIEWS = 200
+DEFAULT_PSI_BINS = 10
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def monitor_champion(
     own = champion.tags.get(f"{names.CANDIDATE_SCORES}roc_auc")
     result.alert = alert_for(result.scores, float(own) if own else None, floor, margin)
     experiment_id = ensure_experiment(settings.experiment_name, settings.tracking_uri)
-    result.run_id = _monitoring_run(mlflow_client, experiment_id, settings.model_name, result.version)
+    result.run_id = series_run(mlflow_client, experiment_id, settings.model_name, result.version)
     step = week_step(week)
     for key in METRICS:
         mlflow_client.log_metric(result.run_id, f"{names.MONITOR_PREFIX}{key}", result.scores[key], step=step)
@@ -128,22 +128,26 @@ def monitor_champion(
     return result
 
 
-def _monitoring_run(mlflow_client: Any, experiment_id: str, model_name: str, version: str) -> str:
-    """The version's monitoring run, made on its first week (finished: points are added later)."""
+def series_run(
+    mlflow_client: Any, experiment_id: str, model_name: str, version: str, role: str = names.ROLE_MONITOR
+) -> str:
+    """A champion version's series run of ``role`` (the weekly monitoring, ``monitor champion
+    v<N>``; the predictions of scoring runs, ``predictions champion v<N>``), made on its first
+    point (finished: points are added later)."""
     query = (
         f"tags.`{names.TAG_MONITORED_MODEL}` = '{model_name}' and "
-        f"tags.`{names.TAG_MONITORED_VERSION}` = '{version}'"
+        f"tags.`{names.TAG_MONITORED_VERSION}` = '{version}' and tags.`{names.TAG_ROLE}` = '{role}'"
     )
     found = mlflow_client.search_runs([experiment_id], query, max_results=1)
     if found:
         return found[0].info.run_id
     run = mlflow_client.create_run(
         experiment_id,
-        run_name=f"monitor champion v{version}",
+        run_name=f"{role} champion v{version}",
         tags={
             names.TAG_MONITORED_MODEL: model_name,
             names.TAG_MONITORED_VERSION: version,
-            names.TAG_ROLE: names.ROLE_MONITOR,
+            names.TAG_ROLE: role,
         },
     )
     mlflow_client.set_terminated(run.info.run_id)

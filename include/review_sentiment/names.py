@@ -17,6 +17,8 @@ ROLE_MONITOR = "monitor"  # a champion version's weekly monitoring series
 TAG_MONITORED_MODEL = "monitor.model"
 TAG_MONITORED_VERSION = "monitor.version"
 MONITOR_PREFIX = "monitor_"  # monitor_roc_auc, ... one point per week (step: yyyyww)
+ROLE_PREDICTIONS = "predictions"  # a champion version's prediction series (sentiment_score)
+PREDICTIONS_PREFIX = "predictions_"  # predictions_psi, ... one point per scoring run (step: yyyymmddHHMMSS)
 TAG_MODEL_ID = "model_id"  # MLflow 3 keeps logged models apart from runs: the run remembers its id
 
 # MLflow 3.17's UI opens an experiment in the view its kind names.
@@ -30,6 +32,7 @@ VALIDATION_METRIC = "val_roc_auc"
 MODEL_ARTIFACT = "model"
 REPORT_ARTIFACT_PATH = "evaluation"
 BASELINE_PREDICTIONS = "baseline/test_predictions.csv"
+REFERENCE_ARTIFACT = "monitoring/reference.json"  # the test split's probabilities in bins (watch.py)
 
 # --- The registered model: its artifacts and output columns ------------------------------------
 ARTIFACT_CORE = "keras_core"  # the trained core (inputs tokens/ngrams), see serving.py

@@ -1,5 +1,6 @@
 """Mail about a retraining run: a failure, a kept week (also by a failed smoke check or drift), a
-promotion, an approval that waits; and about a rollback of the champion.
+promotion, an approval that waits; about a rollback of the champion; and about a scoring run
+whose predictions moved (``watch.py``).
 
 What to send, composed here (pure, no Airflow): :func:`message` builds the subject and HTML body
 from an :class:`Outcome` (escaped); :func:`compose` adds the recipients (``SENTIMENT_NOTIFY_TO``)
@@ -28,7 +29,16 @@ __all__ = ["KINDS", "Mail", "Outcome", "airflow_run_url", "compose", "from_resul
 
 log = logging.getLogger(__name__)
 
-KINDS = ("promoted", "kept", "failed", "approval", "rolled_back", OUTCOME_SMOKE_FAILED, OUTCOME_DRIFT)
+KINDS = (
+    "promoted",
+    "kept",
+    "failed",
+    "approval",
+    "rolled_back",
+    OUTCOME_SMOKE_FAILED,
+    OUTCOME_DRIFT,
+    "prediction_alert",
+)
 _MISSING = "n/a"
 _OUTCOME_WORD = {
     "promoted": "promoted",
@@ -38,6 +48,7 @@ _OUTCOME_WORD = {
     "rolled_back": "rolled back",
     OUTCOME_SMOKE_FAILED: "kept: smoke check failed",
     OUTCOME_DRIFT: "kept: the week drifted",
+    "prediction_alert": "prediction alert",
 }
 # The kept outcomes with a reason of their own: what they say of the candidate (subject, sentence).
 _HELD = {
@@ -53,7 +64,8 @@ class Outcome:
     ``kind`` is one of :data:`KINDS`; ``reason`` is the gate's reason or the failure's exception
     text; ``version`` is the MLflow model version the run registered, if any; ``comparison_size``
     is the number of reviews the candidate/champion comparison used; ``monitoring`` is a
-    champion-monitoring alert line; ``failed_task`` names the task that failed (``train[1]``);
+    champion-monitoring alert line (a prediction alert's: the scoring run's figures);
+    ``failed_task`` names the task that failed (``train[1]``);
     ``previous_version`` is the champion a rollback moved the alias from (itself: nothing moved).
     ``difference`` holds candidate - champion with its intervals (``RegisterResult.difference``).
     """
@@ -149,6 +161,8 @@ def _subject(outcome: Outcome) -> str:
         head = _rollback_phrase(outcome)
     elif outcome.kind in _HELD:
         head = " ".join(p for p in ("kept champion: candidate", version, _HELD[outcome.kind]) if p)
+    elif outcome.kind == "prediction_alert":
+        head = f"prediction alert: champion {version}'s predictions moved"
     else:
         head = f"approval waiting: {version}" if version else "approval waiting"
         head += f", {scores}" if scores else ""
@@ -172,6 +186,11 @@ def _outcome_sentence(outcome: Outcome) -> str:
         return _rollback_phrase(outcome)[0].upper() + _rollback_phrase(outcome)[1:] + "."
     if outcome.kind in _HELD:
         return f"Kept the champion: {version} {_HELD[outcome.kind]}; nothing moved."
+    if outcome.kind == "prediction_alert":
+        return (
+            f"The predictions of champion {version} moved away from those on its test split; no labels "
+            "are needed to see it. The run scored as usual."
+        )
     if outcome.kind == "approval":
         return f"Approval waiting: {version} becomes champion once approved in the Airflow run."
     where = f" at task {outcome.failed_task}" if outcome.failed_task else ""

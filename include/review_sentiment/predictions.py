@@ -124,6 +124,32 @@ def open_sink(target: str, output_path: Path, empty: pd.DataFrame) -> Iterator[P
             parquet.close()  # the footer; on a failure atomic_file then removes the file
 
 
+def read_probabilities(target: str, output_path: Path, dag_run_id: str, model_version: str) -> Any:
+    """The probabilities a scoring run wrote (its ``dag_run_id``, with ``model_version``), as a
+    float array: read back from the table, or from the run's Parquet file ``output_path``."""
+    import numpy as np
+
+    if is_postgres_source(target):
+        import psycopg2
+        from psycopg2 import sql
+
+        dsn, table = split_postgres_source(target)
+        query = sql.SQL("SELECT probability FROM {t} WHERE dag_run_id = %s AND model_version = %s").format(
+            t=sql.Identifier(*table.split("."))
+        )
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(query, (dag_run_id, int(model_version)))
+                return np.fromiter((row[0] for row in cur), dtype=np.float64)
+        finally:
+            conn.close()
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(output_path, columns=["probability"]).column("probability")
+    return column.to_numpy().astype(np.float64)
+
+
 def create_table_sql(table: str) -> Any:
     """``CREATE TABLE IF NOT EXISTS`` for the predictions table."""
     from psycopg2 import sql

@@ -1,7 +1,8 @@
 """Register's last step, record: the new version (alias ``challenger``), the candidate's test
-metrics on its run, the reviews it was trained on (their ids; the snapshot, for the next weeks'
-drift checks), a scored test sample (the smoke check replays it, ``smoke.py``), every figure the
-gate weighed and the drift as version tags (``decision.py``), the evaluation report
+metrics and test-split probability distribution (``watch.py``) on its run, the reviews it was
+trained on (their ids; the snapshot, for the next weeks' drift checks), a scored test sample (the
+smoke check replays it, ``smoke.py``), every figure the gate weighed and the drift as version tags
+(``decision.py``), the evaluation report
 (``report.py``) and, last, the verdict.
 """
 
@@ -17,6 +18,7 @@ from review_sentiment.decision import RegisterResult, gate_tags, verdict_tags
 from review_sentiment.evidence import Evidence
 from review_sentiment.gate import GatePolicy, Verdict
 from review_sentiment.tracking import client, model_uri
+from review_sentiment.watch import save_reference
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +52,7 @@ def record(
             model_uri(run_id, settings.tracking_uri), model_name, pipeline_run_id
         )
     version = str(registered.version)
-    _log_test_metrics(mlflow_client, evidence)
-    _log_difference(mlflow_client, evidence)
-    smoke.record_sample(mlflow_client, run_id, evidence.test, evidence.probability)
-    seen = [*evidence.data.frame("train")[schema.ID], *evidence.data.frame("validation")[schema.ID]]
-    versions.set_tags(
-        mlflow_client, model_name, version, versions.record_seen_reviews(mlflow_client, run_id, seen)
-    )
+    _log_on_run(mlflow_client, evidence, model_name, version)
 
     comparison = evidence.comparison
     result = RegisterResult(
@@ -81,6 +77,21 @@ def record(
     _log_report(mlflow_client, evidence, version, verdict.reason, model_name)
     versions.set_tags(mlflow_client, model_name, version, finished)  # last: marks a finished registration
     return result
+
+
+def _log_on_run(mlflow_client: Any, evidence: Evidence, model_name: str, version: str) -> None:
+    """What later steps read back from the candidate's run: its test metrics, its test-split
+    prediction distribution (sentiment_score's watch), the difference to the champion, a scored
+    test sample (the smoke check) and the ids of the reviews it was trained on."""
+    run_id = evidence.run.info.run_id
+    _log_test_metrics(mlflow_client, evidence)
+    save_reference(mlflow_client, run_id, evidence.probability, evidence.threshold)
+    _log_difference(mlflow_client, evidence)
+    smoke.record_sample(mlflow_client, run_id, evidence.test, evidence.probability)
+    seen = [*evidence.data.frame("train")[schema.ID], *evidence.data.frame("validation")[schema.ID]]
+    versions.set_tags(
+        mlflow_client, model_name, version, versions.record_seen_reviews(mlflow_client, run_id, seen)
+    )
 
 
 def _log_test_metrics(mlflow_client: Any, evidence: Evidence) -> None:

@@ -26,6 +26,7 @@ DRIFTED = "drifted"  # its path to keep_champion for a drifted week without appr
 # sentiment_score
 RESOLVE_CHAMPION = "resolve_champion"
 SCORE = "score"
+WATCH_PREDICTIONS = "watch_predictions"
 
 # sentiment_rollback
 ROLLBACK = "rollback"

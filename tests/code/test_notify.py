@@ -159,7 +159,16 @@ def test_subject_stays_on_one_line(settings: Settings) -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown outcome kind 'skipped'"):
         Outcome(kind="skipped", dag_id=DAG_ID, run_id=RUN_ID)
-    assert KINDS == ("promoted", "kept", "failed", "approval", "rolled_back", "smoke_failed", "drift")
+    assert KINDS == (
+        "promoted",
+        "kept",
+        "failed",
+        "approval",
+        "rolled_back",
+        "smoke_failed",
+        "drift",
+        "prediction_alert",
+    )
 
 
 def test_airflow_run_url_quotes_the_run_id(settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""DAG integrity of sentiment_score: daily or on the champion Asset, two thin tasks, its Assets,
+"""DAG integrity of sentiment_score: daily or on the champion Asset, three thin tasks, its Assets,
 params, retries and timeouts, and a light, fast parse."""
 
 from __future__ import annotations
@@ -65,9 +65,14 @@ def test_the_champion_asset_is_the_one_promote_updates() -> None:
 
 def test_task_graph(dag) -> None:
     edges = {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
-    assert edges == {("resolve_champion", "score")}
-    # Skipping resolve_champion (no champion) skips score: the default rule needs its success.
+    assert edges == {
+        ("resolve_champion", "score"),
+        ("resolve_champion", "watch_predictions"),
+        ("score", "watch_predictions"),
+    }
+    # Skipping resolve_champion (no champion) skips the others: the default rule needs its success.
     assert dag.get_task("score").trigger_rule == "all_success"
+    assert dag.get_task("watch_predictions").trigger_rule == "all_success"
 
 
 def test_the_score_task_reads_the_reviews_and_writes_the_predictions_assets(dag) -> None:
@@ -92,6 +97,7 @@ def test_params(dag) -> None:
     params = dag.params
     assert set(params.keys()) == {
         "source", "source_conn_id", "predictions", "predictions_conn_id", "rescore_days", "chunk_rows",
+        "psi_alert", "label_share_shift",
     }  # fmt: skip
     for key in params:
         assert params.get_param(key).description, key
@@ -99,11 +105,15 @@ def test_params(dag) -> None:
     assert params["rescore_days"] == 7
     assert params["chunk_rows"] == 50_000
     assert params["predictions"] == "parquet"  # the embedded default; the stack sets a table
+    assert params["psi_alert"] == 0.2
+    assert params["label_share_shift"] == 0.10
     assert (
         params.get_param("predictions").resolve("postgres:review_predictions")
         == "postgres:review_predictions"
     )
-    for key, bad in (("rescore_days", 0), ("predictions", "mysql:x"), ("chunk_rows", 10)):
+    bad_values = (("rescore_days", 0), ("predictions", "mysql:x"), ("chunk_rows", 10), ("psi_alert", -1),
+                  ("label_share_shift", 1.5))  # fmt: skip
+    for key, bad in bad_values:
         with pytest.raises(ParamValidationError):
             params.get_param(key).resolve(bad)
 
@@ -134,5 +144,5 @@ def test_parse_is_fast_and_light() -> None:
 def test_task_bodies_only_call_their_stage() -> None:
     """Each task body is a few lines around one stage call (logic lives in include/)."""
     sizes = task_body_sizes("sentiment_score.py")
-    assert set(sizes) == {"resolve_champion", "score"}
+    assert set(sizes) == {"resolve_champion", "score", "watch_predictions"}
     assert max(sizes.values()) <= 14, sizes

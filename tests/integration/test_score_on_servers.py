@@ -1,6 +1,7 @@
 """The scoring stage against the session's real PostgreSQL and MLflow server, with a tiny
 registered pyfunc (tests/support/toy_model.py): upserts keyed on (review_id, model_version), a
-run SIGKILLed between chunks, no champion, and the version pinned while the alias moves."""
+run SIGKILLed between chunks, no champion, the version pinned while the alias moves, and the
+prediction watch on a real week and on a week of one-star reviews."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from review_sentiment.batch_score import NoChampion, Window, resolve_champion, s
 from review_sentiment.config import PROJECT_ROOT, Settings
 from review_sentiment.reviews_db import load_table
 from review_sentiment.synthetic import write_synthetic_csv
+from tests.integration.test_stages_on_servers import real_reviews
 from tests.support.servers import MlflowServer, PostgresServer
-from tests.support.toy_model import register_toy_version, toy_probability
+from tests.support.toy_model import real_weeks, register_toy_version, store_toy_reference, toy_probability
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -233,3 +235,55 @@ def test_the_stacks_reviews_role_can_create_the_predictions_table(postgres: Post
         cur.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'review_predictions'")
         assert cur.fetchone() == ("score_owner",)
     conn.close()
+
+
+def test_the_prediction_watch_is_quiet_on_a_real_week_and_alerts_on_one_star_reviews(
+    db: str, mlflow_server: MlflowServer, versions, tmp_path: Path
+) -> None:
+    """Scored and read back as the DAG does (the real week from a table into a table; the one-star
+    week, which the reviews table's data contract refuses for its 1.9% recommended, from a file
+    into a Parquet file): one point each in the champion's prediction series, with the PSI
+    against the reference stored with the version."""
+    from mlflow import MlflowClient
+
+    from review_sentiment.watch import run_step, watch_predictions
+
+    weeks = real_weeks(real_reviews())
+    texts = weeks["test"]["Review Text"]
+    store_toy_reference(mlflow_server.url, MODEL, versions[0], texts, bias=0.0, threshold=0.55)
+    settings = _settings(mlflow_server.url)
+    champion, parquet = resolve_champion(settings), tmp_path / "predictions.parquet"
+    for name in weeks:
+        weeks[name].to_csv(tmp_path / f"{name}.csv", index=False)
+    load_table(tmp_path / "week.csv", f"{db}?table=watch_week", ARRIVED)
+    ways = {"week": (f"{db}?table=watch_week", f"{db}?table=predictions_watch"),
+            "one_star": (str(tmp_path / "one_star.csv"), "parquet")}  # fmt: skip
+    found = {}
+    for day, (name, (source, target)) in enumerate(ways.items(), start=1):
+        run = f"sentiment_score/watch-{name}"
+        score_reviews(source, champion, window=WINDOW, target=target, output_path=parquet, dag_run_id=run,
+                      tracking_uri=mlflow_server.url)  # fmt: skip
+        due = ARRIVED + timedelta(days=day)
+        found[name] = watch_predictions(target, parquet, champion, dag_run_id=run, run_after=due,
+                                        settings=settings)  # fmt: skip
+    week, one_star = found["week"], found["one_star"]
+    assert week.count == len(weeks["week"])
+    assert week.psi < 0.05, week
+    assert week.alert is None, week
+    assert week.note == ""
+    assert one_star.count == len(weeks["one_star"]) > 700
+    assert one_star.psi > 0.2, one_star
+    assert "the PSI of the probabilities against the test split is" in one_star.alert
+    assert one_star.share_not_recommended > week.share_not_recommended + 0.1
+    assert one_star.mean_probability < week.mean_probability
+    # Both points on the version's one series run, at their runs' steps.
+    assert one_star.run_id == week.run_id
+    client = MlflowClient(mlflow_server.url, mlflow_server.url)
+    series = client.get_run(week.run_id)
+    assert series.info.run_name == f"predictions champion v{versions[0]}"
+    assert series.data.tags["sentiment.role"] == "predictions"
+    history = sorted(client.get_metric_history(week.run_id, "predictions_psi"), key=lambda m: m.step)
+    steps = [run_step(ARRIVED + timedelta(days=d)) for d in (1, 2)]
+    assert [(m.step, m.value) for m in history] == [(steps[0], week.psi), (steps[1], one_star.psi)]
+    counts = client.get_metric_history(week.run_id, "predictions_count")
+    assert sorted(m.value for m in counts) == sorted([week.count, one_star.count])

@@ -356,6 +356,35 @@ def test_every_version_carries_its_evaluation_report(pipeline, tmp_path: Path) -
     assert "rating" in slices
 
 
+def test_register_stores_the_test_splits_prediction_distribution_with_the_version(pipeline) -> None:
+    """``record`` stores the reference of sentiment_score's prediction watch; against it, the
+    champion's own answers on a real week stay under the PSI alert and on one-star reviews pass it."""
+    from mlflow import MlflowClient
+
+    from review_sentiment import scoring
+    from review_sentiment.distribution import bin_fractions, psi
+    from review_sentiment.schema import ORIGINAL_TO_CANONICAL
+    from review_sentiment.watch import load_reference
+    from tests.support.toy_model import real_weeks
+
+    client = MlflowClient(pipeline["url"], pipeline["url"])
+    version = client.get_model_version(MODEL, pipeline["first"].version)
+    reference, why = load_reference(client, version.run_id)
+    assert why == ""
+    test = pd.read_parquet(Path(pipeline["manifest"]).parent / "test.parquet")
+    assert reference.summary.count == len(test)
+    assert len(reference.edges) == 9  # a trained model's probabilities: ten distinct deciles
+    assert sum(reference.fractions) == pytest.approx(1.0)
+    assert reference.threshold == pytest.approx(float(version.tags["candidate.threshold"]), abs=1e-6)
+    weeks = real_weeks(real_reviews())
+    shift = {}
+    for name in ("week", "one_star"):
+        frame = weeks[name].rename(columns=ORIGINAL_TO_CANONICAL)
+        probability = scoring.score(f"models:/{MODEL}/{version.version}", frame)
+        shift[name] = psi(reference.fractions, bin_fractions(probability, reference.edges))
+    assert shift["week"] < 0.2 < shift["one_star"], shift
+
+
 def test_a_candidate_that_loses_to_the_baseline_is_refused(pipeline) -> None:
     from mlflow import MlflowClient
 

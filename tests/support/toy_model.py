@@ -57,3 +57,27 @@ def register_toy_version(
     if champion:
         client.set_registered_model_alias(model_name, "champion", version)
     return version
+
+
+def store_toy_reference(
+    tracking_uri: str, model_name: str, version: str, texts: pd.Series, *, bias: float, threshold: float
+) -> Any:
+    """What register stores with a version for prediction monitoring (``watch.save_reference``),
+    for a toy version: its probabilities on ``texts`` (a stand-in for the test split)."""
+    from mlflow import MlflowClient
+
+    from review_sentiment.watch import save_reference
+
+    client = MlflowClient(tracking_uri, tracking_uri)
+    run_id = client.get_model_version(model_name, version).run_id
+    return save_reference(client, run_id, toy_probability(texts, bias), threshold)
+
+
+def real_weeks(path: Path, seed: int = 3) -> dict[str, pd.DataFrame]:
+    """Reviews with text from the real review file: ``test`` (2,000 at random, the reference's
+    stand-in), ``week`` (1,000 others at random) and ``one_star`` (every review rated 1, about 740)."""
+    reviews = pd.read_csv(path)
+    reviews = reviews.loc[reviews["Review Text"].fillna("").str.strip() != ""]
+    shuffled = reviews.sample(frac=1.0, random_state=seed)
+    one_star = reviews.loc[reviews["Rating"] == 1]
+    return {"test": shuffled.iloc[:2_000], "week": shuffled.iloc[2_000:3_000], "one_star": one_star}
