@@ -35,7 +35,9 @@ from review_sentiment.config import ROLLBACK_DAG_ID
 
 # fmt: off
 PARAMS = {
-    "to_version": Param("", type="string", pattern="^(v?[0-9]+)?$", title="Version",
+    # "null" too: the trigger form treats a plain string as required (an empty field blocks the
+    # Trigger button) and sends a cleared field as null; empty means the previous champion.
+    "to_version": Param("", type=["null", "string"], pattern="^(v?[0-9]+)?$", title="Version",
         description="The model version to make champion again; empty: the champion before the current "
         "one in the champion ledger."),
     "reason": Param(type="string", minLength=1, maxLength=1000, title="Reason",

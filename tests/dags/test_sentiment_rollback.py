@@ -56,6 +56,10 @@ def test_params(dag) -> None:
     assert params["force"] is False
     assert params.get_param("to_version").resolve("12") == "12"
     assert params.get_param("to_version").resolve("v3") == "v3"
+    # Optional in the trigger form (a type without "null" marks a field required there, and an
+    # empty required field disables Trigger); a cleared field arrives as null.
+    assert "null" in params.get_param("to_version").schema["type"]
+    assert params.get_param("to_version").resolve(None) is None
     assert params.get_param("reason").resolve("v4 flags every dress") == "v4 flags every dress"
     for key, bad in (("reason", ""), ("reason", None), ("to_version", "latest"), ("to_version", "-1")):
         with pytest.raises(ParamValidationError):

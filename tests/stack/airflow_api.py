@@ -81,23 +81,23 @@ class AirflowApi:
     def runs(self, **params: Any) -> list[dict[str, Any]]:
         return self.get(f"/dags/{DAG_ID}/dagRuns", limit=100, **params)["dag_runs"]
 
-    def run(self, run_id: str) -> dict[str, Any]:
-        return self.get(f"/dags/{DAG_ID}/dagRuns/{run_id}")
+    def run(self, run_id: str, dag_id: str = DAG_ID) -> dict[str, Any]:
+        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
 
-    def task_instances(self, run_id: str) -> list[dict[str, Any]]:
-        return self.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", limit=100)["task_instances"]
+    def task_instances(self, run_id: str, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
+        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100)["task_instances"]
 
     def trigger(self, conf: dict[str, Any]) -> dict[str, Any]:
         """POST a manual run with ``conf``; returns the created run."""
         return self.request("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
 
-    def wait_for_run(self, run_id: str, timeout: float = 900) -> FinishedRun:
-        """Poll the run until it is finished; fails the test on timeout."""
+    def wait_for_run(self, run_id: str, timeout: float = 900, dag_id: str = DAG_ID) -> FinishedRun:
+        """Poll the run (of ``dag_id``) until it is finished; fails the test on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = self.run(run_id)
+            run = self.run(run_id, dag_id)
             if run["state"] in FINISHED:
-                return FinishedRun(run, self.task_instances(run_id))
+                return FinishedRun(run, self.task_instances(run_id, dag_id))
             time.sleep(2)
-        states = {(t["task_id"], t["map_index"]): t["state"] for t in self.task_instances(run_id)}
+        states = {(t["task_id"], t["map_index"]): t["state"] for t in self.task_instances(run_id, dag_id)}
         raise AssertionError(f"run {run_id} did not finish within {timeout:.0f}s: {states}")

@@ -3,12 +3,18 @@ docker-compose.yaml under supervisord) on free loopback ports, in a temporary st
 own .env, and ``python -m scripts.local_stack down`` at the end (by pid).
 
 Only tests that request ``running_stack`` start it; the static compose tests beside them do not.
+The UI tests share the headless browser (Debian's Chromium driven by Playwright; Chromium is never
+downloaded: ``.ci/run`` installs /usr/bin/chromium), one per module that asks for it.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +31,9 @@ from tests.support.quick_run import QUICK_CONF
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "stack"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
 @dataclass
@@ -104,3 +113,46 @@ def rest_run(running_stack: RunningStack, pytestconfig: pytest.Config) -> Finish
         f"stack: REST-triggered run on LocalExecutor: {finished.timings()}",
     )
     return finished
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for one test module (skipped without it, except on CI)."""
+    if not CHROMIUM.is_file():
+        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; on CI the browser test must run", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def logged_in_page(browser: Any, running_stack: RunningStack, dag_id: str) -> Iterator[Any]:
+    """A page of the Airflow UI on ``dag_id``'s page, signed in as the stack's admin."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{running_stack.stack.airflow_url}/dags/{dag_id}")
+    page.get_by_label("Username").fill(running_stack.secrets["AIRFLOW_ADMIN_USERNAME"])
+    page.get_by_label("Password").fill(running_stack.secrets["AIRFLOW_ADMIN_PASSWORD"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(rf".*/dags/{dag_id}$"))
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    """The page to test-artifacts/stack/ and docs/screenshots/ (committed, shown in the README)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+    shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)

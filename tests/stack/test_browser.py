@@ -3,29 +3,23 @@ log in, open the DAG's trigger form, check that the Params render with their tit
 descriptions and sections, change values, submit, and follow the run to its end.
 
 Screenshots go to docs/screenshots/ (committed, shown in the README) and test-artifacts/stack/.
-Chromium is never downloaded: Playwright starts /usr/bin/chromium (``.ci/run`` installs it).
+The browser and the sign-in come from conftest.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from review_sentiment.model import GRIDS
 from tests.stack.airflow_api import DAG_ID, FinishedRun
-from tests.stack.conftest import ARTIFACTS, ROOT, RunningStack, report
+from tests.stack.conftest import RunningStack, logged_in_page, report, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 SECTIONS = ("Model grid", "Preprocessing", "Data source", "Promotion", "Monitoring")
 # What the README's quick run types into the form, and nothing else: everything else keeps the
 # DAG's defaults. Its small model usually loses to the champion; the run is green either way.
@@ -34,50 +28,16 @@ SWITCHES: dict[str, bool] = {}
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; on CI the browser test must run", pytrace=False)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
 def page(browser: Any, running_stack: RunningStack, rest_run: FinishedRun) -> Iterator[Any]:
     """A logged-in page (the REST test's run has finished first: see ``rest_run``)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(f"{running_stack.stack.airflow_url}/dags/{DAG_ID}")
-    page.get_by_label("Username").fill(running_stack.secrets["AIRFLOW_ADMIN_USERNAME"])
-    page.get_by_label("Password").fill(running_stack.secrets["AIRFLOW_ADMIN_PASSWORD"])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(rf".*/dags/{DAG_ID}$"))
-    try:
+    with logged_in_page(browser, running_stack, DAG_ID) as page:
         yield page
-    finally:
-        context.close()
 
 
 @pytest.fixture(scope="module")
 def ui_state() -> dict[str, Any]:
     """What the form test hands to the run test (the id of the run it triggered)."""
     return {}
-
-
-def _screenshot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name))
-    shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)
 
 
 def test_trigger_form_renders_the_params_and_submits_changed_values(
@@ -120,7 +80,7 @@ def test_trigger_form_renders_the_params_and_submits_changed_values(
                 assert switch.is_checked() is SWITCHES[name]
     expect(dialog.get_by_label(re.compile(r"^Max epochs\s*\*?$"))).to_have_value(str(CHANGES["max_epochs"]))
     dialog.get_by_role("heading", name=f"Trigger Dag - {DAG_ID}").click()  # no focus ring in the picture
-    _screenshot(page, "trigger-form.png")
+    screenshot(page, "trigger-form.png")
 
     dialog.get_by_role("button", name="Trigger", exact=True).click()
     page.wait_for_url(re.compile(rf".*/dags/{DAG_ID}/runs/.+"))
@@ -173,7 +133,7 @@ def test_ui_triggered_run_succeeds_and_shows_in_the_grid(
     ):
         expect(page.get_by_text(task, exact=True).first).to_be_visible()
     page.wait_for_load_state("networkidle")
-    _screenshot(page, "run-grid.png")
+    screenshot(page, "run-grid.png")
 
 
 def test_an_approval_is_answered_in_the_ui(
@@ -194,7 +154,7 @@ def test_an_approval_is_answered_in_the_ui(
     expect(page.get_by_text(request["subject"]).first).to_be_visible()
     expect(page.get_by_text("TF-IDF + LR baseline").first).to_be_visible()
     page.wait_for_load_state("networkidle")
-    _screenshot(page, "approval.png")
+    screenshot(page, "approval.png")
     page.get_by_role("button", name="Reject", exact=True).click()
     finished = running_stack.api.wait_for_run(run_id)
     assert finished.state == "success", finished.states()
@@ -220,4 +180,4 @@ def test_the_assets_view_shows_the_champion_events(page: Any, running_stack: Run
     expect(page.get_by_text("sentiment_champion").first).to_be_visible()
     expect(page.get_by_text(DAG_ID).first).to_be_visible()
     page.wait_for_load_state("networkidle")
-    _screenshot(page, "assets.png")
+    screenshot(page, "assets.png")
