@@ -48,9 +48,7 @@ CHART_KEYS = frozenset(
     {
         "airflowVersion",
         "defaultAirflowTag",
-        "images.airflow.repository",
-        "images.airflow.tag",
-        "images.airflow.pullPolicy",
+        "defaultAirflowRepository",
         "executor",
         "dags.persistence.enabled",
         "dags.gitSync.enabled",
@@ -101,10 +99,10 @@ def leaf_keys(values: dict, prefix: str = "") -> set[str]:
 
 
 def worker_image(values: dict) -> tuple[str, str]:
-    """The task pods' image: ``images.airflow``, which the chart writes to
+    """The task pods' image: ``defaultAirflowRepository`` and ``defaultAirflowTag`` (no
+    ``images.*`` override is set), which the chart writes to
     ``[kubernetes_executor] worker_container_repository`` / ``worker_container_tag``."""
-    image = values["images"]["airflow"]
-    return image["repository"], str(image["tag"])
+    return values["defaultAirflowRepository"], str(values["defaultAirflowTag"])
 
 
 def _secret_env(name: str, secret: str, key: str) -> dict:
@@ -156,7 +154,7 @@ def pod_template(values: dict) -> dict:
     container = {
         "name": "base",
         "image": f"{repository}:{tag}",
-        "imagePullPolicy": values["images"]["airflow"]["pullPolicy"],
+        "imagePullPolicy": "IfNotPresent",  # images.pod_template.pullPolicy's default
         "env": env,
         "envFrom": yaml.safe_load(values["extraEnvFrom"]),
         "resources": workers["resources"],
