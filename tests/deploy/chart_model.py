@@ -1,11 +1,14 @@
 """What the Helm chart would hand the KubernetesExecutor, built from deploy/kubernetes/values.yaml.
 
 No helm binary runs here, so the chart's worker pod template (its
-``files/pod-template-file.kubernetes-helm-yaml``) is modelled for the parts our values drive: the
-image, the secret-backed Airflow variables the chart adds (metadata connection, Fernet key), the
-values' ``env``, ``secret`` and ``extraEnvFrom``, ``workers.resources``, ``workers.extraVolumes``
-and ``workers.extraVolumeMounts``, the config and logs volumes, for a release named ``airflow``.
-The pods built from it by Airflow's own code are then checked (tests/deploy/test_kubernetes.py).
+``files/pod-template-file.kubernetes-helm-yaml``, read at the source) is modelled for the parts
+our values drive: container ``base`` with ``envFrom`` from ``extraEnvFrom``; ``env`` starting with
+``AIRFLOW__CORE__EXECUTOR=LocalExecutor``, then the chart's secret-backed variables (metadata
+connection, Fernet key), then the values' ``env`` and ``secret``; the image; ``workers.resources``;
+the logs and config mounts (airflow.cfg and airflow_local_settings.py) and
+``workers.extraVolumeMounts``; the logs claim, the config map and ``workers.extraVolumes``; for a
+release named ``airflow``. The pods built from it by Airflow's own code are then checked
+(tests/deploy/test_kubernetes.py).
 
 CHART_KEYS is the list of the chart's value keys this deployment relies on, each documented in the
 chart's parameter reference (https://airflow.apache.org/docs/helm-chart/1.22.0/parameters-ref.html);
