@@ -109,12 +109,15 @@ with DAG(
         from review_sentiment.layout import PREDICTIONS_NAME
 
         with stage() as s:
-            p = s.params
-            return score_reviews(
-                s.reviews_source(), Champion.from_dict(champion), window=s.scoring_window(p["rescore_days"]),
+            p, pinned, source = s.params, Champion.from_dict(champion), s.reviews_source()
+            done = score_reviews(
+                source, pinned, window=s.scoring_window(p["rescore_days"]),
                 target=resolve_target(p["predictions"], s.connection_uri, p["predictions_conn_id"]),
                 output_path=s.folder / PREDICTIONS_NAME, dag_run_id=s.pipeline_run_id,
                 tracking_uri=s.settings.tracking_uri, chunk_rows=p["chunk_rows"],
             ).to_dict()  # fmt: skip
+            # The target as scored (its password redacted: lineage names the table, not the login).
+            s.lineage(inputs=[source, pinned.uri], outputs=[done["target"]])
+            return done
 
     score(resolve_champion())

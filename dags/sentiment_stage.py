@@ -14,7 +14,7 @@ Not a DAG file (see .airflowignore); imports only what the DAG file may import a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -180,6 +180,33 @@ class Stage:
         if responder:
             return str(responder)
         return self.triggering_user if self.params.get("force_promote") else None
+
+    def lineage(self, inputs: Sequence[str | Path], outputs: Sequence[str | Path]) -> None:
+        """Declare what the task read and wrote to OpenLineage (``review_sentiment.lineage`` names
+        them: file paths, ``postgresql://`` URLs, MLflow ``runs:/`` and ``models:/`` URIs).
+
+        The provider's ``emit_dataset_lineage`` sends them in a RUNNING event of the task's
+        OpenLineage run; hook lineage (``get_hook_lineage_collector``) would put them in the
+        COMPLETE event, but the provider translates only ``file`` and ``postgres`` assets, so it
+        would drop the MLflow runs and model versions. Off (no transport configured): one config
+        read. A failure to emit is logged by the provider, never fails the task.
+        """
+        try:
+            from airflow.providers.openlineage import conf as ol_conf
+        except ImportError:  # the provider is optional
+            return
+        if ol_conf.is_disabled():
+            return
+        from airflow.providers.openlineage.api import emit_dataset_lineage
+        from openlineage.client.event_v2 import InputDataset, OutputDataset
+
+        from review_sentiment.lineage import dataset_of
+
+        uri = self.settings.tracking_uri
+        emit_dataset_lineage(
+            inputs=[InputDataset(*dataset_of(ref, uri)) for ref in inputs],
+            outputs=[OutputDataset(*dataset_of(ref, uri)) for ref in outputs],
+        )
 
     @property
     def mlflow_run(self) -> dict[str, Any]:
