@@ -56,6 +56,8 @@ def table_dataset(url: str) -> Dataset:
 def mlflow_namespace(tracking_uri: str) -> str:
     """The tracking URI without user, password, query or fragment: where the registry lives."""
     parts = urlsplit(tracking_uri)
+    if not parts.netloc:  # a local store (sqlite:///..., a path): urlunsplit would drop its "//"
+        return tracking_uri.split("?", 1)[0].split("#", 1)[0]
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
