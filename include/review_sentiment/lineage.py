@@ -72,18 +72,3 @@ def dataset_of(ref: str | Path, tracking_uri: str) -> Dataset:
     if is_postgres_source(text):
         return table_dataset(text)
     return file_dataset(text)
-
-
-def model_version_uri(model_name: str, version: str | int) -> str:
-    """MLflow's URI of a registered model version (the name of its dataset)."""
-    return f"models:/{model_name}/{version}"
-
-
-def alias_uri(model_name: str, alias: str) -> str:
-    """MLflow's URI of a registered model's alias (the name of its dataset)."""
-    return f"models:/{model_name}@{alias}"
-
-
-def run_uri(run_id: str) -> str:
-    """MLflow's URI of a run (the name of a training run's dataset)."""
-    return f"runs:/{run_id}"

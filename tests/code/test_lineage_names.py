@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from review_sentiment.lineage import Dataset, alias_uri, dataset_of, model_version_uri, run_uri
+from review_sentiment.lineage import Dataset, dataset_of
 
 TRACKING = "http://mlflow:5000"
 
@@ -36,10 +36,8 @@ def test_a_table_is_named_host_port_and_db_schema_table_without_login(url: str, 
 
 def test_mlflow_refs_live_in_the_tracking_servers_namespace_without_credentials() -> None:
     uri = "https://bot:pw@mlflow.example:8443/?x=1"
-    assert dataset_of(model_version_uri("m", 3), uri) == Dataset(
-        "https://mlflow.example:8443/", "models:/m/3"
-    )
-    assert dataset_of(alias_uri("m", "champion"), TRACKING) == Dataset(TRACKING, "models:/m@champion")
-    assert dataset_of(run_uri("abc"), "sqlite:////s/mlflow.db?x=1") == Dataset(
+    assert dataset_of("models:/m/3", uri) == Dataset("https://mlflow.example:8443/", "models:/m/3")
+    assert dataset_of("models:/m@champion", TRACKING) == Dataset(TRACKING, "models:/m@champion")
+    assert dataset_of("runs:/abc", "sqlite:////s/mlflow.db?x=1") == Dataset(
         "sqlite:////s/mlflow.db", "runs:/abc"
     )
