@@ -48,10 +48,11 @@ from typing import Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, CronTriggerTimetable, task
+from sentiment_approval import Approval
 from sentiment_assets import CHAMPION, CHAMPION_MOVED, REVIEWS
 from sentiment_mail import mail_failure
 from sentiment_params import PARAMS, PREPROCESS_PARAMS, SETTINGS
-from sentiment_stage import Approval, stage, task_defaults
+from sentiment_stage import stage, task_defaults
 
 from review_sentiment import config
 from review_sentiment import task_ids as ids
@@ -93,6 +94,7 @@ with DAG(
             snapshot = run_ingest(s.reviews_source(), s.folder, as_of=s.interval_end,
                                   weeks=p["weeks_of_data"], sample_fraction=p["sample_fraction"])  # fmt: skip
             files = IngestFiles.of(snapshot)
+            s.lineage(inputs=[s.reviews_source()], outputs=[files.snapshot, files.label_stats])
             return {"snapshot": str(files.snapshot), "label_stats": str(files.label_stats)}
 
     @task(task_id=ids.MONITOR_CHAMPION, execution_timeout=timedelta(minutes=15), inlets=[REVIEWS])
@@ -117,7 +119,9 @@ with DAG(
         with stage() as s:
             options = PreprocessSettings(**{k: s.params[k] for k in PREPROCESS_PARAMS})
             cache = s.settings.layout.preprocess_cache
-            return str(run_preprocess(s.path(snapshot), s.folder, options, cache_dir=cache))
+            cleaned = run_preprocess(s.path(snapshot), s.folder, options, cache_dir=cache)
+            s.lineage(inputs=[snapshot], outputs=[cleaned])
+            return str(cleaned)
 
     @task(task_id=ids.TOKENIZE, execution_timeout=timedelta(minutes=20))
     def tokenize(cleaned: str) -> str:
@@ -125,7 +129,9 @@ with DAG(
         from review_sentiment.tokenize import tokenize as run_tokenize
 
         with stage() as s:
-            return str(run_tokenize(s.path(cleaned), s.folder))
+            split = run_tokenize(s.path(cleaned), s.folder)
+            s.lineage(inputs=[cleaned], outputs=[split])
+            return str(split)
 
     @task(task_id=ids.PREPARE_GRID, execution_timeout=timedelta(minutes=5))
     def prepare_grid() -> list[dict[str, Any]]:
@@ -150,6 +156,7 @@ with DAG(
         with stage() as s:
             s.context["grid_point_label"] = GridPoint.from_dict(point).label
             run_id = run_train(s.path(manifest), point, experiment_id=experiment_id, **s.mlflow_run)
+            s.lineage(inputs=[manifest], outputs=[f"runs:/{run_id}"])
             return {XCOM_RUN_ID: run_id, XCOM_EXPERIMENT_ID: experiment_id}
 
     @task(task_id=ids.BASELINE, execution_timeout=timedelta(minutes=20))
@@ -160,6 +167,7 @@ with DAG(
         with stage() as s:
             experiment_id = grid[0][XCOM_EXPERIMENT_ID]
             run_id = train_baseline(s.path(manifest), experiment_id=experiment_id, **s.mlflow_run)
+            s.lineage(inputs=[manifest], outputs=[f"runs:/{run_id}"])
             return {XCOM_RUN_ID: run_id, XCOM_EXPERIMENT_ID: experiment_id}
 
     @task(task_id=ids.REGISTER, execution_timeout=timedelta(minutes=30))
@@ -170,11 +178,14 @@ with DAG(
         from review_sentiment.register import register as run_register
 
         with stage() as s:
-            return run_register(
+            done = run_register(
                 [t[XCOM_RUN_ID] for t in trained[:]], s.path(manifest), settings=s.settings,
                 policy=s.gate_policy(), baseline_run_id=linear[XCOM_RUN_ID],
                 snapshot_path=s.path(snapshot), pipeline_run_id=s.pipeline_run_id, settle=False,
             ).to_dict()  # fmt: skip
+            version = f"models:/{done['model_name']}/{done['version']}"
+            s.lineage(inputs=[manifest, f"runs:/{done['run_id']}"], outputs=[version])
+            return done
 
     @task(task_id=ids.SMOKE_CHECK, execution_timeout=timedelta(minutes=20))
     def smoke_check(result: dict) -> dict:
@@ -219,6 +230,8 @@ with DAG(
                 pipeline_run_id=s.pipeline_run_id,
             ).to_dict()  # fmt: skip
             s.announce(done["outcome"], done)
+            moved = [f"models:/{done['model_name']}@{config.CHAMPION_ALIAS}"] if done["promoted"] else []
+            s.lineage(inputs=[f"models:/{done['model_name']}/{done['version']}"], outputs=moved)
             s.emit_champion_moved(done, CHAMPION_MOVED, CHAMPION)
             return done
 

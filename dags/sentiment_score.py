@@ -124,12 +124,16 @@ with DAG(
         from review_sentiment.batch_score import Champion, score_reviews
 
         with stage() as s:
-            p, (target, output_path) = s.params, s.predictions_target()
-            return score_reviews(
-                s.reviews_source(), Champion.from_dict(champion), window=s.scoring_window(p["rescore_days"]),
-                target=target, output_path=output_path, dag_run_id=s.pipeline_run_id,
+            p, pinned, source = s.params, Champion.from_dict(champion), s.reviews_source()
+            target, output_path = s.predictions_target()
+            done = score_reviews(
+                source, pinned, window=s.scoring_window(p["rescore_days"]), target=target,
+                output_path=output_path, dag_run_id=s.pipeline_run_id,
                 tracking_uri=s.settings.tracking_uri, chunk_rows=p["chunk_rows"],
             ).to_dict()  # fmt: skip
+            # The target as scored (its password redacted: lineage names the table, not the login).
+            s.lineage(inputs=[source, pinned.uri], outputs=[done["target"]])
+            return done
 
     @task(task_id=ids.WATCH_PREDICTIONS, execution_timeout=timedelta(minutes=15))
     def watch_predictions(champion: dict) -> dict:

@@ -14,14 +14,13 @@ Not a DAG file (see .airflowignore); imports only what the DAG file may import a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 from sentiment_mail import send
@@ -192,6 +191,33 @@ class Stage:
             return str(responder)
         return self.triggering_user if self.params.get("force_promote") else None
 
+    def lineage(self, inputs: Sequence[str | Path], outputs: Sequence[str | Path]) -> None:
+        """Declare what the task read and wrote to OpenLineage (``review_sentiment.lineage`` names
+        them: file paths, ``postgresql://`` URLs, MLflow ``runs:/`` and ``models:/`` URIs).
+
+        The provider's ``emit_dataset_lineage`` sends them in a RUNNING event of the task's
+        OpenLineage run; hook lineage (``get_hook_lineage_collector``) would put them in the
+        COMPLETE event, but the provider translates only ``file`` and ``postgres`` assets, so it
+        would drop the MLflow runs and model versions. Off (no transport configured): one config
+        read. A failure to emit is logged by the provider, never fails the task.
+        """
+        try:
+            from airflow.providers.openlineage import conf as ol_conf
+        except ImportError:  # the provider is optional
+            return
+        if ol_conf.is_disabled():
+            return
+        from airflow.providers.openlineage.api import emit_dataset_lineage
+        from openlineage.client.event_v2 import InputDataset, OutputDataset
+
+        from review_sentiment.lineage import dataset_of
+
+        uri = self.settings.tracking_uri
+        emit_dataset_lineage(
+            inputs=[InputDataset(*dataset_of(ref, uri)) for ref in inputs],
+            outputs=[OutputDataset(*dataset_of(ref, uri)) for ref in outputs],
+        )
+
     @property
     def mlflow_run(self) -> dict[str, Any]:
         """Keyword arguments of a stage that logs an MLflow run: where, tagged how, named how
@@ -232,47 +258,3 @@ def stage() -> Iterator[Stage]:
         yield Stage(settings, context["params"], context, folder, tags, f"{ti.dag_id}/{ti.run_id}", week)
     except PipelineError as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
-
-
-class Approval(HITLBranchOperator):
-    """A human approves the promotion of what the gate passed: Approve runs ``promote``; Reject,
-    or no answer within the ``approval_timeout_hours`` param, runs ``keep_champion``. The form
-    shows the week's scores and links (``review_sentiment.approval``), built when the task runs,
-    from ``register``'s result; the approvers get a mail when it starts waiting."""
-
-    def __init__(self, *, register_task: str, **kwargs: Any) -> None:
-        from review_sentiment import approval
-
-        super().__init__(
-            subject="Promote the new version to champion?",
-            options=list(approval.OPTIONS),
-            defaults=[approval.REJECT],
-            options_mapping={approval.APPROVE: task_ids.PROMOTE, approval.REJECT: task_ids.KEEP_CHAMPION},
-            # Replaced from the param when the task runs; given here so that the default
-            # execution_timeout (the execution phase, before the wait) is not taken for it.
-            response_timeout=timedelta(hours=approval.DEFAULT_TIMEOUT_HOURS),
-            **kwargs,
-        )
-        self.register_task = register_task
-
-    def execute(self, context: Any) -> Any:
-        from review_sentiment.approval import request
-        from review_sentiment.notify import from_result
-
-        result = context["ti"].xcom_pull(task_ids=self.register_task)
-        settings = Settings.from_env()
-        self.subject, self.body = request(result, settings)
-        # A param, so it is read when the task runs, not when the DAG is parsed.
-        self.response_timeout = timedelta(hours=float(context["params"]["approval_timeout_hours"]))
-        ti = context["ti"]
-        send(from_result("approval", result, ti.dag_id, ti.run_id), settings, context)
-        return super().execute(context)
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        """Keep who answered (an XCom of its own: the return value is the branch taken), so that
-        ``promote`` records the approver in the champion ledger."""
-        user = event.get("responded_by_user") if isinstance(event, dict) else None
-        if user:
-            name = user.get("name") or user.get("id") if isinstance(user, dict) else str(user)
-            context["ti"].xcom_push(key=names.XCOM_RESPONDER, value=name)
-        return super().execute_complete(context, event)

@@ -247,7 +247,7 @@ def test_the_approver_is_the_responder_else_who_triggered_a_forced_run(
 
 def test_the_approval_keeps_who_answered(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.providers.standard.operators.hitl import HITLBranchOperator
-    from sentiment_stage import Approval
+    from sentiment_approval import Approval
 
     monkeypatch.setattr(HITLBranchOperator, "execute_complete", lambda self, context, event: ["promote"])
     approval = Approval(task_id="approval", register_task="register")
@@ -271,3 +271,32 @@ def test_the_gate_policy_is_the_runs_promotion_params(artifact_root: Path, runni
     running_task["dag_run"].conf = {}
     with stage() as s:
         assert s.gate_policy() == GatePolicy(floor=0.9, beat_baseline=False, force=True, margin=0.01)
+
+
+@pytest.mark.parametrize("transport", [None, '{"type": "console"}'])
+def test_lineage_emits_the_named_datasets_only_when_openlineage_has_a_transport(
+    artifact_root: Path, running_task: dict, monkeypatch: pytest.MonkeyPatch, transport: str | None
+) -> None:
+    from airflow.providers.openlineage import api, conf
+    from sentiment_stage import stage
+
+    monkeypatch.delenv("AIRFLOW__OPENLINEAGE__TRANSPORT", raising=False)
+    if transport:
+        monkeypatch.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT", transport)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://bot:pw@mlflow:5000")
+    sent: list[dict] = []
+    monkeypatch.setattr(api, "emit_dataset_lineage", lambda **kw: sent.append(kw))
+    assert conf.is_disabled() == (transport is None)  # (the provider caches these, but not under pytest)
+    with stage() as s:
+        s.lineage(inputs=[artifact_root / "a.parquet"], outputs=["runs:/r1", "models:/m/2"])
+    if not transport:
+        assert sent == []  # off: nothing built, nothing sent
+        return
+    (call,) = sent
+    assert [(d.namespace, d.name, type(d).__name__) for d in call["inputs"]] == [
+        ("file", str(artifact_root / "a.parquet"), "InputDataset")
+    ]
+    assert [(d.namespace, d.name) for d in call["outputs"]] == [
+        ("http://mlflow:5000", "runs:/r1"),
+        ("http://mlflow:5000", "models:/m/2"),
+    ]
