@@ -284,7 +284,8 @@ def test_the_job_fails_without_a_readable_file(reviews_db: str, tmp_path: Path, 
     done = _cli("--source", f"{reviews_db}?table=reviews_nofile_{what}", "--path", str(path))
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("reviews_db: error: "), lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("reviews_db: error: "), lines
     assert str(path) in lines[0] or "empty" in lines[0], lines
     assert _query(reviews_db, f"SELECT to_regclass('reviews_nofile_{what}')") == [(None,)]
 
