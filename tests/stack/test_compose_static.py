@@ -362,12 +362,14 @@ def test_airflow_dockerfile_matches_the_lock() -> None:
     instructions = [
         line.strip() for line in DOCKERFILE.read_text().splitlines() if line.strip() and line[0] != "#"
     ]
-    assert instructions[0].startswith("FROM apache/airflow:3.3.2"), instructions[0]
+    assert instructions[0].startswith("FROM apache/airflow:slim-3.3.2-"), instructions[0]
     pin = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements.txt").read_text(), re.M)
     assert pin, "requirements.txt must pin apache-airflow"
-    assert instructions[0].split()[1].split(":")[1].startswith(f"{pin[1]}-"), "image tag != lock pin"
+    assert instructions[0].split()[1].split(":")[1].startswith(f"slim-{pin[1]}-"), "image tag != lock pin"
     text = "\n".join(instructions)
-    assert re.search(r"pip install .*-r \S*requirements\.txt", text), "the image must install the lock"
+    assert re.search(r"pip install .*-r \S*requirements\.txt && pip check$", text, re.M), (
+        "the image must install the lock and fail on a conflict"
+    )
     pythonpath = re.search(r"^ENV PYTHONPATH=(\S+)", text, re.M)
     assert pythonpath, "the image must set PYTHONPATH"
     assert "/opt/airflow/include" in pythonpath[1].split(":")
