@@ -7,7 +7,8 @@
 #      API server only ever adds generated passwords to; this sets AIRFLOW_ADMIN_USERNAME's entry;
 #   3. warns when the review file is missing (the DAG can still read a PostgreSQL table that holds
 #      rows; reviews-loader cannot fill the stack's `reviews` table without the file);
-#   4. warns, as Airflow's own init does, when the machine has less memory, CPUs or disk than the
+#   4. sets the `training` pool's slots (SENTIMENT_TRAINING_SLOTS);
+#   5. warns, as Airflow's own init does, when the machine has less memory, CPUs or disk than the
 #      stack needs (README, "Bounded resources"); `airflow-init.sh --check-resources` runs only that.
 set -euo pipefail
 
@@ -52,6 +53,12 @@ check_resources
 
 echo "airflow-init: airflow db migrate"
 airflow db migrate
+
+# The pool that bounds how many `train` tasks run at once (each holds a TensorFlow model and the
+# training arrays): set on every start, so a changed SENTIMENT_TRAINING_SLOTS applies on restart.
+slots=${SENTIMENT_TRAINING_SLOTS:-2}
+airflow pools set training "$slots" "sentiment_retrain train tasks: trainings at once (memory)" >/dev/null
+echo "airflow-init: pool training has $slots slots"
 
 python - <<'PY'
 import json
