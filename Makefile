@@ -17,6 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	uv venv --allow-existing --seed -q -p $(PYTHON) $(VENV)
 	uv pip install -q -p $(PY) -r requirements.txt -r requirements-dev.txt
 	uv pip install -q -p $(PY) --no-deps -e .
+	uv pip check -p $(PY)  # a conflict fails the install here, as `pip check` fails the image build
 	@touch $@
 
 install: $(STAMP) ## Create .venv with the pinned set (uv)

@@ -58,7 +58,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def reviews_path() -> Path:
-    """The real review file (REVIEWS_PATH, else the shared data folder); exits when it is missing."""
+    """The real review file (REVIEWS_PATH, else the shipped data/ file); exits when it is missing."""
     from review_sentiment.config import Settings
 
     path = Settings.from_env().reviews_path

@@ -66,7 +66,7 @@ from pathlib import Path
 root = Path(sys.argv[1])
 existing = Path(sys.argv[2]) if sys.argv[2] else None
 # Same folder as review_sentiment.config.DEFAULT_REVIEWS_PATH.
-data_dir = os.environ.get("SENTIMENT_DATA_DIR") or str((root.parent / "shared" / "data").resolve())
+data_dir = os.environ.get("SENTIMENT_DATA_DIR") or str((root / "data").resolve())
 admin = os.environ.get("AIRFLOW_ADMIN_USERNAME") or "admin"
 
 

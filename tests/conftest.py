@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 
-# --- The real review file: read at run time only, never copied into the repo (third-party data).
+# --- The real review file: shipped under data/ (CC0), or REVIEWS_PATH.
 @pytest.fixture(scope="session")
 def real_reviews_path() -> Path:
-    """Path of the real review file (``REVIEWS_PATH``, else the shared data folder).
+    """Path of the real review file (``REVIEWS_PATH``, else the shipped ``data/`` file).
 
     When it is missing the requesting tests are skipped on a workstation, but fail on CI
     (``CI=true``), where a skipped data test would hide a broken data mount.

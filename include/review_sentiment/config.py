@@ -17,7 +17,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = Path(__file__).resolve().parent
 NLTK_DATA_DIR = PACKAGE_DIR / "nltk_data"
 
-DEFAULT_REVIEWS_PATH = PROJECT_ROOT.parent / "shared" / "data" / "womens_clothing_reviews.csv.gz"
+# The real data set ships with the project (CC0, unchanged: data/README.md).
+DEFAULT_REVIEWS_PATH = PROJECT_ROOT / "data" / "womens_clothing_reviews.csv.gz"
 LOCAL_STATE_DIR = PROJECT_ROOT / ".local"
 
 RETRAIN_DAG_ID = "sentiment_retrain"

@@ -3,7 +3,9 @@
     python -m review_sentiment.reviews_loader seed [--source URI | --source-env VAR] [--table NAME]
                                                    [--path FILE] [--weeks 12]
 
-Exit codes: 0 loaded or nothing to do, 2 bad input (retrying cannot help), 1 database error.
+Exit codes: 0 loaded or nothing to do, 2 bad input (retrying cannot help: a missing, empty or
+unreadable review file included), 1 database error. An empty table with no file to load fails,
+so the services that wait for this job do not start on a stack whose first DAG run would fail.
 """
 
 from __future__ import annotations
@@ -83,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     except (PipelineError, ValueError) as exc:
         print(f"reviews_db: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as exc:  # unreadable: a permission, a folder where the file should be
+        print(
+            f"reviews_db: error: cannot read the review file {args.path}: {_one_line(exc)}", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
     except psycopg2.OperationalError as exc:
         # Most often a PostgreSQL volume from before the reviews database (init scripts run on a
         # volume's first start only), or a REVIEWS_DB_PASSWORD changed since.
@@ -98,12 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNREACHABLE
     if result.skipped:
         print(
-            f"{result.summary()}. WARNING: a postgres:{result.table} source has nothing to read "
-            "until the table has rows (this job loads it on the next start if the file is there)",
+            f"reviews_db: error: {result.skipped} and {result.table} has no rows: set SENTIMENT_DATA_DIR "
+            "in .env to the folder holding the review file (make secrets sets it to the project's data/)",
             file=sys.stderr,
         )
-    else:
-        print(result.summary())
+        return EXIT_BAD_INPUT
+    print(result.summary())
     return 0
 
 

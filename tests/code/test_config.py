@@ -15,7 +15,7 @@ from review_sentiment.config import Settings
 
 def test_defaults_without_any_environment() -> None:
     settings = Settings.from_env({})
-    assert settings.reviews_path == config.PROJECT_ROOT.parent / "shared/data/womens_clothing_reviews.csv.gz"
+    assert settings.reviews_path == config.PROJECT_ROOT / "data/womens_clothing_reviews.csv.gz"
     assert settings.artifact_root == config.PROJECT_ROOT / ".local" / "artifacts"
     assert settings.tracking_uri == f"sqlite:///{config.PROJECT_ROOT / '.local/mlflow/mlflow.db'}"
     assert settings.experiment_name == "sentiment-retrain"

@@ -274,11 +274,20 @@ def test_the_job_loads_then_says_there_is_nothing_to_do(reviews_db: str, review_
     assert second.stdout.rstrip().endswith("nothing loaded")
 
 
-def test_the_job_warns_and_succeeds_without_the_file(reviews_db: str, tmp_path: Path) -> None:
-    done = _cli("--source", f"{reviews_db}?table=reviews_nofile", "--path", str(tmp_path / "absent.csv"))
-    assert done.returncode == 0, done.stderr
-    assert "no review file at" in done.stderr
-    assert "WARNING" in done.stderr
+@pytest.mark.parametrize("what", ["missing", "empty", "unreadable"])
+def test_the_job_fails_without_a_readable_file(reviews_db: str, tmp_path: Path, what: str) -> None:
+    path = tmp_path / "reviews.csv"
+    if what == "empty":
+        path.write_bytes(b"")
+    elif what == "unreadable":
+        path.mkdir()  # a folder where the file should be: unreadable as a file, even to root
+    done = _cli("--source", f"{reviews_db}?table=reviews_nofile_{what}", "--path", str(path))
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("reviews_db: error: "), lines
+    assert str(path) in lines[0] or "empty" in lines[0], lines
+    assert _query(reviews_db, f"SELECT to_regclass('reviews_nofile_{what}')") == [(None,)]
 
 
 def test_the_job_fails_on_a_database_it_cannot_use_without_showing_the_password(

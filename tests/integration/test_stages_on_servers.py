@@ -44,7 +44,7 @@ def real_reviews() -> Path:
     path = Settings.from_env().reviews_path
     if not path.is_file():
         if os.environ.get("CI") == "true":
-            pytest.fail(f"the real review file is missing at {path} (CI needs ../shared/data)")
+            pytest.fail(f"the real review file is missing at {path} (it ships under data/)")
         pytest.skip(f"real review file not at {path}")
     return path
 

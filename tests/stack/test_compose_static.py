@@ -88,7 +88,7 @@ LITERAL_ENV_ALLOWED = {"DUMB_INIT_SETSID", "CONNECTION_CHECK_MAX_COUNT"}
 # The Airflow connection of the stack's reviews table, and who holds it: the services that run
 # tasks (LocalExecutor: the scheduler; Celery: the workers) and the loader that fills the table.
 REVIEWS_CONN = "AIRFLOW_CONN_REVIEWS_DB"
-REVIEWS_CONN_HOLDERS = {"airflow-scheduler", "airflow-worker", "reviews-loader"}
+REVIEWS_CONN_HOLDERS = {"airflow-scheduler", "airflow-worker", "reviews-loader", "airflow-cli"}
 
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|FERNET|TOKEN|BASIC_AUTH|PRIVATE_KEY")
 # Settings that name where a secret is kept, not the secret itself.
@@ -362,12 +362,14 @@ def test_airflow_dockerfile_matches_the_lock() -> None:
     instructions = [
         line.strip() for line in DOCKERFILE.read_text().splitlines() if line.strip() and line[0] != "#"
     ]
-    assert instructions[0].startswith("FROM apache/airflow:3.3.2"), instructions[0]
+    assert instructions[0].startswith("FROM apache/airflow:slim-3.3.2-"), instructions[0]
     pin = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements.txt").read_text(), re.M)
     assert pin, "requirements.txt must pin apache-airflow"
-    assert instructions[0].split()[1].split(":")[1].startswith(f"{pin[1]}-"), "image tag != lock pin"
+    assert instructions[0].split()[1].split(":")[1].startswith(f"slim-{pin[1]}-"), "image tag != lock pin"
     text = "\n".join(instructions)
-    assert re.search(r"pip install .*-r \S*requirements\.txt", text), "the image must install the lock"
+    assert re.search(r"pip install .*-r \S*requirements\.txt && pip check$", text, re.M), (
+        "the image must install the lock and fail on a conflict"
+    )
     pythonpath = re.search(r"^ENV PYTHONPATH=(\S+)", text, re.M)
     assert pythonpath, "the image must set PYTHONPATH"
     assert "/opt/airflow/include" in pythonpath[1].split(":")
@@ -867,3 +869,51 @@ def test_mlflow_telemetry_is_off_for_the_stack_and_make_run(airflow_env: dict[st
     # racing other threads that read os.environ: a train task failed on it in CI.
     assert airflow_env["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert "export MLFLOW_DISABLE_TELEMETRY=true" in RUN_LOCAL.read_text().splitlines()
+
+
+# --- bounded resources and the CLI service (issue 21) ---------------------------------------------
+TASK_RUNNERS = ("airflow-scheduler", "airflow-worker")
+
+
+def _bytes(limit: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([kmg]?)", limit.lower()).groups()
+    return int(number) * 1024 ** " kmg".index(unit or " ")
+
+
+@pytest.mark.parametrize("name", [*TASK_RUNNERS, "reviews-loader"])
+def test_the_services_that_run_tasks_have_a_memory_limit(compose: dict, name: str) -> None:
+    limit = str(compose["services"][name].get("mem_limit", ""))
+    assert limit, f"{name} has no mem_limit"
+    default = re.sub(r"\$\{[A-Z_]+:-([^}]+)\}", r"\1", limit)
+    floor = 4 * 1024**3 if name in TASK_RUNNERS else 1024**3
+    assert _bytes(default) >= floor, f"{name}'s limit {default} is below what a run was measured to need"
+
+
+def test_the_cli_service_runs_only_on_demand(compose: dict, generated_env: dict[str, str]) -> None:
+    cli = compose["services"]["airflow-cli"]
+    assert cli["profiles"] == ["cli"]
+    assert cli["restart"] == "no"
+    variables = {**generated_env, "COMPOSE_PROFILES": "celery"}
+    model = local_compose.load([COMPOSE_FILE], variables)
+    assert "airflow-cli" not in local_compose.active_services(model, variables), "`up` would start it"
+    with_cli = {**variables, "COMPOSE_PROFILES": "celery,cli"}
+    assert "airflow-cli" in local_compose.active_services(
+        local_compose.load([COMPOSE_FILE], with_cli), with_cli
+    )
+    assert cli["image"] == compose["services"]["airflow-scheduler"]["image"], "not the stack's own image"
+
+
+def test_the_init_warns_on_a_machine_smaller_than_the_stack_needs(tmp_path: Path) -> None:
+    script = ROOT / "deploy" / "airflow" / "airflow-init.sh"
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    fine = subprocess.run(["bash", str(script), "--check-resources"], env=env, capture_output=True, text=True)
+    small = subprocess.run(
+        ["bash", str(script), "--check-resources"],
+        env={**env, "SENTIMENT_MIN_MEMORY_MB": str(10**9), "SENTIMENT_MIN_CPUS": "512"},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert fine.returncode == small.returncode == 0, fine.stderr + small.stderr
+    assert "airflow-init: resources:" in fine.stdout
+    assert "WARNING" not in fine.stderr, "this machine meets the stack's needs"
+    assert "MB of memory, the stack needs 1000000000 MB" in small.stderr
+    assert "CPUs, the stack needs 512" in small.stderr
