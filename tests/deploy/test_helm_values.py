@@ -28,7 +28,7 @@ def test_leaf_keys_sees_a_misspelt_key() -> None:
 def test_airflow_version_is_the_image_and_the_lock() -> None:
     values = chart_model.load_values()
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
-    [image_version] = re.findall(r"^FROM apache/airflow(?:-slim)?:([0-9.]+)", dockerfile, re.M)
+    [image_version] = re.findall(r"^FROM apache/airflow:(?:slim-)?([0-9.]+)-", dockerfile, re.M)
     [locked] = re.findall(
         r"^apache-airflow==([0-9.]+)$", (PROJECT_ROOT / "requirements.txt").read_text(), re.M
     )
