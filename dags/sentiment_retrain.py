@@ -145,8 +145,13 @@ with DAG(
             experiment_id = ensure_experiment(s.settings.experiment_name, s.settings.tracking_uri)
             return [{"point": p.to_dict(), XCOM_EXPERIMENT_ID: experiment_id} for p in points]
 
+    # The training pool bounds how many grid points train at once, whatever the grid's size: each
+    # holds TensorFlow and the training arrays (its slots: SENTIMENT_TRAINING_SLOTS, set by the init).
     @task(
-        task_id=ids.TRAIN, execution_timeout=timedelta(hours=1), map_index_template="{{ grid_point_label }}"
+        task_id=ids.TRAIN,
+        execution_timeout=timedelta(hours=1),
+        map_index_template="{{ grid_point_label }}",
+        pool=config.TRAINING_POOL,
     )
     def train(manifest: str, point: dict[str, Any], experiment_id: str) -> dict[str, str]:
         """Train one grid point; returns its MLflow run id."""

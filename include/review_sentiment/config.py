@@ -22,6 +22,7 @@ DEFAULT_REVIEWS_PATH = PROJECT_ROOT / "data" / "womens_clothing_reviews.csv.gz"
 LOCAL_STATE_DIR = PROJECT_ROOT / ".local"
 
 RETRAIN_DAG_ID = "sentiment_retrain"
+TRAINING_POOL = "training"  # the Airflow pool of the train tasks (deploy/airflow/airflow-init.sh sets it)
 SCORE_DAG_ID = "sentiment_score"
 ROLLBACK_DAG_ID = "sentiment_rollback"
 REGISTERED_MODEL_NAME = "customer-sentiment-analysis"

@@ -282,3 +282,13 @@ def test_decide_and_keep_champion_follow_the_routing_rule_and_mail_the_outcome(
     assert (done["outcome"], done["reason"], done["promoted"]) == (outcome, reason, False)
     ((mail,),) = [mailed]
     assert (mail.kind, mail.version, mail.reason) == (outcome, "7", reason)
+
+
+def test_train_runs_in_the_pool_the_init_creates(dag) -> None:
+    from review_sentiment.config import PROJECT_ROOT, TRAINING_POOL
+
+    assert dag.get_task("train").pool == TRAINING_POOL
+    init = (PROJECT_ROOT / "deploy" / "airflow" / "airflow-init.sh").read_text()
+    assert f'airflow pools set {TRAINING_POOL} "$slots"' in init, "the init must create the pool train uses"
+    env = (PROJECT_ROOT / "deploy" / "airflow.env").read_text()
+    assert "\nSENTIMENT_TRAINING_SLOTS=2\n" in env

@@ -67,6 +67,17 @@ def test_rest_triggered_run_succeeds(rest_run: FinishedRun) -> None:
     assert rest_run.wall_time_s > 0
 
 
+def test_train_ran_in_the_training_pool_the_init_created(
+    rest_run: FinishedRun, running_stack: RunningStack
+) -> None:
+    pool = running_stack.api.get("/pools/training")
+    assert pool["slots"] == 2, pool  # SENTIMENT_TRAINING_SLOTS of deploy/airflow.env
+    tis = running_stack.api.task_instances(rest_run.run_id)
+    trains = [ti for ti in tis if ti["task_id"] == "train"]
+    assert len(trains) == 2
+    assert {ti["pool"] for ti in trains} == {"training"}, trains
+
+
 def test_champion_alias_is_the_version_this_run_registered(
     rest_run: FinishedRun, running_stack: RunningStack
 ) -> None:
