@@ -25,9 +25,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from review_sentiment.config import PROJECT_ROOT, RETRAIN_DAG_ID, ROLLBACK_DAG_ID, SCORE_DAG_ID
+from review_sentiment.config import (
+    HOUSEKEEPING_DAG_ID,
+    PROJECT_ROOT,
+    RETRAIN_DAG_ID,
+    ROLLBACK_DAG_ID,
+    SCORE_DAG_ID,
+)
 
-DAG_IDS = (RETRAIN_DAG_ID, SCORE_DAG_ID, ROLLBACK_DAG_ID)
+DAG_IDS = (RETRAIN_DAG_ID, SCORE_DAG_ID, ROLLBACK_DAG_ID, HOUSEKEEPING_DAG_ID)
 # A Monday run of the weekly schedule: any date works, the pods carry it only in labels.
 LOGICAL_DATE = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 BUNDLE_NAME = "dags-folder"  # the bundle of the DAGs folder baked into the image
@@ -108,7 +114,7 @@ def _task_pod(dag, task, kube_config, base_pod):
 
 
 def main(argv: list[str]) -> int:
-    """Write the rendered pods of all three DAGs to the JSON file named by ``argv[0]``.
+    """Write the rendered pods of all four DAGs to the JSON file named by ``argv[0]``.
 
     The file also names the ``airflow_local_settings`` module Airflow loaded ("" for none), so the
     caller can check that the hook applied is the deployment's.

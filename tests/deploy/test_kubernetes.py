@@ -1,12 +1,13 @@
 """The Kubernetes path, offline: the Helm values, and the pods the KubernetesExecutor would launch.
 
-The pods of every task of sentiment_retrain, sentiment_score and sentiment_rollback are built by
-Airflow's and the cncf-kubernetes provider's own code (tests/deploy/render_pods.py says how and
-why not `airflow kubernetes generate-dag-yaml`), from the chart's pod template as our values
-render it (tests/deploy/chart_model.py) and with deploy/kubernetes/airflow_local_settings.py loaded
-by Airflow as the chart mounts it. Each pod is validated against the Kubernetes schema
-(kubernetes-validate, strict) and checked for the image, the environment, the secret references,
-the artifact volume and, for train, the CPU and memory of the pod_mutation_hook.
+The pods of every task of sentiment_retrain, sentiment_score, sentiment_rollback and
+sentiment_housekeeping are built by Airflow's and the cncf-kubernetes provider's own code
+(tests/deploy/render_pods.py says how and why not `airflow kubernetes generate-dag-yaml`), from
+the chart's pod template as our values render it (tests/deploy/chart_model.py) and with
+deploy/kubernetes/airflow_local_settings.py loaded by Airflow as the chart mounts it. Each pod is
+validated against the Kubernetes schema (kubernetes-validate, strict) and checked for the image,
+the environment, the secret references, the artifact volume and, for train, the CPU and memory
+of the pod_mutation_hook.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ import pytest
 import yaml
 
 from review_sentiment import task_ids
-from review_sentiment.config import PROJECT_ROOT, RETRAIN_DAG_ID, ROLLBACK_DAG_ID, SCORE_DAG_ID
+from review_sentiment.config import (
+    HOUSEKEEPING_DAG_ID,
+    PROJECT_ROOT,
+    RETRAIN_DAG_ID,
+    ROLLBACK_DAG_ID,
+    SCORE_DAG_ID,
+)
 from tests.deploy import chart_model
 
 # Every task, as task_ids.py names them (a task added to a DAG must get a pod here too).
@@ -38,15 +45,19 @@ EXPECTED_TASKS = {
         task_ids.TRAIN,
         task_ids.BASELINE,
         task_ids.REGISTER,
+        task_ids.SMOKE_CHECK,
         task_ids.DECIDE,
         task_ids.GATE_PASSED,
         task_ids.GATE_REFUSED,
+        task_ids.SMOKE_FAILED,
+        task_ids.DRIFTED,
         task_ids.APPROVAL,
         task_ids.PROMOTE,
         task_ids.KEEP_CHAMPION,
     },
-    SCORE_DAG_ID: {task_ids.RESOLVE_CHAMPION, task_ids.SCORE},
+    SCORE_DAG_ID: {task_ids.RESOLVE_CHAMPION, task_ids.SCORE, task_ids.WATCH_PREDICTIONS},
     ROLLBACK_DAG_ID: {task_ids.ROLLBACK},
+    HOUSEKEEPING_DAG_ID: {task_ids.HOUSEKEEPING},
 }
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -113,7 +124,7 @@ def _base(pod: dict) -> dict:
     return container
 
 
-def test_every_task_of_the_three_dags_gets_a_pod(pods) -> None:
+def test_every_task_of_the_four_dags_gets_a_pod(pods) -> None:
     rendered = {}
     for pod in pods:
         labels = pod["metadata"]["labels"]
