@@ -465,7 +465,7 @@ def test_a_drifted_week_passes_the_gate_but_keeps_the_champion(pipeline) -> None
         f"300 new reviews vs champion v{champion_before}'s training snapshot drifted: label share: "
     ), result.drift
     assert "text: a classifier tells new from old reviews" in result.drift
-    assert (result.promoted, result.outcome) == (False, "kept")
+    assert (result.promoted, result.outcome) == (False, "drift")
     assert result.reason == f"the gate passed, but drift keeps the champion: {result.drift}"
     version = client.get_model_version(MODEL, result.version)
     assert version.tags["gate.drift"] == result.drift
