@@ -74,8 +74,8 @@ with DAG(
     @task(task_id=ids.HOUSEKEEPING)
     def housekeeping() -> dict:
         """Plan and apply one pass (a retry completes an interrupted one); returns what it freed."""
-        from review_sentiment.housekeeping import Policy
         from review_sentiment.housekeeping import housekeeping as run_housekeeping
+        from review_sentiment.housekeeping_plan import Policy
 
         with stage() as s:
             p = s.params

@@ -29,7 +29,7 @@ from typing import Any
 
 from review_sentiment import ledger, names
 from review_sentiment.config import HOUSEKEEPING_EXPERIMENT
-from review_sentiment.housekeeping import (
+from review_sentiment.housekeeping_plan import (
     ARCHIVED,
     RUN_DAGS,
     Inventory,

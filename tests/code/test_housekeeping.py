@@ -14,8 +14,8 @@ import pytest
 
 from review_sentiment import cli, schema
 from review_sentiment.cleaning_rules import PreprocessSettings
-from review_sentiment.housekeeping import Inventory, Plan, Policy, Report, RunFolder, Version, plan
 from review_sentiment.housekeeping_apply import PURGING, apply_frees, apply_moves, scan_folders
+from review_sentiment.housekeeping_plan import Inventory, Plan, Policy, Report, RunFolder, Version, plan
 from review_sentiment.layout import ArtifactLayout
 from review_sentiment.ledger import Entry
 from review_sentiment.preprocess import TextCleaner

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from review_sentiment import config, task_ids
-from review_sentiment.housekeeping import Policy
+from review_sentiment.housekeeping_plan import Policy
 from tests.dags.dag_checks import parse_in_fresh_process, task_body_sizes
 
 DAGS = config.PROJECT_ROOT / "dags"

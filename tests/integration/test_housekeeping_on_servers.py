@@ -24,7 +24,8 @@ from review_sentiment import schema
 from review_sentiment.cleaning_rules import PreprocessSettings
 from review_sentiment.config import CHAMPION_ALIAS, Settings
 from review_sentiment.decision import RegisterResult
-from review_sentiment.housekeeping import Policy, housekeeping
+from review_sentiment.housekeeping import housekeeping
+from review_sentiment.housekeeping_plan import Policy
 from review_sentiment.preprocess import TextCleaner
 from review_sentiment.preprocess_cache import PreprocessCache
 from review_sentiment.register import promote
