@@ -11,8 +11,8 @@ the current one, as the champion ledger says), *Reason* (required) and *Force*.
   promotion never interleave, and records the move in the **champion ledger** (tags `ledger.<n>`
   on the registered model; `python -m review_sentiment history` prints it) before moving the alias.
 * **Refuses** (the run fails at once, nothing moved, the failure is mailed) a version that does not
-  exist or was deleted, is not ready, is archived or never passed the gate (`gate.decision` is not
-  `passed`), unless *Force* is on.
+  exist or was deleted, is not ready, is archived, never passed the gate (`gate.decision` is not
+  `passed`) or failed its smoke check (`smoke.passed` is `false`), the last three unless *Force*.
 * Then updates the Asset `sentiment_champion` (the restored version in the event's extra), so
   `sentiment_score` re-scores the recent reviews with it, and mails the outcome.
 * A rollback to the version that already is champion moves nothing, writes no ledger entry and
@@ -43,7 +43,7 @@ PARAMS = {
     "reason": Param(type="string", minLength=1, maxLength=1000, title="Reason",
         description="Why the champion is rolled back; recorded in the champion ledger and the mail."),
     "force": Param(False, type="boolean", title="Force",
-        description="Also roll back to a version that is archived or never passed the gate."),
+        description="Also roll back to a version that is archived, never passed the gate or failed its smoke check."),
 }
 # fmt: on
 

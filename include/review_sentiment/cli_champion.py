@@ -103,7 +103,9 @@ def history(args: argparse.Namespace, settings: Settings) -> str:
 def rollback_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
     p.add_argument("--to", help="the version to restore (default: the champion before the current one)")
     p.add_argument("--reason", required=True, help="why; recorded in the champion ledger")
-    p.add_argument("--force", action="store_true", help="also to an archived or never-passed version")
+    p.add_argument(
+        "--force", action="store_true", help="also to an archived, never-passed or smoke-failed version"
+    )
 
 
 def rollback(args: argparse.Namespace, settings: Settings) -> str:

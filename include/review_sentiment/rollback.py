@@ -62,8 +62,8 @@ class RollbackResult:
 
 
 def check_target(version: Any, *, force: bool) -> None:
-    """Refuse a version that cannot be champion: not ready, archived or never passed a gate (the
-    last two unless ``force``).
+    """Refuse a version that cannot be champion: not ready, archived, never passed a gate, or
+    failed its smoke check (all but the first unless ``force``).
 
     Raises:
         RollbackRefused: with the reason.
@@ -81,6 +81,12 @@ def check_target(version: Any, *, force: bool) -> None:
         raise RollbackRefused(
             f"{name} never passed a gate ({names.TAG_DECISION} is {decision or 'missing'}); "
             "pass force to roll back to it anyway"
+        )
+    smoke = (version.tags or {}).get(names.TAG_SMOKE_PASSED)
+    if smoke == "false":
+        reason = (version.tags or {}).get(names.TAG_SMOKE_REASON, "")
+        raise RollbackRefused(
+            f"{name} failed its smoke check ({reason}); pass force to roll back to it anyway"
         )
 
 

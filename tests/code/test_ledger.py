@@ -119,6 +119,10 @@ def test_check_target_accepts_a_version_that_passed_a_gate() -> None:
         (version(**{"gate.decision": "refused"}), "never passed a gate (gate.decision is refused)"),
         (version(), "never passed a gate (gate.decision is missing)"),
         (version(stage="Archived", **{"gate.decision": "passed"}), "is archived"),
+        (
+            version(**{"gate.decision": "passed", "smoke.passed": "false", "smoke.reason": "NaN scores"}),
+            "failed its smoke check (NaN scores)",
+        ),
     ],
 )
 def test_check_target_refuses_unless_forced(target: SimpleNamespace, message_part: str) -> None:
