@@ -43,7 +43,8 @@ PARAMS = {
     "reason": Param(type="string", minLength=1, maxLength=1000, title="Reason",
         description="Why the champion is rolled back; recorded in the champion ledger and the mail."),
     "force": Param(False, type="boolean", title="Force",
-        description="Also roll back to a version that is archived, never passed the gate or failed its smoke check."),
+        description="Also roll back to a version that is archived, never passed the gate or failed its "
+        "smoke check."),
 }
 # fmt: on
 
