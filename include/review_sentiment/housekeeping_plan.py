@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 # The only top-level folders whose <run_id>/ subfolders housekeeping deletes; anything else
 # under the artifact root (cache/, state/, locks/, a folder it does not know) is not its to delete.
 RUN_DAGS = (RETRAIN_DAG_ID, SCORE_DAG_ID, ROLLBACK_DAG_ID, HOUSEKEEPING_DAG_ID)
-ARCHIVED = "Archived"  # the registry stage rollback.py refuses without force
+ARCHIVED = names.STAGE_ARCHIVED
 TAG_RUN_BY = "housekeeping.by"  # on the MLflow run of a pass started from the shell: who
 
 

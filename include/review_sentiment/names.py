@@ -97,6 +97,7 @@ METRIC_DIFFERENCE = "test_vs_champion_"
 TAG_NONINFERIORITY_MARGIN = "gate.noninferiority_margin"
 # When and why housekeeping archived a version (stage Archived) that never became champion.
 TAG_ARCHIVED = "housekeeping.archived"
+STAGE_ARCHIVED = "Archived"  # the registry stage housekeeping sets and rollback refuses without force
 # The smoke check (smoke.py): the test-split sample register scored (inputs and probabilities,
 # JSON) on the candidate's run, and the check's result on the version.
 SMOKE_SAMPLE_ARTIFACT = "smoke/test_sample.json"

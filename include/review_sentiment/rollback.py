@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 OUTCOME_ROLLED_BACK = names.OUTCOME_ROLLED_BACK
 OUTCOME_UNCHANGED = "unchanged"
 _READY = "READY"
-_ARCHIVED = "Archived"
 
 
 class RollbackRefused(PipelineError):
@@ -74,7 +73,7 @@ def check_target(version: Any, *, force: bool) -> None:
         raise RollbackRefused(f"{name} is not ready to serve (status {status})")
     if force:
         return
-    if getattr(version, "current_stage", None) == _ARCHIVED:
+    if getattr(version, "current_stage", None) == names.STAGE_ARCHIVED:
         raise RollbackRefused(f"{name} is archived; pass force to roll back to it anyway")
     decision = (version.tags or {}).get(names.TAG_DECISION)
     if decision != names.DECISION_PASSED:
