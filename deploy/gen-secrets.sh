@@ -105,10 +105,11 @@ AIRFLOW__API__SECRET_KEY={secrets.token_urlsafe(48)}
 # Host folder holding womens_clothing_reviews.csv.gz, mounted read-only at /opt/airflow/data.
 SENTIMENT_DATA_DIR={data_dir}
 
-# LocalExecutor runs tasks in the scheduler. For Celery (redis, airflow-worker, flower) use:
+# The project's LocalExecutor (plugins/sentiment_executor.py: Airflow's, with a shutdown that cannot
+# hang) runs tasks in the scheduler. For Celery (redis, airflow-worker, flower) use:
 #   COMPOSE_PROFILES=celery
 #   AIRFLOW__CORE__EXECUTOR=CeleryExecutor
-AIRFLOW__CORE__EXECUTOR=LocalExecutor
+AIRFLOW__CORE__EXECUTOR=sentiment_executor.LocalExecutor
 """
 
 if existing is None:

@@ -96,4 +96,4 @@ if [ -n "${REVIEWS_PATH:-}" ] && [ ! -r "$REVIEWS_PATH" ]; then
     "reviews-loader cannot fill the reviews table, and sentiment_retrain will fail at ingest" \
     "unless its source is a table that holds rows." >&2
 fi
-echo "airflow-init: done (executor: ${AIRFLOW__CORE__EXECUTOR:-LocalExecutor})"
+echo "airflow-init: done (executor: ${AIRFLOW__CORE__EXECUTOR:-sentiment_executor.LocalExecutor})"

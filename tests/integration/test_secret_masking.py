@@ -23,6 +23,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,8 @@ from tests.support.airflow_cli import AIRFLOW, airflow
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.slow
+
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 
 PROBE_DAG = """
 import logging
@@ -93,7 +96,10 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The stack's executor: Airflow's LocalExecutor with a shutdown that cannot hang (upstream's
+        # left this command idle for 15 minutes after its run succeeded, in CI).
+        "AIRFLOW__CORE__EXECUTOR": "sentiment_executor.LocalExecutor",
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         # Shared by the API server and the executor that signs the task's token.

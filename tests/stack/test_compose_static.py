@@ -505,8 +505,10 @@ def test_executor_defaults_to_local_and_is_switched_from_dot_env(
     compose: dict, env_example: dict[str, str]
 ) -> None:
     common = _environment(compose["x-airflow-common"])
-    assert common["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
-    assert env_example["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    # The project's LocalExecutor (plugins/sentiment_executor.py), importable from plugins/.
+    assert common["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW__CORE__EXECUTOR:-sentiment_executor.LocalExecutor}"
+    assert env_example["AIRFLOW__CORE__EXECUTOR"] == "sentiment_executor.LocalExecutor"
+    assert (ROOT / "plugins" / "sentiment_executor.py").is_file()
     text = ENV_EXAMPLE.read_text()
     assert "COMPOSE_PROFILES=celery" in text
     assert "AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in text
@@ -685,7 +687,7 @@ def test_gen_secrets_defines_every_compose_variable_and_differs_between_runs(
                  "AIRFLOW_ADMIN_PASSWORD"):  # fmt: skip
         assert re.fullmatch(r"[0-9a-f]{32,}", first[name]), f"{name} must be long and URL-safe"
     assert len(base64.urlsafe_b64decode(first["AIRFLOW__CORE__FERNET_KEY"])) == 32
-    assert first["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert first["AIRFLOW__CORE__EXECUTOR"] == "sentiment_executor.LocalExecutor"
 
 
 def test_gen_secrets_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
