@@ -110,6 +110,11 @@ SENTIMENT_DATA_DIR={data_dir}
 #   COMPOSE_PROFILES=celery
 #   AIRFLOW__CORE__EXECUTOR=CeleryExecutor
 AIRFLOW__CORE__EXECUTOR=sentiment_executor.LocalExecutor
+
+# The addresses your team's browsers use for the two UIs, named in mails and in the Airflow UI's
+# MLflow links (unset: http://127.0.0.1:8080 and http://127.0.0.1:5000, right on a laptop), e.g.
+# SENTIMENT_AIRFLOW_UI_URL=https://airflow.example.org
+# MLFLOW_UI_URL=https://mlflow.example.org
 """
 
 if existing is None:

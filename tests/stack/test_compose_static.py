@@ -78,7 +78,6 @@ PIPELINE_VARIABLES = {
     "MLFLOW_TRACKING_URI",
     "SENTIMENT_EXPERIMENT",
     "SENTIMENT_MODEL_NAME",
-    "MLFLOW_UI_URL",
     "SENTIMENT_SCHEDULE",
 }
 # Literal (non-interpolated) environment values allowed in the compose file: process plumbing of
@@ -471,11 +470,7 @@ def test_airflow_env_addresses_compose_services(
         urls.keys()
     )
     for key, url in urls.items():
-        if key == "MLFLOW_UI_URL":  # opened by the browser on the host
-            assert url.hostname == "127.0.0.1"
-            assert url.port == PUBLISHED["mlflow"]
-        else:
-            assert url.hostname in services, f"{key}: {url.hostname} is not a compose service"
+        assert url.hostname in services, f"{key}: {url.hostname} is not a compose service"
     assert urls["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].hostname == "postgres"
     assert urls["MLFLOW_TRACKING_URI"].hostname == "mlflow"
     assert urls["AIRFLOW__CELERY__BROKER_URL"].hostname == "redis"
@@ -919,3 +914,21 @@ def test_the_init_warns_on_a_machine_smaller_than_the_stack_needs(tmp_path: Path
     assert "WARNING" not in fine.stderr, "this machine meets the stack's needs"
     assert "MB of memory, the stack needs 1000000000 MB" in small.stderr
     assert "CPUs, the stack needs 512" in small.stderr
+
+
+def test_link_addresses_come_from_dot_env_with_the_published_ports_as_defaults(
+    compose: dict, env_example: dict[str, str]
+) -> None:
+    """Mails and UI links name the UIs as browsers reach them: .env's, else this host's ports."""
+    from review_sentiment import config
+
+    common = _environment(compose["x-airflow-common"])
+    defaults = {
+        "SENTIMENT_AIRFLOW_UI_URL": (config.DEFAULT_AIRFLOW_UI_URL, "airflow-apiserver"),
+        "MLFLOW_UI_URL": (config.DEFAULT_MLFLOW_UI_URL, "mlflow"),
+    }
+    for key, (default, service) in defaults.items():
+        assert common[key] == f"${{{key}:-{default}}}"
+        assert urlsplit(default).hostname == "127.0.0.1"
+        assert urlsplit(default).port == PUBLISHED[service]
+        assert f"# {key}=https://" in ENV_EXAMPLE.read_text(), f".env.example shows how to set {key}"

@@ -218,6 +218,8 @@ def test_only_hosts_ports_and_container_paths_change(stack: Stack, monkeypatch: 
     )
     api_port = os.environ["STACK_AIRFLOW_PORT"]
     assert scheduler["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{api_port}/execution/"
+    # Mails link to the UI as the browser reaches it: the published port, made this stack's.
+    assert scheduler["SENTIMENT_AIRFLOW_UI_URL"] == f"http://127.0.0.1:{api_port}"
     auth = programs["airflow-apiserver"].env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
     assert auth == programs["airflow-init"].env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
     assert Path(auth).is_relative_to(stack.volume("airflow-auth"))
