@@ -62,12 +62,19 @@ AIRFLOW_SERVICES = {
 }
 ONE_SHOT = {"airflow-init", "reviews-loader"}
 PUBLISHED = {"airflow-apiserver": 8080, "mlflow": 5000, "flower": 5555}
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+# The three Airflow logins of .env (airflow-init makes them) and their FAB roles.
+LOGINS = {"ADMIN": "Admin", "OPERATOR": "Operator", "VIEWER": "Viewer"}
+LOGIN_KEYS = [f"AIRFLOW_{who}_{part}" for who in LOGINS for part in ("USERNAME", "PASSWORD")]
 REQUIRED_SECRETS = {
     "POSTGRES_PASSWORD",
     "AIRFLOW_DB_PASSWORD",
     "MLFLOW_DB_PASSWORD",
     "REVIEWS_DB_PASSWORD",
     "AIRFLOW_ADMIN_PASSWORD",
+    "AIRFLOW_OPERATOR_PASSWORD",
+    "AIRFLOW_VIEWER_PASSWORD",
+    "FLOWER_PASSWORD",
     "AIRFLOW__CORE__FERNET_KEY",
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
@@ -484,8 +491,7 @@ def test_airflow_env_addresses_compose_services(
 def test_airflow_env_settings(airflow_env: dict[str, str]) -> None:
     assert airflow_env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
     assert "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION" in airflow_env
-    assert airflow_env["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".SimpleAuthManager")
-    assert airflow_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"].startswith("/opt/airflow/auth/")
+    assert airflow_env["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER
     assert airflow_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
     assert airflow_env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"].lower() == "true"
     assert "AIRFLOW__CORE__EXECUTOR" not in airflow_env, "the executor is switched by compose from .env"
@@ -684,7 +690,8 @@ def test_gen_secrets_defines_every_compose_variable_and_differs_between_runs(
     for name in REQUIRED_SECRETS:
         assert first[name] != second[name], f"{name} is the same on two runs"
     for name in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "REVIEWS_DB_PASSWORD",
-                 "AIRFLOW_ADMIN_PASSWORD"):  # fmt: skip
+                 "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_OPERATOR_PASSWORD", "AIRFLOW_VIEWER_PASSWORD",
+                 "FLOWER_PASSWORD"):  # fmt: skip
         assert re.fullmatch(r"[0-9a-f]{32,}", first[name]), f"{name} must be long and URL-safe"
     assert len(base64.urlsafe_b64decode(first["AIRFLOW__CORE__FERNET_KEY"])) == 32
     assert first["AIRFLOW__CORE__EXECUTOR"] == "sentiment_executor.LocalExecutor"
@@ -838,11 +845,11 @@ def test_services_get_every_variable_their_script_requires(
         assert required <= {key for key, value in env.items() if value}, required - env.keys()
 
 
-def test_the_admin_login_agrees_between_compose_and_airflow_init(generated_env: dict[str, str]) -> None:
+def test_the_logins_agree_between_compose_and_airflow_init(generated_env: dict[str, str]) -> None:
     service = local_compose.load([COMPOSE_FILE], generated_env)["services"]["airflow-init"]
     env = local_compose.environment(service, ROOT, generated_env)
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{env['AIRFLOW_ADMIN_USERNAME']}:admin"
-    assert env["AIRFLOW_ADMIN_PASSWORD"] == generated_env["AIRFLOW_ADMIN_PASSWORD"]
+    for key in LOGIN_KEYS:
+        assert env[key] == generated_env[key], key
 
 
 def test_gen_secrets_needs_only_a_python_3_9_standard_library() -> None:

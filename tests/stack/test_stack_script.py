@@ -31,6 +31,12 @@ SECRETS = {
     "REVIEWS_DB_PASSWORD": "reviews-db-secret",
     "AIRFLOW_ADMIN_USERNAME": "ops",
     "AIRFLOW_ADMIN_PASSWORD": "admin-secret",
+    "AIRFLOW_OPERATOR_USERNAME": "operator",
+    "AIRFLOW_OPERATOR_PASSWORD": "operator-secret",
+    "AIRFLOW_VIEWER_USERNAME": "viewer",
+    "AIRFLOW_VIEWER_PASSWORD": "viewer-secret",
+    "FLOWER_USERNAME": "flower",
+    "FLOWER_PASSWORD": "flower-secret",
     "MLFLOW_ADMIN_USERNAME": "mlflow-admin",
     "MLFLOW_ADMIN_PASSWORD": "mlflow-admin-secret",
     "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask",
@@ -218,9 +224,11 @@ def test_only_hosts_ports_and_container_paths_change(stack: Stack, monkeypatch: 
     )
     api_port = os.environ["STACK_AIRFLOW_PORT"]
     assert scheduler["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{api_port}/execution/"
-    auth = programs["airflow-apiserver"].env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
-    assert auth == programs["airflow-init"].env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
-    assert Path(auth).is_relative_to(stack.volume("airflow-auth"))
+    # FAB's users live in the metadata database: airflow-init writes them where the API server reads.
+    init, api = programs["airflow-init"].env, programs["airflow-apiserver"].env
+    for key in ("AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "PGPASSWORD"):
+        assert init[key] == api[key], key
+    assert api["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".FabAuthManager")
 
 
 def test_the_caller_environment_interpolates_as_for_compose(
