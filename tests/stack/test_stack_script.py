@@ -258,6 +258,17 @@ def test_a_variable_removed_from_compose_is_missing_here(stack: Stack, tmp_path:
     assert programs["airflow-init"].env["AIRFLOW_ADMIN_PASSWORD"] == "admin-secret"
 
 
+def test_the_summary_shows_the_three_logins_of_the_env_file(stack: Stack) -> None:
+    """`make stack-status` (and the end of `up`) print each Airflow login airflow-init makes."""
+    stack.ports.update({"airflow-apiserver:8080": 18080, "mlflow:5000": 15000})
+    summary = stack.summary()
+    assert "http://127.0.0.1:18080" in summary
+    for who in ("admin", "operator", "viewer"):
+        key = f"AIRFLOW_{who.upper()}"
+        user, password = SECRETS[f"{key}_USERNAME"], SECRETS[f"{key}_PASSWORD"]
+        assert re.search(rf"^ +{who} +{re.escape(user)} / {re.escape(password)}$", summary, re.M), summary
+
+
 def test_the_jwt_secret_goes_where_compose_puts_it(stack: Stack) -> None:
     _, programs = _programs(stack)
     holders = {name for name, program in programs.items() if "AIRFLOW__API_AUTH__JWT_SECRET" in program.env}
