@@ -12,8 +12,7 @@ RUN pip install --no-cache-dir -r /opt/airflow/requirements.txt && pip check
 
 # Mount points of the named volumes, created as the airflow user so that fresh volumes inherit
 # its ownership (Docker copies it on first mount).
-RUN mkdir -p /opt/airflow/artifacts /opt/airflow/auth /opt/airflow/data \
-    && chmod 0770 /opt/airflow/auth
+RUN mkdir -p /opt/airflow/artifacts /opt/airflow/data
 
 # The stage package is imported from include/ (plain Python: it never imports airflow).
 ENV PYTHONPATH=/opt/airflow/include

@@ -87,9 +87,18 @@ AIRFLOW_DB_PASSWORD={password()}
 MLFLOW_DB_PASSWORD={password()}
 REVIEWS_DB_PASSWORD={password()}
 
-# Airflow UI login (also Flower's basic auth with the celery profile).
+# Airflow UI logins (FAB auth manager; airflow-init applies them on every start): admin (role
+# Admin), operator (role Operator: trigger, clear, approve), viewer (role Viewer: read only).
 AIRFLOW_ADMIN_USERNAME={admin}
 AIRFLOW_ADMIN_PASSWORD={password()}
+AIRFLOW_OPERATOR_USERNAME=operator
+AIRFLOW_OPERATOR_PASSWORD={password()}
+AIRFLOW_VIEWER_USERNAME=viewer
+AIRFLOW_VIEWER_PASSWORD={password()}
+
+# Flower's basic auth (celery profile only): a login of its own, not an Airflow user.
+FLOWER_USERNAME=flower
+FLOWER_PASSWORD={password()}
 
 # MLflow's optional basic auth (compose -f deploy/mlflow/basic-auth.yaml); unused otherwise.
 MLFLOW_ADMIN_USERNAME=mlflow-admin

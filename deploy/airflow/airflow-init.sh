@@ -2,9 +2,10 @@
 # The one-shot airflow-init job (docker compose; usable by `make stack` too):
 #   1. migrates the metadata database, failing the job on error (the image's own
 #      _AIRFLOW_DB_MIGRATE ignores a failed migration);
-#   2. makes the UI login the one in .env: with SimpleAuthManager (Airflow 3.3's default) users
-#      come from [core] simple_auth_manager_users and their passwords from a JSON file that the
-#      API server only ever adds generated passwords to; this sets AIRFLOW_ADMIN_USERNAME's entry;
+#   2. makes the three UI logins of .env (FAB auth manager; FAB's tables come with the migration):
+#      admin (role Admin), operator (role Operator: trigger, clear, approve) and viewer (role
+#      Viewer, read only); created when missing, else given .env's password and role, so a
+#      rotated .env applies on the next start;
 #   3. warns when the review file is missing (the DAG can still read a PostgreSQL table that holds
 #      rows; reviews-loader cannot fill the stack's `reviews` table without the file);
 #   4. sets the `training` pool's slots (SENTIMENT_TRAINING_SLOTS);
@@ -50,6 +51,10 @@ check_resources
 
 : "${AIRFLOW_ADMIN_USERNAME:?AIRFLOW_ADMIN_USERNAME is not set}"
 : "${AIRFLOW_ADMIN_PASSWORD:?AIRFLOW_ADMIN_PASSWORD is not set}"
+: "${AIRFLOW_OPERATOR_USERNAME:?AIRFLOW_OPERATOR_USERNAME is not set}"
+: "${AIRFLOW_OPERATOR_PASSWORD:?AIRFLOW_OPERATOR_PASSWORD is not set}"
+: "${AIRFLOW_VIEWER_USERNAME:?AIRFLOW_VIEWER_USERNAME is not set}"
+: "${AIRFLOW_VIEWER_PASSWORD:?AIRFLOW_VIEWER_PASSWORD is not set}"
 
 echo "airflow-init: airflow db migrate"
 airflow db migrate
@@ -61,34 +66,58 @@ airflow pools set training "$slots" "sentiment_retrain train tasks: trainings at
 echo "airflow-init: pool training has $slots slots"
 
 python - <<'PY'
-import json
+"""The roles and logins of .env, in FAB's tables (the API server reads them at each login)."""
 import os
 import sys
-from pathlib import Path
 
-from airflow.configuration import conf
+from werkzeug.security import check_password_hash
 
-auth_manager = conf.get("core", "auth_manager")
-if not auth_manager.endswith(".SimpleAuthManager"):
-    print(f"airflow-init: auth manager is {auth_manager}; no SimpleAuthManager password file written")
-    sys.exit(0)
+from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
 
-from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+# Operator = FAB's Viewer (as the provider defines it, so upgrades carry over) plus what trigger,
+# clear and approve need; unlike FAB's User role, no deletion of DAGs, runs or task instances,
+# and no asset events (which would start sentiment_score). FAB checks can_edit on the DAG itself
+# for any change to its runs, task instances or approvals.
+OPERATOR_ROLE = "Operator"
+OPERATOR_EXTRA = [("can_edit", "DAGs"), ("can_create", "DAG Runs"), ("can_edit", "DAG Runs"),
+                  ("can_edit", "Task Instances"), ("can_edit", "HITL Detail")]
+LOGINS = [("ADMIN", "Admin"), ("OPERATOR", OPERATOR_ROLE), ("VIEWER", "Viewer")]
 
-user = os.environ["AIRFLOW_ADMIN_USERNAME"]
-if user not in {u.username for u in SimpleAuthManager.get_users()}:
-    sys.exit(f"airflow-init: {user!r} is not in [core] simple_auth_manager_users")
+logins = [(os.environ[f"AIRFLOW_{key}_USERNAME"], os.environ[f"AIRFLOW_{key}_PASSWORD"], role)
+          for key, role in LOGINS]
+if len({username for username, _, _ in logins}) < len(logins):
+    sys.exit("airflow-init: AIRFLOW_ADMIN/OPERATOR/VIEWER_USERNAME must be three different names")
 
-path = Path(SimpleAuthManager.get_generated_password_file())
-path.parent.mkdir(parents=True, exist_ok=True)
-passwords = json.loads(path.read_text() or "{}") if path.exists() else {}
-passwords[user] = os.environ["AIRFLOW_ADMIN_PASSWORD"]
-tmp = path.with_name(f".{path.name}.tmp")
-fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-with os.fdopen(fd, "w") as f:
-    f.write(json.dumps(passwords) + "\n")
-tmp.replace(path)
-print(f"airflow-init: login for {user!r} written to {path}")
+with get_application_builder() as appbuilder:
+    sm = appbuilder.sm
+    sm.sync_roles()  # FAB's built-in roles (Admin, Op, User, Viewer, Public), before the API server's first start
+    wanted = {(p.action.name, p.resource.name) for p in sm.find_role("Viewer").permissions}
+    wanted |= set(OPERATOR_EXTRA)
+    role = sm.find_role(OPERATOR_ROLE) or sm.add_role(OPERATOR_ROLE)
+    for action, resource in sorted(wanted):
+        perm = sm.get_permission(action, resource) or sm.create_permission(action, resource)
+        if perm not in role.permissions:
+            sm.add_permission_to_role(role, perm)
+    for perm in list(role.permissions):  # exactly these: a permission added by hand goes again
+        if (perm.action.name, perm.resource.name) not in wanted:
+            sm.remove_permission_from_role(role, perm)
+    for username, password, role_name in logins:
+        role = sm.find_role(role_name)
+        user = sm.find_user(username=username)
+        if user is None:
+            if not sm.add_user(username, username, role_name, f"{username}@localhost", role, password):
+                sys.exit(f"airflow-init: could not create the login {username!r}")
+            print(f"airflow-init: login {username!r} created (role {role_name})")
+            continue
+        user.roles, user.active = [role], True
+        if not sm.update_user(user):
+            sys.exit(f"airflow-init: could not update the login {username!r}")
+        # Only a changed password is reset: a reset also ends the user's open UI sessions.
+        if not (user.password and check_password_hash(user.password, password)):
+            if not sm.reset_password(user.id, password):
+                sys.exit(f"airflow-init: could not set the password of {username!r}")
+            print(f"airflow-init: login {username!r}: password set from .env")
+        print(f"airflow-init: login {username!r} up to date (role {role_name})")
 PY
 
 if [ -n "${REVIEWS_PATH:-}" ] && [ ! -r "$REVIEWS_PATH" ]; then

@@ -251,10 +251,16 @@ class Stack:
 
     def summary(self) -> str:
         secrets = self.secrets()
-        login = f"{secrets.get('AIRFLOW_ADMIN_USERNAME')} / {secrets.get('AIRFLOW_ADMIN_PASSWORD')}"
         ports = [f"  {key:<26} -> {HOST}:{port}" for key, port in sorted(self.ports.items())]
+        # The three logins airflow-init makes (FAB auth manager), as .env has them.
+        logins = [
+            f"              {role:<8} {secrets.get(f'AIRFLOW_{role.upper()}_USERNAME')} / "
+            f"{secrets.get(f'AIRFLOW_{role.upper()}_PASSWORD')}"
+            for role in ("admin", "operator", "viewer")
+        ]
         urls = [
-            f"  Airflow UI  {self.airflow_url}   login {login} ({self.env_file})",
+            f"  Airflow UI  {self.airflow_url}   logins ({self.env_file}):",
+            *logins,
             f"  MLflow UI   {self.mlflow_url}",
         ]
         return "\n".join(["", *ports, "", *urls, f"  Logs        {self.logs}", ""])

@@ -79,6 +79,7 @@ CHART_KEYS = frozenset(
         "logs.persistence.size",
         "config.core.load_examples",
         "config.core.dags_are_paused_at_creation",
+        "config.core.auth_manager",
         "config.kubernetes_executor.delete_worker_pods_on_failure",
     }
 )

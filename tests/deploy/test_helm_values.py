@@ -56,3 +56,18 @@ def test_the_readme_documents_every_secret_and_the_chart_version() -> None:
     assert f"--version {chart_model.CHART_VERSION}" in text
     assert f"chart version {chart_model.CHART_VERSION}" in values_text
     assert "--set-file airflowLocalSettings=deploy/kubernetes/airflow_local_settings.py" in text
+
+
+def test_the_chart_uses_the_auth_manager_of_compose() -> None:
+    """One auth manager everywhere: the FAB one of deploy/airflow.env, whose users and roles the
+    README tells how to create (the chart makes no default user)."""
+    values = chart_model.load_values()
+    airflow_env = dict(
+        line.split("=", 1)
+        for line in (PROJECT_ROOT / "deploy" / "airflow.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert values["config"]["core"]["auth_manager"] == airflow_env["AIRFLOW__CORE__AUTH_MANAGER"]
+    assert values["config"]["core"]["auth_manager"].endswith(".FabAuthManager")
+    assert values["createUserJob"]["defaultUser"]["enabled"] is False
+    assert "airflow users create --role Admin" in " ".join(README.read_text().split())

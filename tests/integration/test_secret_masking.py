@@ -176,7 +176,7 @@ def test_password_is_in_no_log_file(probe) -> None:
 
 
 def test_the_api_refuses_anonymous_calls_except_health(probe) -> None:
-    """Airflow 3.3's defaults (SimpleAuthManager, no all-admins switch), as compose and the stack use."""
+    """Airflow 3.3's default auth manager here (no all-admins switch); the stack's FAB one: tests/stack."""
     assert probe["anonymous"] == {
         "/api/v2/dags": 401,
         "/api/v2/connections/reviews_db": 401,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import importlib
 import os
 import re
 import shlex
@@ -62,12 +63,19 @@ AIRFLOW_SERVICES = {
 }
 ONE_SHOT = {"airflow-init", "reviews-loader"}
 PUBLISHED = {"airflow-apiserver": 8080, "mlflow": 5000, "flower": 5555}
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+# The three Airflow logins of .env (airflow-init makes them) and their FAB roles.
+LOGINS = {"ADMIN": "Admin", "OPERATOR": "Operator", "VIEWER": "Viewer"}
+LOGIN_KEYS = [f"AIRFLOW_{who}_{part}" for who in LOGINS for part in ("USERNAME", "PASSWORD")]
 REQUIRED_SECRETS = {
     "POSTGRES_PASSWORD",
     "AIRFLOW_DB_PASSWORD",
     "MLFLOW_DB_PASSWORD",
     "REVIEWS_DB_PASSWORD",
     "AIRFLOW_ADMIN_PASSWORD",
+    "AIRFLOW_OPERATOR_PASSWORD",
+    "AIRFLOW_VIEWER_PASSWORD",
+    "FLOWER_PASSWORD",
     "AIRFLOW__CORE__FERNET_KEY",
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
@@ -479,8 +487,7 @@ def test_airflow_env_addresses_compose_services(
 def test_airflow_env_settings(airflow_env: dict[str, str]) -> None:
     assert airflow_env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
     assert "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION" in airflow_env
-    assert airflow_env["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".SimpleAuthManager")
-    assert airflow_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"].startswith("/opt/airflow/auth/")
+    assert airflow_env["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER
     assert airflow_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
     assert airflow_env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"].lower() == "true"
     assert "AIRFLOW__CORE__EXECUTOR" not in airflow_env, "the executor is switched by compose from .env"
@@ -679,7 +686,8 @@ def test_gen_secrets_defines_every_compose_variable_and_differs_between_runs(
     for name in REQUIRED_SECRETS:
         assert first[name] != second[name], f"{name} is the same on two runs"
     for name in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "REVIEWS_DB_PASSWORD",
-                 "AIRFLOW_ADMIN_PASSWORD"):  # fmt: skip
+                 "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_OPERATOR_PASSWORD", "AIRFLOW_VIEWER_PASSWORD",
+                 "FLOWER_PASSWORD"):  # fmt: skip
         assert re.fullmatch(r"[0-9a-f]{32,}", first[name]), f"{name} must be long and URL-safe"
     assert len(base64.urlsafe_b64decode(first["AIRFLOW__CORE__FERNET_KEY"])) == 32
     assert first["AIRFLOW__CORE__EXECUTOR"] == "sentiment_executor.LocalExecutor"
@@ -833,11 +841,86 @@ def test_services_get_every_variable_their_script_requires(
         assert required <= {key for key, value in env.items() if value}, required - env.keys()
 
 
-def test_the_admin_login_agrees_between_compose_and_airflow_init(generated_env: dict[str, str]) -> None:
+def test_the_logins_agree_between_compose_and_airflow_init(generated_env: dict[str, str]) -> None:
     service = local_compose.load([COMPOSE_FILE], generated_env)["services"]["airflow-init"]
     env = local_compose.environment(service, ROOT, generated_env)
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{env['AIRFLOW_ADMIN_USERNAME']}:admin"
-    assert env["AIRFLOW_ADMIN_PASSWORD"] == generated_env["AIRFLOW_ADMIN_PASSWORD"]
+    for key in LOGIN_KEYS:
+        assert env[key] == generated_env[key], key
+
+
+# --- Airflow logins and roles (FAB auth manager; issue 21) ------------------------------------------
+def _init_logins_code() -> dict[str, object]:
+    """The literal constants of airflow-init's Python block (the roles and logins it makes)."""
+    source = AIRFLOW_INIT.read_text().split("python - <<'PY'\n", 1)[1].split("\nPY\n", 1)[0]
+    constants = {}
+    for node in ast.parse(source).body:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id.isupper()
+        ):
+            # Literals, or built from the constants above them (LOGINS names OPERATOR_ROLE).
+            value = compile(ast.Expression(node.value), str(AIRFLOW_INIT), "eval")
+            constants[node.targets[0].id] = eval(value, {"__builtins__": {}}, constants)
+    return constants
+
+
+def test_airflow_uses_the_fab_auth_manager_and_no_simple_auth_manager_settings(
+    airflow_env: dict[str, str], compose: dict
+) -> None:
+    module, name = airflow_env["AIRFLOW__CORE__AUTH_MANAGER"].rsplit(".", 1)
+    assert getattr(importlib.import_module(module), name).__name__ == "FabAuthManager"
+    for path in (COMPOSE_FILE, AIRFLOW_ENV, DOCKERFILE, AIRFLOW_INIT, ENV_EXAMPLE, GEN_SECRETS):
+        text = path.read_text().lower()
+        for gone in ("simple_auth", "simpleauth", "airflow-auth", "/opt/airflow/auth"):
+            assert gone not in text, f"{path.name} still names {gone}"
+    assert "airflow-auth" not in compose["volumes"]
+
+
+def test_airflow_init_makes_the_three_logins_with_their_roles() -> None:
+    constants = _init_logins_code()
+    assert dict(constants["LOGINS"]) == LOGINS
+    assert {f"AIRFLOW_{who}_{part}" for who in LOGINS for part in ("USERNAME", "PASSWORD")} <= _required_by(
+        AIRFLOW_INIT
+    )
+    # The operator's role: Viewer plus trigger, clear and approve; nothing deleted, no secrets.
+    extra = set(constants["OPERATOR_EXTRA"])
+    assert {("can_create", "DAG Runs"), ("can_edit", "HITL Detail"), ("can_edit", "Task Instances")} <= extra
+    assert {action for action, _ in extra} <= {"can_create", "can_edit"}
+    assert not {resource for _, resource in extra} & {"Connections", "Variables", "Users", "Roles"}
+
+
+def test_gen_secrets_writes_the_operator_viewer_and_flower_logins(
+    generated_env: dict[str, str], env_example: dict[str, str], tmp_path: Path
+) -> None:
+    names = {"AIRFLOW_OPERATOR": "operator", "AIRFLOW_VIEWER": "viewer", "FLOWER": "flower"}
+    passwords = [generated_env["AIRFLOW_ADMIN_PASSWORD"]]
+    for key, username in names.items():
+        assert generated_env[f"{key}_USERNAME"] == env_example[f"{key}_USERNAME"] == username
+        assert env_example[f"{key}_PASSWORD"] == "", "no password in the template"
+        assert re.fullmatch(r"[0-9a-f]{48}", generated_env[f"{key}_PASSWORD"]), key
+        passwords.append(generated_env[f"{key}_PASSWORD"])
+    assert len(set(passwords)) == len(passwords), "two logins share a password"
+    # An .env from before the roles gains exactly these lines and keeps the rest.
+    out = tmp_path / ".env"
+    assert _run_gen_secrets("--output", str(out)).returncode == 0
+    added_keys = {f"{key}_{part}" for key in names for part in ("USERNAME", "PASSWORD")}
+    older = "".join(line for line in out.read_text().splitlines(True) if line.split("=")[0] not in added_keys)
+    out.write_text(older)
+    added = _run_gen_secrets("--add-missing", "--output", str(out))
+    assert added.returncode == 0, added.stderr
+    assert out.read_text().startswith(older)
+    before = {line.split("=", 1)[0] for line in older.splitlines() if line and not line.startswith("#")}
+    assert _read_env_file(out).keys() - before == added_keys
+
+
+def test_flower_has_a_login_of_its_own(services: dict[str, dict]) -> None:
+    auth = _environment(services["flower"])["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"]
+    assert auth == (
+        "${FLOWER_USERNAME:?run deploy/gen-secrets.sh --add-missing}:"
+        "${FLOWER_PASSWORD:?run deploy/gen-secrets.sh --add-missing}"
+    )
+    assert "AIRFLOW_ADMIN" not in auth
 
 
 def test_gen_secrets_needs_only_a_python_3_9_standard_library() -> None:

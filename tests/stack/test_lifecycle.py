@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from review_sentiment.config import REGISTERED_MODEL_NAME
-from tests.stack.airflow_api import DAG_ID, FinishedRun
+from tests.stack.airflow_api import DAG_ID, AirflowApi, FinishedRun
 from tests.stack.conftest import RunningStack, report
 from tests.stack.test_reviews_db import _query
 from tests.support.measure import wait_until
@@ -84,10 +84,13 @@ def _approval_waiting(running_stack: RunningStack, run_id: str, timeout: float =
 
 
 @contextmanager
-def approval_run(running_stack: RunningStack, conf: dict[str, Any]) -> Iterator[str]:
-    """Trigger a run that asks for approval; if the test fails before the run ends, fail the run,
-    or it would wait for its answer (72 h by default) with every later run queued behind it."""
-    run_id = running_stack.api.trigger(conf)["dag_run_id"]
+def approval_run(
+    running_stack: RunningStack, conf: dict[str, Any], trigger_as: AirflowApi | None = None
+) -> Iterator[str]:
+    """Trigger a run that asks for approval (as ``trigger_as``, default the admin); if the test
+    fails before the run ends, fail the run, or it would wait for its answer (72 h by default)
+    with every later run queued behind it."""
+    run_id = (trigger_as or running_stack.api).trigger(conf)["dag_run_id"]
     try:
         yield run_id
     finally:

@@ -31,6 +31,12 @@ SECRETS = {
     "REVIEWS_DB_PASSWORD": "reviews-db-secret",
     "AIRFLOW_ADMIN_USERNAME": "ops",
     "AIRFLOW_ADMIN_PASSWORD": "admin-secret",
+    "AIRFLOW_OPERATOR_USERNAME": "operator",
+    "AIRFLOW_OPERATOR_PASSWORD": "operator-secret",
+    "AIRFLOW_VIEWER_USERNAME": "viewer",
+    "AIRFLOW_VIEWER_PASSWORD": "viewer-secret",
+    "FLOWER_USERNAME": "flower",
+    "FLOWER_PASSWORD": "flower-secret",
     "MLFLOW_ADMIN_USERNAME": "mlflow-admin",
     "MLFLOW_ADMIN_PASSWORD": "mlflow-admin-secret",
     "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask",
@@ -220,9 +226,11 @@ def test_only_hosts_ports_and_container_paths_change(stack: Stack, monkeypatch: 
     assert scheduler["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{api_port}/execution/"
     # Mails link to the UI as the browser reaches it: the published port, made this stack's.
     assert scheduler["SENTIMENT_AIRFLOW_UI_URL"] == f"http://127.0.0.1:{api_port}"
-    auth = programs["airflow-apiserver"].env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
-    assert auth == programs["airflow-init"].env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
-    assert Path(auth).is_relative_to(stack.volume("airflow-auth"))
+    # FAB's users live in the metadata database: airflow-init writes them where the API server reads.
+    init, api = programs["airflow-init"].env, programs["airflow-apiserver"].env
+    for key in ("AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "PGPASSWORD"):
+        assert init[key] == api[key], key
+    assert api["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".FabAuthManager")
 
 
 def test_the_caller_environment_interpolates_as_for_compose(
@@ -250,6 +258,17 @@ def test_a_variable_removed_from_compose_is_missing_here(stack: Stack, tmp_path:
     _, programs = _programs(stack)
     assert "AIRFLOW_ADMIN_USERNAME" not in programs["airflow-init"].env
     assert programs["airflow-init"].env["AIRFLOW_ADMIN_PASSWORD"] == "admin-secret"
+
+
+def test_the_summary_shows_the_three_logins_of_the_env_file(stack: Stack) -> None:
+    """`make stack-status` (and the end of `up`) print each Airflow login airflow-init makes."""
+    stack.ports.update({"airflow-apiserver:8080": 18080, "mlflow:5000": 15000})
+    summary = stack.summary()
+    assert "http://127.0.0.1:18080" in summary
+    for who in ("admin", "operator", "viewer"):
+        key = f"AIRFLOW_{who.upper()}"
+        user, password = SECRETS[f"{key}_USERNAME"], SECRETS[f"{key}_PASSWORD"]
+        assert re.search(rf"^ +{who} +{re.escape(user)} / {re.escape(password)}$", summary, re.M), summary
 
 
 def test_the_jwt_secret_goes_where_compose_puts_it(stack: Stack) -> None:
