@@ -318,7 +318,7 @@ def test_supervisord_config_follows_the_restart_policies(stack: Stack) -> None:
     supervisor.write(list(programs.values()))
     sections = dict(re.findall(r"\[program:([\w-]+)\]\n(.*?)(?=\n\[|\Z)", supervisor.conf.read_text(), re.S))
     assert set(sections) == set(programs)
-    one_shot = {"airflow-init", "reviews-loader"}
+    one_shot = {"airflow-init", "reviews-loader", "mlflow-init"}
     for name in one_shot:
         assert "autorestart=false" in sections[name], name
         assert "startsecs=0" in sections[name], name
