@@ -252,9 +252,11 @@ class Stack:
     def summary(self) -> str:
         secrets = self.secrets()
         login = f"{secrets.get('AIRFLOW_ADMIN_USERNAME')} / {secrets.get('AIRFLOW_ADMIN_PASSWORD')}"
+        mlflow_login = f"{secrets.get('MLFLOW_ADMIN_USERNAME')} / {secrets.get('MLFLOW_ADMIN_PASSWORD')}"
         ports = [f"  {key:<26} -> {HOST}:{port}" for key, port in sorted(self.ports.items())]
         urls = [
             f"  Airflow UI  {self.airflow_url}   login {login} ({self.env_file})",
-            f"  MLflow UI   {self.mlflow_url}",
+            f"  MLflow UI   {self.mlflow_url}   login {mlflow_login} (the admin; the tasks log in as"
+            f" {secrets.get('MLFLOW_SERVICE_USERNAME')})",
         ]
         return "\n".join(["", *ports, "", *urls, f"  Logs        {self.logs}", ""])
