@@ -100,10 +100,13 @@ AIRFLOW_VIEWER_PASSWORD={password()}
 FLOWER_USERNAME=flower
 FLOWER_PASSWORD={password()}
 
-# MLflow's optional basic auth (compose -f deploy/mlflow/basic-auth.yaml); unused otherwise.
+# MLflow's basic auth: the admin (created on the first start of the mlflow-auth volume), Flask's
+# session key, and the service user the Airflow tasks log in as (made by mlflow-init).
 MLFLOW_ADMIN_USERNAME=mlflow-admin
 MLFLOW_ADMIN_PASSWORD={password()}
 MLFLOW_FLASK_SERVER_SECRET_KEY={secrets.token_urlsafe(48)}
+MLFLOW_SERVICE_USERNAME=airflow
+MLFLOW_SERVICE_PASSWORD={password()}
 
 # Fernet key and API secret key: every Airflow component. JWT secret: the API server and the
 # scheduler only (docker-compose.yaml gives it to no other service).

@@ -5,7 +5,8 @@ environment and healthcheck, with only four things changed.
 * Ports: each port a service listens on in its container gets a local port (``STACK_<SERVICE>_PORT``,
   else the published port, else a free one) wherever a URL, a port option or a setting names it.
 * Container paths: a volume's mount point becomes a folder under the state folder (named volumes)
-  or the bound host folder; a file an image COPYs is the repository's file.
+  or the bound host folder; a file an image COPYs is the repository's file; ``working_dir`` is
+  mapped the same way.
 * The images' built-ins (images.py): entrypoints, data folders, default ports, users.
 
 Anything else, a variable included, is as compose gives it: what a container lacks, the local
@@ -203,8 +204,14 @@ class Mapper:
             raise compose.ComposeError(f"{name}: no command (the image's default is not known here)")
         argv = self.remap_argv(name, command)
         argv[0] = shutil.which(argv[0], path=env["PATH"]) or argv[0]
-        # The image's working folder: the Airflow home, else a folder of the service's own.
-        cwd = self.state_dir / ("airflow" if kind == "airflow" else f"containers/{name}")
+        # The service's working_dir, mapped as any container path; else the image's working folder:
+        # the Airflow home, or a folder of the service's own.
+        workdir = service.get("working_dir")
+        cwd = (
+            self.path(name, str(workdir))
+            if workdir
+            else self.state_dir / ("airflow" if kind == "airflow" else f"containers/{name}")
+        )
         cwd.mkdir(parents=True, exist_ok=True)
         # The postgres image stops on SIGINT (fast shutdown); the Airflow image's dumb-init signals
         # the whole process group unless DUMB_INIT_SETSID=0.

@@ -251,6 +251,7 @@ class Stack:
 
     def summary(self) -> str:
         secrets = self.secrets()
+        mlflow_login = f"{secrets.get('MLFLOW_ADMIN_USERNAME')} / {secrets.get('MLFLOW_ADMIN_PASSWORD')}"
         ports = [f"  {key:<26} -> {HOST}:{port}" for key, port in sorted(self.ports.items())]
         # The three logins airflow-init makes (FAB auth manager), as .env has them.
         logins = [
@@ -261,6 +262,7 @@ class Stack:
         urls = [
             f"  Airflow UI  {self.airflow_url}   logins ({self.env_file}):",
             *logins,
-            f"  MLflow UI   {self.mlflow_url}",
+            f"  MLflow UI   {self.mlflow_url}   login {mlflow_login} (the admin; the tasks log in as"
+            f" {secrets.get('MLFLOW_SERVICE_USERNAME')})",
         ]
         return "\n".join(["", *ports, "", *urls, f"  Logs        {self.logs}", ""])

@@ -36,12 +36,12 @@ REVIEWS_INIT = ROOT / "deploy" / "postgres" / "init-reviews-database.sh"
 RUN_LOCAL = ROOT / "scripts" / "run_local.sh"
 AIRFLOW_INIT = ROOT / "deploy" / "airflow" / "airflow-init.sh"
 GEN_SECRETS = ROOT / "deploy" / "gen-secrets.sh"
-MLFLOW_BASIC_AUTH = ROOT / "deploy" / "mlflow" / "basic-auth.yaml"
 MLFLOW_AUTH_INI = ROOT / "deploy" / "mlflow" / "basic_auth.ini"
 
 CORE_SERVICES = {
     "postgres",
     "mlflow",
+    "mlflow-init",
     "airflow-init",
     "reviews-loader",
     "airflow-apiserver",
@@ -54,6 +54,7 @@ CELERY_SERVICES = {"redis", "airflow-worker", "flower"}
 AIRFLOW_SERVICES = {
     "airflow-init",
     "reviews-loader",
+    "mlflow-init",
     "airflow-apiserver",
     "airflow-scheduler",
     "airflow-dag-processor",
@@ -61,7 +62,7 @@ AIRFLOW_SERVICES = {
     "airflow-worker",
     "flower",
 }
-ONE_SHOT = {"airflow-init", "reviews-loader"}
+ONE_SHOT = {"airflow-init", "reviews-loader", "mlflow-init"}
 PUBLISHED = {"airflow-apiserver": 8080, "mlflow": 5000, "flower": 5555}
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 # The three Airflow logins of .env (airflow-init makes them) and their FAB roles.
@@ -90,8 +91,9 @@ PIPELINE_VARIABLES = {
 }
 # Literal (non-interpolated) environment values allowed in the compose file: process plumbing of
 # one container, not configuration (the Airflow image's entrypoint: dumb-init's signalling, and
-# its wait for Airflow's database, which reviews-loader does not use).
-LITERAL_ENV_ALLOWED = {"DUMB_INIT_SETSID", "CONNECTION_CHECK_MAX_COUNT"}
+# its wait for Airflow's database, which reviews-loader does not use; where the MLflow container
+# finds the auth app's ini, which compose mounts there).
+LITERAL_ENV_ALLOWED = {"DUMB_INIT_SETSID", "CONNECTION_CHECK_MAX_COUNT", "MLFLOW_AUTH_CONFIG_PATH"}
 # The Airflow connection of the stack's reviews table, and who holds it: the services that run
 # tasks (LocalExecutor: the scheduler; Celery: the workers) and the loader that fills the table.
 REVIEWS_CONN = "AIRFLOW_CONN_REVIEWS_DB"
@@ -307,7 +309,7 @@ def test_secret_environment_values_are_only_references(services: dict[str, dict]
 
 
 @pytest.mark.parametrize(
-    "path", [COMPOSE_FILE, AIRFLOW_ENV, ENV_EXAMPLE, MLFLOW_BASIC_AUTH, MLFLOW_AUTH_INI], ids=lambda p: p.name
+    "path", [COMPOSE_FILE, AIRFLOW_ENV, ENV_EXAMPLE, MLFLOW_AUTH_INI], ids=lambda p: p.name
 )
 def test_no_literal_default_credentials(path: Path) -> None:
     # ${NAME:?message} references are fine; what is left must hold no credential.
@@ -404,11 +406,8 @@ def test_mlflow_image_installs_locked_mlflow_and_psycopg2(services: dict[str, di
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
     install = re.search(r"pip install ([^\n\\]+)", text)
     assert install, "no pip install in deploy/mlflow/Dockerfile"
-    # "mlflow${MLFLOW_EXTRAS:+[$MLFLOW_EXTRAS]}": plain mlflow unless the basic-auth build asks.
-    args = [
-        re.sub(r"\$\{MLFLOW_EXTRAS:\+\[\$MLFLOW_EXTRAS\]\}", "", a).strip('"') for a in install[1].split()
-    ]
-    assert "mlflow" in args
+    args = [a.strip('"') for a in install[1].split()]
+    assert "mlflow[auth]" in args, "the basic-auth app needs mlflow's auth extra (Flask-WTF)"
     assert "psycopg2-binary" in args
     assert "requirements.txt" in " ".join(args), "versions must come from requirements.txt (-c)"
 
@@ -731,7 +730,7 @@ def test_gen_secrets_adds_only_what_an_older_env_file_lacks(tmp_path: Path) -> N
     assert out.read_text() == text
 
 
-# --- least privilege: the JWT secret, MLflow's optional basic auth -----------------------------------
+# --- least privilege: the JWT secret, MLflow's basic auth -----------------------------------
 JWT = "AIRFLOW__API_AUTH__JWT_SECRET"
 # Where task tokens are checked (API server) or signed (the scheduler's executor, LocalExecutor or
 # Celery). Celery workers run what the scheduler signed; the DAG processor and triggerer talk to
@@ -749,59 +748,109 @@ def test_jwt_secret_only_where_tokens_are_signed_or_checked(compose: dict, servi
         assert "AIRFLOW__CORE__FERNET_KEY" in _environment(services[name])
 
 
-@pytest.fixture(scope="module")
-def basic_auth() -> dict:
-    return yaml.safe_load(MLFLOW_BASIC_AUTH.read_text())
+# MLflow's basic-auth app, on in the base file (no override): the admin and the Flask key from
+# .env, the user store on its own volume, the service user made by mlflow-init and used by the
+# services that run tasks (tests/stack/test_mlflow_auth.py checks it against the running stack).
+MLFLOW_LOGIN_HOLDERS = {"airflow-scheduler", "airflow-worker", "airflow-cli"}
+MLFLOW_SERVICE_LOGIN = {
+    "MLFLOW_TRACKING_USERNAME": "${MLFLOW_SERVICE_USERNAME:?run deploy/gen-secrets.sh --add-missing}",
+    "MLFLOW_TRACKING_PASSWORD": "${MLFLOW_SERVICE_PASSWORD:?run deploy/gen-secrets.sh --add-missing}",
+}
 
 
-def test_mlflow_basic_auth_override_adds_only_the_auth_app(
-    basic_auth: dict, services: dict[str, dict]
-) -> None:
-    mlflow = basic_auth["services"]["mlflow"]
-    base = _args(services["mlflow"]["command"])
-    args = _args(mlflow["command"])
-    assert args == [*base, "--app-name=basic-auth"], "the override must keep every base option"
-    assert mlflow["build"]["args"]["MLFLOW_EXTRAS"] == "auth"
-    assert "ARG MLFLOW_EXTRAS" in MLFLOW_DOCKERFILE.read_text()
+def test_mlflow_runs_the_basic_auth_app_by_default(compose: dict, services: dict[str, dict]) -> None:
+    mlflow = services["mlflow"]
+    assert "--app-name=basic-auth" in _args(mlflow["command"])
+    assert not list(MLFLOW_DOCKERFILE.parent.glob("*.y*ml")), "no optional compose override any more"
     env = _environment(mlflow)
     assert env["MLFLOW_AUTH_CONFIG_PATH"] == "/etc/mlflow/basic_auth.ini"
     assert "./deploy/mlflow/basic_auth.ini:/etc/mlflow/basic_auth.ini:ro" in mlflow["volumes"]
-    for key in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+    for key, name in (("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_ADMIN_USERNAME"),
+                      ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_ADMIN_PASSWORD"),
+                      ("MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_FLASK_SERVER_SECRET_KEY")):  # fmt: skip
         match = INTERPOLATION.fullmatch(env[key])
         assert match, f"{key} must come from .env"
+        assert match["name"] == name, f"{key} must come from .env's {name}"
         assert match["op"] == ":?", f"{key}: no default, no empty value"
-    assert "mlflow-auth" in basic_auth["volumes"]
+    # The ini's relative sqlite URI resolves in the working folder: the user store's volume.
+    assert mlflow["working_dir"] == "/mlauth"
     assert "mlflow-auth:/mlauth" in mlflow["volumes"]
+    assert "mlflow-auth" in compose["volumes"]
+    assert "/mlauth" in MLFLOW_DOCKERFILE.read_text(), "the image makes the folder, owned by its user"
 
 
-def test_mlflow_basic_auth_config_stores_no_password() -> None:
+def test_mlflow_auth_config_stores_no_password_and_lets_logged_in_users_read() -> None:
     import configparser
 
     config = configparser.ConfigParser()
     config.read(MLFLOW_AUTH_INI)
     section = config["mlflow"]
     assert "admin_password" not in section, "the admin password comes from .env only"
-    assert section["default_permission"] == "NO_PERMISSIONS"
-    assert section["database_uri"].startswith("sqlite:////mlauth/")
+    assert "admin_username" not in section, "the admin comes from .env only"
+    assert section["default_permission"] == "READ"
+    # `make stack` rewrites commands and environments, not files: no container path, no host.
+    assert re.fullmatch(r"sqlite:///[\w.-]+\.db", section["database_uri"]), section["database_uri"]
 
 
-def test_mlflow_basic_auth_logs_the_task_runners_in(basic_auth: dict) -> None:
+def test_mlflow_init_makes_the_service_user_before_the_task_runners_start(services: dict[str, dict]) -> None:
+    init = services["mlflow-init"]
+    assert _args(init["command"]) == ["python", "-m", "review_sentiment.mlflow_users"]
+    assert init["depends_on"] == {"mlflow": {"condition": "service_healthy"}}
+    env = _environment(init)
+    # As the admin, for the service user; no Airflow secret.
+    assert env == {
+        "MLFLOW_ADMIN_USERNAME": "${MLFLOW_ADMIN_USERNAME:?run deploy/gen-secrets.sh}",
+        "MLFLOW_ADMIN_PASSWORD": "${MLFLOW_ADMIN_PASSWORD:?run deploy/gen-secrets.sh}",
+        "MLFLOW_SERVICE_USERNAME": "${MLFLOW_SERVICE_USERNAME:?run deploy/gen-secrets.sh --add-missing}",
+        "MLFLOW_SERVICE_PASSWORD": "${MLFLOW_SERVICE_PASSWORD:?run deploy/gen-secrets.sh --add-missing}",
+        "CONNECTION_CHECK_MAX_COUNT": "0",
+    }
+    assert not init.get("volumes"), "the job reads no file"
     for name in ("airflow-scheduler", "airflow-worker"):
-        env = _environment(basic_auth["services"][name])
-        assert env["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_ADMIN_USERNAME:?run deploy/gen-secrets.sh}"
-        assert env["MLFLOW_TRACKING_PASSWORD"] == "${MLFLOW_ADMIN_PASSWORD:?run deploy/gen-secrets.sh}"
+        assert services[name]["depends_on"]["mlflow-init"] == {"condition": "service_completed_successfully"}
 
 
-def test_mlflow_basic_auth_secrets_are_generated_and_documented(tmp_path: Path, env_example: dict) -> None:
+def test_the_task_runners_log_in_to_mlflow_as_the_service_user(
+    compose: dict, services: dict[str, dict]
+) -> None:
+    assert "MLFLOW_TRACKING_USERNAME" not in _environment(compose["x-airflow-common"])
+    holders = {
+        name for name, service in services.items() if "MLFLOW_TRACKING_USERNAME" in _environment(service)
+    }
+    assert holders == MLFLOW_LOGIN_HOLDERS
+    for name in sorted(holders):
+        env = _environment(services[name])
+        assert {key: env[key] for key in MLFLOW_SERVICE_LOGIN} == MLFLOW_SERVICE_LOGIN, name
+    # The admin's password reaches the server (to create the admin) and mlflow-init only.
+    admin = {
+        name for name, service in services.items() if "MLFLOW_ADMIN_PASSWORD" in str(_environment(service))
+    }
+    assert admin == {"mlflow", "mlflow-init"}
+
+
+def test_mlflow_logins_are_generated_and_documented(tmp_path: Path, env_example: dict[str, str]) -> None:
     out = tmp_path / ".env"
     assert _run_gen_secrets("--output", str(out)).returncode == 0
     generated = _read_env_file(out)
-    for key in ("MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+    for key in ("MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_SERVICE_PASSWORD"):
         assert len(generated[key]) >= 32, key
         assert env_example[key] == "", f".env.example must leave {key} empty"
-    assert generated["MLFLOW_ADMIN_USERNAME"] == env_example["MLFLOW_ADMIN_USERNAME"]
-    text = INTERPOLATION.sub("${}", MLFLOW_BASIC_AUTH.read_text())
-    assert "docker compose -f docker-compose.yaml -f deploy/mlflow/basic-auth.yaml up" in text
+    assert generated["MLFLOW_SERVICE_PASSWORD"] != generated["MLFLOW_ADMIN_PASSWORD"]
+    for key in ("MLFLOW_ADMIN_USERNAME", "MLFLOW_SERVICE_USERNAME"):
+        assert generated[key] == env_example[key], key
+    assert generated["MLFLOW_SERVICE_USERNAME"] == "airflow"
+    # An .env from before the service user: --add-missing adds it, keeping every other value.
+    older = "".join(
+        line for line in out.read_text().splitlines(True) if not line.startswith("MLFLOW_SERVICE_")
+    )
+    out.write_text(older)
+    with pytest.raises(local_compose.ComposeError, match=r"run deploy/gen-secrets.sh --add-missing"):
+        local_compose.load([COMPOSE_FILE], _read_env_file(out))
+    added = _run_gen_secrets("--add-missing", "--output", str(out))
+    assert added.returncode == 0, added.stderr
+    assert "added MLFLOW_SERVICE_USERNAME, MLFLOW_SERVICE_PASSWORD" in added.stderr
+    assert out.read_text().startswith(older)
+    assert _read_env_file(out)["MLFLOW_SERVICE_USERNAME"] == "airflow"
 
 
 @pytest.mark.parametrize("name", ["airflow-scheduler", "airflow-triggerer", "airflow-worker"])

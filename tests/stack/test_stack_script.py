@@ -23,7 +23,6 @@ from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
-BASIC_AUTH = ROOT / "deploy" / "mlflow" / "basic-auth.yaml"
 SECRETS = {
     "POSTGRES_PASSWORD": "pg-secret",
     "AIRFLOW_DB_PASSWORD": "airflow-db-secret",
@@ -40,6 +39,8 @@ SECRETS = {
     "MLFLOW_ADMIN_USERNAME": "mlflow-admin",
     "MLFLOW_ADMIN_PASSWORD": "mlflow-admin-secret",
     "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask",
+    "MLFLOW_SERVICE_USERNAME": "airflow",
+    "MLFLOW_SERVICE_PASSWORD": "mlflow-service-secret",
     "AIRFLOW__CORE__FERNET_KEY": "fernet",
     "AIRFLOW__API_AUTH__JWT_SECRET": "jwt",
     "AIRFLOW__API__SECRET_KEY": "api",
@@ -118,19 +119,21 @@ def test_env_file_parsing(tmp_path: Path) -> None:
     }
 
 
-def test_a_later_file_overrides_and_extends(stack: Stack) -> None:
-    """deploy/mlflow/basic-auth.yaml over the base file, as `docker compose -f a -f b` merges them."""
+def test_a_later_file_overrides_and_extends(stack: Stack, tmp_path: Path) -> None:
+    """An override over the base file, as `docker compose -f a -f b` merges them."""
+    override = tmp_path / "override.yaml"
+    override.write_text(
+        "services:\n  mlflow:\n    command: [mlflow, server, --workers=4]\n"
+        "    environment:\n      EXTRA: ${MLFLOW_ADMIN_USERNAME}\n    volumes: [extra:/extra]\n"
+    )
     variables = {**SECRETS}
-    merged = compose.load([COMPOSE_FILE, BASIC_AUTH], variables)["services"]
+    merged = compose.load([COMPOSE_FILE, override], variables)["services"]
     base = compose.load([COMPOSE_FILE], variables)["services"]
-    assert compose.argv(merged["mlflow"]["command"]) == [
-        *compose.argv(base["mlflow"]["command"]),
-        "--app-name=basic-auth",
-    ]
+    assert compose.argv(merged["mlflow"]["command"]) == ["mlflow", "server", "--workers=4"]  # replaced
     assert merged["mlflow"]["environment"]["PGPASSWORD"] == "mlflow-db-secret"  # kept
-    assert merged["mlflow"]["environment"]["MLFLOW_AUTH_ADMIN_USERNAME"] == "mlflow-admin"  # added
-    assert merged["mlflow"]["volumes"][: len(base["mlflow"]["volumes"])] == base["mlflow"]["volumes"]
-    assert "mlflow-auth:/mlauth" in merged["mlflow"]["volumes"]
+    assert merged["mlflow"]["environment"]["EXTRA"] == "mlflow-admin"  # added
+    assert merged["mlflow"]["volumes"] == [*base["mlflow"]["volumes"], "extra:/extra"]  # extended
+    assert merged["mlflow"]["working_dir"] == base["mlflow"]["working_dir"]
     assert merged["airflow-scheduler"]["environment"]["AIRFLOW__CORE__FERNET_KEY"] == "fernet"
 
 
@@ -336,7 +339,7 @@ def test_supervisord_config_follows_the_restart_policies(stack: Stack) -> None:
     supervisor.write(list(programs.values()))
     sections = dict(re.findall(r"\[program:([\w-]+)\]\n(.*?)(?=\n\[|\Z)", supervisor.conf.read_text(), re.S))
     assert set(sections) == set(programs)
-    one_shot = {"airflow-init", "reviews-loader"}
+    one_shot = {"airflow-init", "reviews-loader", "mlflow-init"}
     for name in one_shot:
         assert "autorestart=false" in sections[name], name
         assert "startsecs=0" in sections[name], name
@@ -415,3 +418,42 @@ def test_stopping_a_session_takes_children_in_other_groups_and_ignores_zombies()
     supervise.stop_sessions([session], supervise.signal.SIGTERM, timeout=10)
     leader.wait(10)
     assert session.members() == []
+
+
+def test_working_dir_is_mapped_as_a_container_path(stack: Stack, tmp_path: Path) -> None:
+    """MLflow's auth app keeps its users where its ini's relative sqlite URI points: the program's
+    folder, which is compose's working_dir (/mlauth) mapped to the mlflow-auth volume."""
+    _, programs = _programs(stack)
+    mlflow = programs["mlflow"]
+    assert Path(mlflow.cwd) == stack.volume("mlflow-auth")
+    assert stack.volume("mlflow-auth").is_dir()
+    ini = Path(mlflow.env["MLFLOW_AUTH_CONFIG_PATH"])
+    assert ini == ROOT / "deploy" / "mlflow" / "basic_auth.ini"
+    assert "database_uri = sqlite:///basic_auth.db" in ini.read_text()
+    assert "--app-name=basic-auth" in mlflow.argv
+    # Without working_dir: the image's folder, as before; outside every mount point: refused.
+    assert Path(programs["postgres"].cwd) == stack.state_dir / "containers" / "postgres"
+    text = COMPOSE_FILE.read_text().replace("working_dir: /mlauth", "working_dir: /nowhere")
+    stack.compose_files = [tmp_path / "compose.yaml"]
+    stack.compose_files[0].write_text(text)
+    with pytest.raises(compose.ComposeError, match="/nowhere is under no mount point"):
+        _programs(stack)
+
+
+def test_mlflow_init_is_a_one_shot_job_with_the_service_login(stack: Stack) -> None:
+    mapper, programs = _programs(stack)
+    init = programs["mlflow-init"]
+    assert Path(init.argv[0]) == Path(sys.executable).parent / "python"
+    assert init.argv[1:] == ["-m", "review_sentiment.mlflow_users"]
+    assert init.restart == "no"
+    assert mapper.health("mlflow-init").argv is None, "a one-shot job: done when it exits 0"
+    assert init.env["MLFLOW_TRACKING_URI"] == f"http://127.0.0.1:{os.environ['STACK_MLFLOW_PORT']}"
+    assert init.env["MLFLOW_SERVICE_PASSWORD"] == "mlflow-service-secret"
+    assert "AIRFLOW__CORE__FERNET_KEY" not in init.env
+    scheduler = programs["airflow-scheduler"].env
+    assert (scheduler["MLFLOW_TRACKING_USERNAME"], scheduler["MLFLOW_TRACKING_PASSWORD"]) == (
+        "airflow",
+        "mlflow-service-secret",
+    )
+    order = compose.start_order(mapper.services)
+    assert order.index("mlflow") < order.index("mlflow-init") < order.index("airflow-scheduler")

@@ -72,6 +72,24 @@ def run_script(command: str, env: Mapping[str, str], timeout: float) -> subproce
     return subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
+@contextmanager
+def mlflow_login(secrets: Mapping[str, str]) -> Iterator[None]:
+    """While it lasts, MLflow clients of this process (and of the processes it starts) log in to
+    the stack's MLflow as the service user of ``secrets`` (the .env), as the DAG's tasks do."""
+    login = {"MLFLOW_TRACKING_USERNAME": secrets["MLFLOW_SERVICE_USERNAME"],
+             "MLFLOW_TRACKING_PASSWORD": secrets["MLFLOW_SERVICE_PASSWORD"]}  # fmt: skip
+    before = {key: os.environ.get(key) for key in login}
+    os.environ.update(login)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def leftovers(stack: Stack) -> list[str]:
     """What still runs of a stack: supervisord, or any process of a recorded session."""
     return [f"{s.name} (session {s.pid}): {s.members()}" for s in stack.supervisor.sessions() if s.members()]
@@ -87,6 +105,8 @@ def stack_session(
     dotenv: Mapping[str, str] | None = None,
 ) -> Iterator[StackSession]:
     """Bring the stack up, yield it, then bring it down and keep its logs under ``artifacts``.
+
+    While it is up, this process's MLflow clients log in as its service user (:func:`mlflow_login`).
 
     Args:
         reviews_path: The real review file, copied into the stack's data folder.
@@ -142,7 +162,8 @@ def stack_session(
         api = AirflowApi(
             stack.airflow_url, secrets_env["AIRFLOW_ADMIN_USERNAME"], secrets_env["AIRFLOW_ADMIN_PASSWORD"]
         )
-        yield StackSession(stack, api, secrets_env, state, up_seconds, script_env)
+        with mlflow_login(secrets_env):
+            yield StackSession(stack, api, secrets_env, state, up_seconds, script_env)
     finally:
         stack = Stack.load(state, root / ".env")
         before = [s.name for s in stack.supervisor.sessions() if s.members()]
