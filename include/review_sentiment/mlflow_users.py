@@ -4,12 +4,12 @@
 
 MLflow runs its basic-auth app (``mlflow server --app-name=basic-auth``): every logged-in user
 reads, and only the admin and the users granted more write. As the admin
-(``MLFLOW_ADMIN_USERNAME`` / ``MLFLOW_ADMIN_PASSWORD``), through the auth app's REST API on
-``MLFLOW_TRACKING_URI``, this creates the service user ``MLFLOW_SERVICE_USERNAME`` if it is
-missing, sets its password to ``MLFLOW_SERVICE_PASSWORD`` when that no longer logs in, and grants
-it MANAGE on every experiment and every registered model (the ``*`` grants of MLflow's
-permissions: those made before auth was switched on, and those anyone makes later). Running it
-again changes nothing.
+(``MLFLOW_ADMIN_USERNAME`` / ``MLFLOW_ADMIN_PASSWORD``), through MLflow's own auth client
+(:class:`mlflow.server.auth.client.AuthServiceClient`) on ``MLFLOW_TRACKING_URI``, this creates
+the service user ``MLFLOW_SERVICE_USERNAME`` if it is missing, sets its password to
+``MLFLOW_SERVICE_PASSWORD`` when that no longer logs in, and grants it MANAGE on every experiment
+and every registered model (the ``*`` grants of MLflow's permissions: those made before auth was
+switched on, and those anyone makes later). Running it again changes nothing.
 
 Exit codes: 0 done, 2 bad settings (retrying cannot help), 1 MLflow refused or could not be
 reached; on failure one line on stderr says why.
@@ -17,16 +17,26 @@ reached; on failure one line on stderr says why.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from mlflow.exceptions import MlflowException
+from mlflow.utils.rest_utils import MlflowHostCreds, http_request, verify_rest_response
+
+# The auth client's package is MLflow's server, whose FastAPI part warns on import that a Starlette
+# module is deprecated: noise on this job's stderr, where one line must say what went wrong.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
+    from mlflow.server.auth.client import AuthServiceClient
+    from mlflow.server.auth.routes import GET_CURRENT_USER
+
+if TYPE_CHECKING:
+    import requests
 
 # What the tasks need: write (and manage) every experiment and registered model.
 GRANTS: tuple[tuple[str, str, str], ...] = (
@@ -35,8 +45,9 @@ GRANTS: tuple[tuple[str, str, str], ...] = (
 )
 MIN_PASSWORD_LENGTH = 12  # MLflow refuses shorter user passwords
 EXIT_BAD_SETTINGS, EXIT_MLFLOW = 2, 1
-USERS = "/api/2.0/mlflow/users"
-PERMISSIONS = "/api/3.0/mlflow/users/permissions"
+# The job runs once MLflow is healthy: a short retry covers a blip, not an outage (MLflow's
+# defaults, 7 retries with backoff, would hold a failing start for minutes).
+MAX_RETRIES, BACKOFF_FACTOR, TIMEOUT_SECONDS = 2, 1, 30
 
 
 class SettingsError(ValueError):
@@ -44,7 +55,16 @@ class SettingsError(ValueError):
 
 
 class MlflowAuthError(RuntimeError):
-    """MLflow refused a request of the auth API, or could not be reached."""
+    """MLflow refused a request of the auth API, or could not be reached.
+
+    Attributes:
+        error_code: MLflow's error code (``RESOURCE_DOES_NOT_EXIST``, ...), empty when MLflow
+            gave none.
+    """
+
+    def __init__(self, message: str, error_code: str = "") -> None:
+        super().__init__(message)
+        self.error_code = error_code
 
 
 @dataclass(frozen=True)
@@ -54,9 +74,9 @@ class Login:
     username: str
     password: str
 
-    def header(self) -> str:
-        """The HTTP basic ``Authorization`` header value."""
-        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+    def host_creds(self, tracking_uri: str) -> MlflowHostCreds:
+        """This login on the server at ``tracking_uri``, as MLflow's REST helpers take it."""
+        return MlflowHostCreds(tracking_uri, username=self.username, password=self.password)
 
 
 @dataclass(frozen=True)
@@ -98,85 +118,98 @@ class UserSettings:
         return cls(uri, admin, service)
 
 
-def grants_to_make(rows: Sequence[Mapping[str, Any]]) -> list[tuple[tuple[str, str, str], bool]]:
-    """Which of :data:`GRANTS` a user's permission rows lack.
+def grants_to_make(effective: Mapping[tuple[str, str], str]) -> list[tuple[str, str, str]]:
+    """Which of :data:`GRANTS` the service user lacks.
 
     Args:
-        rows: The user's grants, as ``GET /api/3.0/mlflow/users/permissions/list`` lists them
-            (``resource_type``, ``resource_pattern``, ``permission``).
+        effective: The user's effective permission per (resource type, pattern), as MLflow's
+            ``get_user_permission`` resolves it (no grant resolves to ``default_permission``).
 
     Returns:
-        Each missing grant with True when a different permission on the same resources must be
-        revoked first (MLflow refuses a second grant there).
+        The grants whose permission the user does not have.
     """
-    held = {
-        (str(row.get("resource_type")), str(row.get("resource_pattern"))): row.get("permission")
-        for row in rows
-    }
-    return [
-        (grant, (grant[0], grant[1]) in held)
-        for grant in GRANTS
-        if held.get((grant[0], grant[1])) != grant[2]
-    ]
+    return [grant for grant in GRANTS if effective.get((grant[0], grant[1])) != grant[2]]
 
 
-def error_message(status: int, body: bytes) -> str:
-    """One line from an MLflow error response: its ``message``, else the start of the body."""
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line, whitespace collapsed, at most ``limit`` characters."""
+    return " ".join(text.split())[:limit]
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception ``exc`` was raised from or while handling (``[Errno 111] ...``)."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return exc
+
+
+def send(creds: MlflowHostCreds, endpoint: str, method: str, **kwargs: Any) -> requests.Response:
+    """One request with MLflow's REST helper, whatever its HTTP status.
+
+    Raises:
+        MlflowAuthError: the server could not be reached (after :data:`MAX_RETRIES` retries).
+    """
     try:
-        message = str(json.loads(body).get("message", ""))
-    except (ValueError, AttributeError):
-        message = body.decode(errors="replace")
-    return f"HTTP {status}: " + " ".join(message.split())[:300]
+        return http_request(creds, endpoint, method, max_retries=MAX_RETRIES, backoff_factor=BACKOFF_FACTOR,
+                            timeout=TIMEOUT_SECONDS, **kwargs)  # fmt: skip
+    except MlflowException as exc:
+        # MLflow's message nests requests' and urllib3's; the socket's own error says it best.
+        reason = root_cause(exc)
+        reason = one_line(str(reason) or type(reason).__name__)
+        raise MlflowAuthError(f"cannot reach MLflow at {creds.host}: {reason}") from exc
 
 
-class AuthApi:
-    """JSON requests to an MLflow server, as one login."""
+class AdminClient(AuthServiceClient):
+    """MLflow's auth client, logged in as the given admin.
 
-    def __init__(self, base_url: str, login: Login, timeout: float = 30) -> None:
-        self.base_url, self.login, self.timeout = base_url.rstrip("/"), login, timeout
+    :class:`AuthServiceClient` takes its login from ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD``,
+    which on a task runner (or a Kubernetes pod with the sentiment-mlflow secret) name the service
+    user; this job must act as the admin whatever those say, without rewriting the process's
+    environment, so only the login and the error lines differ from the parent's ``_request``.
+    """
 
-    def call(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, login: Login | None = None
-    ) -> tuple[int, bytes]:
-        """``method path`` with a JSON body; returns (status, body) for any HTTP answer.
+    def __init__(self, tracking_uri: str, admin: Login) -> None:
+        super().__init__(tracking_uri)
+        self.admin = admin
 
-        Raises:
-            MlflowAuthError: the server could not be reached.
-        """
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Authorization": (login or self.login).header(), "Content-Type": "application/json"}
-        request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-        except OSError as exc:
-            raise MlflowAuthError(f"cannot reach MLflow at {self.base_url}: {exc}") from exc
-
-    def expect(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> bytes:
-        """As :meth:`call`, as the admin; raises unless the answer is 200."""
-        status, answer = self.call(method, path, body)
-        self.check(method, path, status, answer)
-        return answer
-
-    def check(self, method: str, path: str, status: int, answer: bytes) -> None:
-        """Raise :class:`MlflowAuthError` unless ``status`` (of an admin request) is 200."""
-        if status == 401:
+    def _request(self, endpoint: str, method: str, *, expected_status: int = 200, **kwargs: Any) -> Any:
+        response = send(self.admin.host_creds(self.tracking_uri), endpoint, method, **kwargs)
+        if response.status_code == 401:
             raise MlflowAuthError(
-                f"MLflow refused the admin login {self.login.username!r} (MLFLOW_ADMIN_USERNAME/PASSWORD "
+                f"MLflow refused the admin login {self.admin.username!r} (MLFLOW_ADMIN_USERNAME/PASSWORD "
                 "in .env; MLflow keeps the admin's first password, set on the first start of the "
                 "mlflow-auth volume)"
             )
-        if status != 200:
-            raise MlflowAuthError(f"{method} {path}: {error_message(status, answer)}")
+        try:
+            response = verify_rest_response(response, endpoint, expected_status=expected_status)
+        except MlflowException as exc:
+            raise MlflowAuthError(f"{method} {endpoint}: {one_line(exc.message)}", exc.error_code) from exc
+        return {} if response.status_code == 204 or not response.content else response.json()
+
+    def logs_in(self, login: Login) -> bool:
+        """Whether ``login`` logs in (its ``users/current`` answers 200)."""
+        return send(login.host_creds(self.tracking_uri), GET_CURRENT_USER, "GET").status_code == 200
 
 
-def ensure_service_user(api: AuthApi, service: Login) -> list[str]:
+def _grant(client: AdminClient, username: str, grant: tuple[str, str, str]) -> None:
+    """Grant ``grant``, replacing a lower grant on the same resources (MLflow refuses a second)."""
+    resource_type, pattern, permission = grant
+    try:
+        client.grant_user_permission(username, resource_type, pattern, permission)
+    except MlflowAuthError as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        client.revoke_user_permission(username, resource_type, pattern)
+        client.grant_user_permission(username, resource_type, pattern, permission)
+
+
+def ensure_service_user(client: AdminClient, service: Login) -> list[str]:
     """Make ``service`` log in to MLflow with write rights on every experiment and model.
 
     Args:
-        api: The MLflow server, as its admin.
+        client: The MLflow server, as its admin.
         service: The service user's login.
 
     Returns:
@@ -186,27 +219,24 @@ def ensure_service_user(api: AuthApi, service: Login) -> list[str]:
         MlflowAuthError: MLflow refused a request or could not be reached.
     """
     done = []
-    status, _ = api.call("GET", f"{USERS}/current", login=service)
-    if status != 200:
-        query = urllib.parse.urlencode({"username": service.username})
-        status, answer = api.call("GET", f"{USERS}/get?{query}")
-        body = {"username": service.username, "password": service.password}
-        if status == 404:
-            api.expect("POST", f"{USERS}/create", body)
+    if not client.logs_in(service):
+        try:
+            client.get_user(service.username)
+        except MlflowAuthError as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            client.create_user(service.username, service.password)
             done.append(f"created the MLflow user {service.username!r}")
-        elif status == 200:
-            api.expect("PATCH", f"{USERS}/update-password", body)
-            done.append(f"set the password of the MLflow user {service.username!r} to .env's")
         else:
-            api.check("GET", f"{USERS}/get", status, answer)
-    query = urllib.parse.urlencode({"username": service.username})
-    rows = json.loads(api.expect("GET", f"{PERMISSIONS}/list?{query}")).get("permissions", [])
-    for (resource_type, pattern, permission), replace in grants_to_make(rows):
-        target = {"username": service.username, "resource_type": resource_type, "resource_id": pattern}
-        if replace:
-            api.expect("POST", f"{PERMISSIONS}/revoke", target)
-        api.expect("POST", f"{PERMISSIONS}/grant", {**target, "permission": permission})
-        done.append(f"granted {service.username!r} {permission} on every {resource_type} ({pattern!r})")
+            client.update_user_password(service.username, service.password)
+            done.append(f"set the password of the MLflow user {service.username!r} to .env's")
+    effective = {
+        (kind, pattern): client.get_user_permission(service.username, kind, pattern).permission
+        for kind, pattern, _ in GRANTS
+    }
+    for grant in grants_to_make(effective):
+        _grant(client, service.username, grant)
+        done.append(f"granted {service.username!r} {grant[2]} on every {grant[0]} ({grant[1]!r})")
     return done
 
 
@@ -218,7 +248,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
         print(f"mlflow_users: error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     try:
-        done = ensure_service_user(AuthApi(settings.tracking_uri, settings.admin), settings.service)
+        done = ensure_service_user(AdminClient(settings.tracking_uri, settings.admin), settings.service)
     except MlflowAuthError as exc:
         print(f"mlflow_users: error: {exc}", file=sys.stderr)
         return EXIT_MLFLOW

@@ -1,9 +1,12 @@
 """review_sentiment.mlflow_users (the mlflow-init job): its settings, which grants it makes, its
-error lines and exit codes. Against a real MLflow with the auth app: tests/stack/test_mlflow_auth.py."""
+error lines and exit codes. Against a real MLflow with the auth app:
+tests/integration/test_mlflow_users_on_server.py and tests/stack/test_mlflow_auth.py."""
 
 from __future__ import annotations
 
-import base64
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -11,10 +14,12 @@ from review_sentiment import mlflow_users
 from review_sentiment.mlflow_users import (
     GRANTS,
     Login,
+    MlflowAuthError,
     SettingsError,
     UserSettings,
-    error_message,
     grants_to_make,
+    one_line,
+    root_cause,
 )
 from tests.support.servers import free_port
 
@@ -50,41 +55,51 @@ def test_bad_settings_are_named(change: dict[str, str | None], message: str) -> 
         UserSettings.from_env(env)
 
 
-def test_basic_auth_header() -> None:
-    header = Login("airflow", "p:w").header()
-    assert header.startswith("Basic ")
-    assert base64.b64decode(header.removeprefix("Basic ")) == b"airflow:p:w"
-
-
-def _row(resource_type: str, permission: str, pattern: str = "*") -> dict[str, str]:
-    return {"resource_type": resource_type, "resource_pattern": pattern, "permission": permission,
-            "role_name": "__user_2__", "workspace": "default"}  # fmt: skip
+def test_a_login_becomes_mlflow_host_creds() -> None:
+    creds = Login("airflow", "p:w").host_creds("http://mlflow:5000")
+    assert (creds.host, creds.username, creds.password) == ("http://mlflow:5000", "airflow", "p:w")
 
 
 def test_a_new_user_gets_every_grant() -> None:
-    assert grants_to_make([]) == [(grant, False) for grant in GRANTS]
+    # With no grant MLflow resolves a user's permission to default_permission (READ here).
+    assert grants_to_make({("experiment", "*"): "READ", ("registered_model", "*"): "READ"}) == list(GRANTS)
+    assert grants_to_make({}) == list(GRANTS)
     assert {grant[0] for grant in GRANTS} == {"experiment", "registered_model"}
     assert all(grant[1:] == ("*", "MANAGE") for grant in GRANTS)
 
 
 def test_grants_in_place_are_left_alone() -> None:
-    assert grants_to_make([_row("experiment", "MANAGE"), _row("registered_model", "MANAGE")]) == []
+    assert grants_to_make({("experiment", "*"): "MANAGE", ("registered_model", "*"): "MANAGE"}) == []
 
 
-def test_a_lower_grant_is_replaced_and_grants_on_one_resource_do_not_count() -> None:
-    rows = [
-        _row("experiment", "READ"),
-        _row("registered_model", "MANAGE", pattern="customer-sentiment-analysis"),
-    ]
-    assert grants_to_make(rows) == [(GRANTS[0], True), (GRANTS[1], False)]
+def test_a_lower_or_denied_grant_is_made_again() -> None:
+    effective = {("experiment", "*"): "EDIT", ("registered_model", "*"): "DENY"}
+    assert grants_to_make(effective) == list(GRANTS)
+    assert grants_to_make({("experiment", "*"): "MANAGE", ("registered_model", "*"): "EDIT"}) == [GRANTS[1]]
 
 
-def test_error_message_is_one_line() -> None:
-    body = (
-        b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "Password must be\\n at least 12 characters."}'
+def test_one_line() -> None:
+    assert one_line("INVALID_PARAMETER_VALUE: Password must be\n  at least 12.") == (
+        "INVALID_PARAMETER_VALUE: Password must be at least 12."
     )
-    assert error_message(400, body) == "HTTP 400: Password must be at least 12 characters."
-    assert error_message(403, b"Permission denied") == "HTTP 403: Permission denied"
+    assert len(one_line("x " * 500)) == 300
+
+
+def _chained() -> MlflowAuthError:
+    """An error raised from a socket error, as MLflow wraps requests' wrapping of urllib3's."""
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except OSError as exc:
+            raise MlflowAuthError("API request failed with exception HTTPConnectionPool(...)") from exc
+    except MlflowAuthError as outer:
+        return outer
+
+
+def test_root_cause_is_the_innermost_error() -> None:
+    assert str(root_cause(_chained())) == "[Errno 111] Connection refused"
+    alone = ValueError("alone")
+    assert root_cause(alone) is alone
 
 
 def test_bad_settings_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,5 +113,19 @@ def test_an_unreachable_mlflow_exits_1_with_one_line(capsys: pytest.CaptureFixtu
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     assert mlflow_users.main({**ENV, "MLFLOW_TRACKING_URI": url}) == mlflow_users.EXIT_MLFLOW
     err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert err.startswith(f"mlflow_users: error: cannot reach MLflow at {url}")
+    assert err == f"mlflow_users: error: cannot reach MLflow at {url}: [Errno 111] Connection refused\n"
+
+
+def test_the_command_writes_one_line_on_stderr() -> None:
+    """``python -m`` as compose runs it: importing MLflow's auth client adds no warning to stderr."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "review_sentiment.mlflow_users"],
+        env={**env, **ENV, "MLFLOW_ADMIN_PASSWORD": ""},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == mlflow_users.EXIT_BAD_SETTINGS
+    assert result.stderr == (
+        "mlflow_users: error: MLFLOW_ADMIN_PASSWORD unset or empty (deploy/gen-secrets.sh --add-missing)\n"
+    )
+    assert result.stdout == ""

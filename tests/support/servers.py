@@ -145,6 +145,10 @@ class MlflowServer:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sentiment-mlflow-")))
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    # More of `mlflow server`'s options (e.g. --app-name basic-auth) and environment; the server
+    # runs in `root`, where relative sqlite URIs put their files.
+    extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -160,8 +164,9 @@ class MlflowServer:
             self.process = subprocess.Popen(
                 [str(mlflow_bin), "server", "--backend-store-uri", self.backend_uri, "--serve-artifacts",
                  "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
-                 "--port", str(self.port), "--workers", "1"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                 "--port", str(self.port), "--workers", "1", *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root,
+                env={**os.environ, **self.env},
             )  # fmt: skip
         _wait_for(self.healthy, timeout, "mlflow server", self.log)
         return self
